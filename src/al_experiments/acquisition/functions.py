@@ -1,0 +1,178 @@
+"""Score functions for acquisition: pure numpy/scipy math on predictive samples.
+
+Every function takes ``probs`` of shape ``(N, T, C)``: for each of N pool points, T stochastic
+softmax outputs (MC-dropout passes, ensemble members, ...) over C classes. A deterministic model
+passes ``T = 1``. Each returns a float64 vector ``(N,)`` where **higher means more worth
+labelling**.
+
+Differences from tf_al 0.1.1 (on purpose):
+
+* tf_al computes ``p * log(p + 0.001)``. The epsilon biases every entropy downwards (by up to
+  about ``0.001 * C`` nats) and makes the maximum entropy slightly less than ``log C``. Here we use
+  ``scipy.special.entr`` (``-x log x`` with ``0 log 0 = 0``), which is exact and needs no offset.
+* tf_al's ``max_var_ratio`` is ``1 - max_c pbar_c`` (least confidence on the MC mean), not Gal's
+  variation ratio. We keep that meaning under that name, and add ``variation_ratio`` for Gal's
+  ``1 - mode count / T``.
+* tf_al drops the sample axis when ``sample_size=1`` (bug B7); here the sample axis is required.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import ArrayLike
+from scipy.special import entr
+
+__all__ = [
+    "check_probs",
+    "max_entropy",
+    "bald",
+    "max_var_ratio",
+    "std_mean",
+    "variation_ratio",
+    "margin",
+    "least_confidence",
+]
+
+# Softmax outputs computed in float32 can stray a hair outside [0, 1]; anything further out is
+# not a probability (most likely logits were passed), so reject it instead of scoring garbage.
+_RANGE_TOL = 1e-6
+
+_SHAPE_HINT = "query functions need predictive samples of shape (N, T, C)"
+
+
+def check_probs(probs: ArrayLike) -> np.ndarray:
+    """Validate predictive samples and return them as a float64 array of shape ``(N, T, C)``.
+
+    Raises ``ValueError`` (one sentence naming the problem and the fix) when ``probs`` is not a
+    3-D numeric array with ``T >= 1`` and ``C >= 1``, contains NaN/inf, or holds values outside
+    ``[0, 1]``. Values within 1e-6 of the interval are clipped into it. Rows are not required to
+    sum to 1, so callers may pass e.g. a single sigmoid column (C=1); for binary problems, prefer
+    two columns ``[1 - p, p]`` so that entropies mean what they should.
+    """
+    try:
+        arr = np.asarray(probs, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(
+            f"{_SHAPE_HINT}; got an object numpy cannot turn into a float array "
+            f"({type(probs).__name__}: {exc}): pass a numeric array of softmax outputs."
+        ) from None
+
+    if arr.ndim == 2:
+        raise ValueError(
+            f"{_SHAPE_HINT}; got shape (N, C) = {arr.shape}: keep the sample axis, use T=1 for "
+            "a deterministic model (e.g. probs[:, None, :])."
+        )
+    if arr.ndim != 3:
+        raise ValueError(
+            f"{_SHAPE_HINT}; got a {arr.ndim}-D array of shape {arr.shape}: reshape it to "
+            "(points, samples, classes), e.g. squeeze extra singleton axes or merge sample axes."
+        )
+    n, t, c = arr.shape
+    if t < 1:
+        raise ValueError(
+            f"{_SHAPE_HINT}; got shape {arr.shape} with T=0 samples: draw at least one sample "
+            "per point (T=1 for a deterministic model)."
+        )
+    if c < 1:
+        raise ValueError(
+            f"{_SHAPE_HINT}; got shape {arr.shape} with C=0 classes: pass the model's class "
+            "probabilities as the last axis."
+        )
+    if arr.size == 0:
+        return arr
+
+    finite = np.isfinite(arr)
+    if not finite.all():
+        bad = int(arr.size - np.count_nonzero(finite))
+        raise ValueError(
+            f"the model produced non-finite probabilities ({bad} NaN/inf entries in an array "
+            f"of shape {arr.shape}): check training for a diverged (NaN) loss and pass softmax "
+            "outputs, not logits."
+        )
+    lo, hi = float(arr.min()), float(arr.max())
+    if lo < -_RANGE_TOL or hi > 1.0 + _RANGE_TOL:
+        raise ValueError(
+            f"query functions need probabilities in [0, 1]; got values in [{lo:.4g}, {hi:.4g}] "
+            f"in an array of shape {arr.shape}: apply softmax to the model outputs (these look "
+            "like logits)."
+        )
+    if lo < 0.0 or hi > 1.0:
+        # Only round-off reaches here; clip on a copy so the caller's array is left alone.
+        arr = np.clip(arr, 0.0, 1.0)
+    return arr
+
+
+def _entropy(p: np.ndarray) -> np.ndarray:
+    """Shannon entropy (nats) over the last axis, with 0 log 0 = 0."""
+    return entr(p).sum(axis=-1)
+
+
+def max_entropy(probs: ArrayLike) -> np.ndarray:
+    """Predictive entropy ``H[pbar] = -sum_c pbar_c log pbar_c`` with ``pbar`` the mean over T."""
+    p = check_probs(probs)
+    return _entropy(p.mean(axis=1))
+
+
+def bald(probs: ArrayLike) -> np.ndarray:
+    """BALD: mutual information ``H[pbar] - mean_t H[p_t]`` between prediction and weights.
+
+    Mathematically >= 0 (entropy is concave); clipped at 0 so round-off never yields tiny
+    negative scores. It is exactly 0 for T=1 or when all samples agree.
+    """
+    p = check_probs(probs)
+    mi = _entropy(p.mean(axis=1)) - _entropy(p).mean(axis=1)
+    return np.maximum(mi, 0.0)
+
+
+def max_var_ratio(probs: ArrayLike) -> np.ndarray:
+    """tf_al's ``max_var_ratio``: ``1 - max_c pbar_c`` (least confidence of the MC mean).
+
+    Not Gal's variation ratio; see :func:`variation_ratio` for that.
+    """
+    p = check_probs(probs)
+    return 1.0 - p.mean(axis=1).max(axis=-1)
+
+
+def std_mean(probs: ArrayLike) -> np.ndarray:
+    """Mean over classes of the population standard deviation (ddof=0) over samples."""
+    p = check_probs(probs)
+    return p.std(axis=1, ddof=0).mean(axis=-1)
+
+
+def variation_ratio(probs: ArrayLike) -> np.ndarray:
+    """Gal et al.'s variation ratio: ``1 - (count of the modal class among T argmax labels) / T``.
+
+    Each sample votes for its argmax class; ties within one sample go to the lowest class
+    index (``np.argmax``). Lies in ``[0, 1 - 1/C]``.
+    """
+    p = check_probs(probs)
+    n, t, c = p.shape
+    votes = p.argmax(axis=-1)  # (N, T)
+    # One flat bincount over (point, class) pairs counts votes for all points at once.
+    flat = (np.arange(n)[:, None] * c + votes).ravel()
+    counts = np.bincount(flat, minlength=n * c).reshape(n, c)
+    return 1.0 - counts.max(axis=-1) / t
+
+
+def margin(probs: ArrayLike) -> np.ndarray:
+    """Margin score ``1 - (pbar_top1 - pbar_top2)``: higher means a smaller margin.
+
+    Needs at least two classes; with C == 1 there is no runner-up, so it raises ``ValueError``.
+    """
+    p = check_probs(probs)
+    c = p.shape[-1]
+    if c < 2:
+        raise ValueError(
+            f"margin needs at least two classes; got probabilities of shape {p.shape} (C=1): "
+            "pass two columns [1 - p, p] for a binary model."
+        )
+    pbar = p.mean(axis=1)
+    # Partial sort: the two largest end up in the last two slots, largest last.
+    top2 = np.partition(pbar, c - 2, axis=-1)[:, -2:]
+    return 1.0 - (top2[:, 1] - top2[:, 0])
+
+
+def least_confidence(probs: ArrayLike) -> np.ndarray:
+    """Least confidence ``1 - max_c pbar_c`` (same number as :func:`max_var_ratio`)."""
+    p = check_probs(probs)
+    return 1.0 - p.mean(axis=1).max(axis=-1)

@@ -1,0 +1,251 @@
+"""``ActiveLearningLoop``: fit -> query -> annotate -> evaluate, one round per iteration.
+
+The loop knows nothing of Hydra, MLflow or files: it yields one result per round and sinks (an
+``ExperimentSuitMetrics``, an MLflow logger, a progress bar) consume them.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from typing import Any, Callable, Iterator
+
+import numpy as np
+
+from al_experiments.acquisition.acquisition_function import AcquisitionFunction
+from al_experiments.dataset import Dataset
+from al_experiments.oracle import Oracle
+from al_experiments.pool import Pool
+from al_experiments.utils.seeding import round_rng
+from al_experiments.validation import check_labels
+
+log = logging.getLogger(__name__)
+
+Row = dict[str, Any]
+
+
+class ActiveLearningLoop:
+    """Creates an active-learning loop over ``dataset`` with ``model`` and ``query_fn``.
+
+    Iterating gives tf_al's step dict per round (``train, train_time, query_time, optim,
+    optim_time, eval, eval_time, indices_selected``); ``len(loop)`` is the number of rounds, so
+    ``for step in tqdm(loop)`` is a real progress bar. ``run()`` returns the full history.
+
+    Args:
+        model: A wrapped model (``wrapper.Model``, ``wrapper.McDropout``, or any object with
+            ``reset``, ``fit``, ``evaluate`` and ``get_query_fn``).
+        dataset: The ``Dataset``.
+        query_fn: A query function name or an ``AcquisitionFunction``.
+        step_size: Points labelled per round.
+        max_rounds: Rounds to run; None runs until the pool is empty.
+        pseudo: Take labels from the dataset's targets (True) or ask the oracle's callback.
+        verbose: Log each round.
+        oracle: An ``Oracle`` or a ``callback(pool, indices)`` that labels points (pseudo=False).
+        seed: Seed of the loop's per-round randomness; by default drawn from NumPy's global
+            RNG, so ``np.random.seed`` makes a loop reproducible as in tf_al.
+    """
+
+    def __init__(
+        self,
+        model: Any,
+        dataset: Dataset,
+        query_fn: str | AcquisitionFunction,
+        step_size: int = 1,
+        max_rounds: int | None = None,
+        pseudo: bool = True,
+        verbose: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        oracle = kwargs.pop("oracle", None)
+        seed = kwargs.pop("seed", None)
+        if kwargs:
+            log.debug("ActiveLearningLoop ignores unknown arguments %s", sorted(kwargs))
+        if not isinstance(step_size, (int, np.integer)) or isinstance(step_size, bool) or step_size < 1:
+            raise ValueError(f"step_size must be a whole number >= 1, got {step_size!r}.")
+        if max_rounds is not None and (not isinstance(max_rounds, (int, np.integer)) or max_rounds < 0):
+            raise ValueError(f"max_rounds must be a whole number >= 0 or None, got {max_rounds!r}.")
+        if isinstance(query_fn, (list, tuple)):
+            raise ValueError("ActiveLearningLoop runs one query function; use ExperimentSuit for several.")
+        self.query_fn = query_fn if isinstance(query_fn, AcquisitionFunction) else AcquisitionFunction(query_fn)
+        self.model = model
+        self.dataset = dataset
+        self.step_size = int(step_size)
+        self.max_rounds = None if max_rounds is None else int(max_rounds)
+        self.pseudo = bool(pseudo)
+        self.verbose = verbose
+        self.seed = int(np.random.randint(0, 2**31 - 1)) if seed is None else int(seed)
+        if hasattr(model, "set_seed"):
+            model.set_seed(self.seed)
+        self._check_labels()
+
+        if isinstance(oracle, Oracle):
+            self.oracle = oracle
+        else:
+            self.oracle = Oracle(callback=oracle, pseudo_mode=self.pseudo)
+        targets = dataset.get_train_targets() if self.pseudo else None
+        self.pool = Pool(dataset.get_train_inputs(), targets)
+        init = dataset.get_init_indices()
+        init_rng = round_rng(self.seed, 0, "init")
+        if init is not None:
+            self.oracle.init(self.pool, init, rng=init_rng)
+        elif dataset.get_init_size() > 0:
+            self.oracle.init(self.pool, dataset.get_init_size(), rng=init_rng)
+        self.initial_indices = self.pool.get_labeled_indices()
+        self.query_config = model.get_config_for("query") if hasattr(model, "get_config_for") else {}
+        self.query_config.pop("step_size", None)
+        self._total_rounds = self._count_rounds()
+        self.i = 0
+        self.history: list[Row] = []
+
+    def _check_labels(self) -> None:
+        outputs = getattr(self.model, "num_outputs", None)
+        if outputs is None:
+            return
+        n = outputs()
+        classes = 2 if n == 1 else n
+        for name, (_, y) in (("Train", self.dataset.get_train_split()), ("Test", self.dataset.get_test_split()),
+                             ("Validation", self.dataset.get_eval_split())):
+            if y is not None:
+                check_labels(name, y, classes)
+
+    def _count_rounds(self) -> int:
+        rounds = math.ceil(self.pool.get_length_unlabeled() / self.step_size)
+        return rounds if self.max_rounds is None else min(rounds, self.max_rounds)
+
+    # ---------------------------------------------------------------- iteration
+    def __len__(self) -> int:
+        return self._total_rounds
+
+    def __iter__(self) -> "ActiveLearningLoop":
+        # Like tf_al, iterating again continues from the current labelling (the pool is kept).
+        return self
+
+    def has_next(self) -> bool:
+        return self.i < self._total_rounds and self.pool.has_unlabeled()
+
+    def is_done(self) -> bool:
+        return not self.has_next()
+
+    def __next__(self) -> Row:
+        if not self.has_next():
+            raise StopIteration
+        return self._round()
+
+    def step(self) -> Row:
+        """Perform one round."""
+        return next(self)
+
+    def _round(self) -> Row:
+        round_index = self.i + 1
+        model, pool, dataset = self.model, self.pool, self.dataset
+        _reset(model, pool, dataset, round_index)
+
+        train = train_time = None
+        if pool.has_labeled():
+            labelled = pool.get_labeled_indices()
+            (history, train_time) = _timed(
+                model.fit, pool.get_inputs_by(labelled), pool.get_targets_by(labelled), verbose=False
+            )
+            train = dict(getattr(history, "history", history) or {})
+
+        optim = optim_time = None
+        if dataset.has_eval_set() and hasattr(model, "optimize"):
+            optim, optim_time = _timed(model.optimize, *dataset.get_eval_split())
+
+        rng = round_rng(self.seed, round_index, "query")
+        (indices, _scores), query_time = _timed(
+            self.query_fn, model, pool, step_size=self.step_size, rng=rng, **self.query_config
+        )
+        self.oracle.annotate(pool, indices)
+
+        evaluation = eval_time = None
+        if dataset.has_test_set():
+            evaluation, eval_time = _timed(
+                model.evaluate, *dataset.get_test_split(), **(model.get_config_for("eval")
+                                                              if hasattr(model, "get_config_for") else {})
+            )
+        self.i += 1
+        step = {
+            "train": train,
+            "train_time": train_time,
+            "query_time": query_time,
+            "optim": optim,
+            "optim_time": optim_time,
+            "eval": evaluation,
+            "eval_time": eval_time,
+            "indices_selected": [int(i) for i in indices],
+        }
+        if self.verbose:
+            log.info("round %d: %s", round_index, {k: v for k, v in step.items() if k != "indices_selected"})
+        return step
+
+    def rounds(self) -> Iterator[Row]:
+        """Run the remaining rounds, yielding each step dict with tf_al's three run() columns:
+        ``iteration`` (1-based), ``labeled_pool_size`` (the training-set size of that round)
+        and ``unlabeled_pool_size`` (after annotation)."""
+        while self.has_next():
+            labelled_before = self.pool.get_length_labeled()
+            step = next(self)
+            step["iteration"] = self.i
+            step["labeled_pool_size"] = labelled_before
+            step["unlabeled_pool_size"] = self.pool.get_length_unlabeled()
+            self.history.append(step)
+            yield step
+
+    def run(self, experiment_name: str | None = None, metrics_handler: Any = None,
+            progress: bool | None = None) -> list[Row]:
+        """Run until done; write each round through ``metrics_handler``; return the history."""
+        name = experiment_name or self.get_experiment_name()
+        if metrics_handler is not None and hasattr(metrics_handler, "add_experiment_meta"):
+            metrics_handler.add_experiment_meta(
+                name, self.get_model_name(), self.get_query_fn_name(), self.collect_meta_params()
+            )
+        from tqdm.auto import tqdm
+
+        # disable=None turns the bar off where stdout is not a terminal (CI, SLURM logs).
+        bar = tqdm(total=len(self) - self.i, disable=None if progress is None else not progress,
+                   desc=name, leave=False)
+        try:
+            for step in self.rounds():
+                if metrics_handler is not None:
+                    metrics_handler.write_line(name, step)
+                bar.update(1)
+        finally:
+            bar.close()
+        return self.history
+
+    # ---------------------------------------------------------------- names and meta
+    def collect_meta_params(self) -> dict[str, Any]:
+        """Meta information for ``.meta.json``: rounds, step size, actual initial set."""
+        return {
+            "iterations": len(self),
+            "step_size": self.step_size,
+            "initial_size": int(len(self.initial_indices)),
+            "initial_indices": [int(i) for i in self.initial_indices],
+        }
+
+    def get_model_name(self) -> str:
+        getter = getattr(self.model, "get_model_name", None)
+        return (getter() if getter else type(self.model).__name__).lower()
+
+    def get_query_fn_name(self) -> str:
+        return self.query_fn.get_name()
+
+    def get_experiment_name(self) -> str:
+        return f"{self.get_model_name()}_{self.get_query_fn_name()}"
+
+
+def _reset(model: Any, pool: Pool, dataset: Dataset, round_index: int) -> None:
+    from al_experiments.wrapper.model import Model
+
+    if isinstance(model, Model):
+        model.reset(pool, dataset, round_index=round_index)
+    elif hasattr(model, "reset"):
+        model.reset(pool, dataset)
+
+
+def _timed(fn: Callable, *args: Any, **kwargs: Any) -> tuple[Any, float]:
+    start = time.perf_counter()
+    result = fn(*args, **kwargs)
+    return result, time.perf_counter() - start

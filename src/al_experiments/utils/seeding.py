@@ -1,0 +1,37 @@
+"""Seeding: one seed drives Python, NumPy and TensorFlow; per-round randomness is derived.
+
+Per-round generators come from ``(seed, round, purpose)`` rather than from a global stream, so
+the same round draws the same numbers however the job got there (fresh or resumed).
+"""
+
+from __future__ import annotations
+
+import random
+import zlib
+
+import numpy as np
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python's ``random``, NumPy's global RNG and TensorFlow/Keras (if importable)."""
+    seed = int(seed)
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    try:
+        import keras
+    except ImportError:  # pragma: no cover - TensorFlow is a dependency
+        return
+    keras.utils.set_random_seed(seed % 2**32)
+
+
+def derive_seed(seed: int, *keys: int | str) -> int:
+    """A 31-bit seed derived deterministically from ``seed`` and ``keys``."""
+    words = [int(seed) % 2**32]
+    for key in keys:
+        words.append(zlib.crc32(key.encode()) if isinstance(key, str) else int(key) % 2**32)
+    return int(np.random.SeedSequence(words).generate_state(1)[0] % 2**31)
+
+
+def round_rng(seed: int, round_index: int, purpose: str) -> np.random.Generator:
+    """The generator for one purpose (``"query"``, ``"fit"``, ...) in one round."""
+    return np.random.default_rng(derive_seed(seed, round_index, purpose))

@@ -1,0 +1,87 @@
+"""Input checks shared by the pool, the dataset and the loop: one clear sentence per problem."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+
+def as_index_array(indices: Any, length: int) -> np.ndarray:
+    """``indices`` as a 1-D int64 array of valid positions in ``range(length)``."""
+    idx = np.asarray(indices)
+    if idx.ndim == 0:
+        idx = idx.reshape(1)
+    if idx.size == 0:
+        return np.empty(0, dtype=np.int64)
+    if idx.dtype.kind not in "iu":
+        if idx.dtype.kind == "f" and np.all(np.mod(idx, 1) == 0):
+            idx = idx.astype(np.int64)
+        else:
+            raise ValueError(f"Indices must be integers, got dtype {idx.dtype}.")
+    if idx.ndim != 1:
+        raise ValueError(f"Indices must be a 1-D list, got shape {idx.shape}.")
+    if idx.min() < 0 or idx.max() >= length:
+        raise IndexError(
+            f"Index out of range: indices must lie in [0, {length - 1}], got {idx.min()}..{idx.max()}."
+        )
+    return idx.astype(np.int64, copy=False)
+
+
+def class_labels(targets: np.ndarray) -> np.ndarray | None:
+    """Integer class labels from integer or one-hot targets; None for regression targets."""
+    targets = np.asarray(targets)
+    if targets.ndim == 2 and targets.shape[1] > 1:
+        return np.argmax(targets, axis=1)
+    flat = targets.reshape(len(targets), -1)
+    if flat.shape[1] != 1:
+        return None
+    flat = flat[:, 0]
+    if flat.dtype.kind in "iub":
+        return flat.astype(np.int64)
+    if flat.dtype.kind == "f" and np.all(np.isfinite(flat)) and np.all(np.mod(flat, 1) == 0):
+        return flat.astype(np.int64)
+    return None
+
+
+def check_finite(name: str, array: Any) -> None:
+    """Raise if a float array holds NaN or infinite values."""
+    arr = np.asarray(array)
+    if arr.dtype.kind in "fc" and not np.isfinite(arr).all():
+        bad = int(np.size(arr) - np.isfinite(arr).sum())
+        raise ValueError(
+            f"{name} contain {bad} NaN or infinite value(s); clean or impute them before the experiment."
+        )
+
+
+def check_pair(name: str, inputs: Any, targets: Any) -> None:
+    """Inputs and targets of one split: same length, finite values."""
+    if len(inputs) != len(targets):
+        raise ValueError(
+            f"{name} inputs and targets differ in length ({len(inputs)} vs {len(targets)}); "
+            "pass one target per input."
+        )
+    check_finite(f"{name} inputs", inputs)
+    check_finite(f"{name} targets", targets)
+
+
+def check_labels(name: str, targets: Any, num_classes: int | None) -> None:
+    """Class labels must lie in ``[0, num_classes)``; one-hot rows must have ``num_classes`` columns."""
+    if num_classes is None:
+        return
+    targets = np.asarray(targets)
+    if targets.ndim == 2 and targets.shape[1] > 1:
+        if targets.shape[1] != num_classes:
+            raise ValueError(
+                f"{name} targets are one-hot with {targets.shape[1]} columns but the model has "
+                f"{num_classes} outputs."
+            )
+        return
+    labels = class_labels(targets)
+    if labels is None:
+        return
+    if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
+        raise ValueError(
+            f"{name} targets hold labels {labels.min()}..{labels.max()}, outside the model's "
+            f"{num_classes} classes [0, {num_classes - 1}]; remap the labels or change the output layer."
+        )

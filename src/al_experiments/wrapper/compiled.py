@@ -1,0 +1,209 @@
+"""The two hot loops as compiled TensorFlow functions.
+
+* ``Trainer``: all epochs of minibatch training over the in-memory labelled set in one graph
+  call (no per-epoch ``fit`` machinery, which dominates on a few dozen points).
+* ``Sampler``: T stochastic forward passes over a chunk of inputs in one graph call, by tiling the
+  chunk T times along the batch axis (dropout masks are drawn per element, so the copies are
+  independent samples); BatchNormalization stays in inference mode.
+
+Both take inputs of any batch length through a ``None`` batch dimension, so a growing labelled
+set or a shrinking pool does not retrace.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import numpy as np
+
+from al_experiments.utils.tf_import import import_tensorflow
+
+tf = import_tensorflow()
+from al_experiments.wrapper.keras_metrics import is_accuracy, metric_name
+
+# Rows (inputs x samples) per forward pass when the caller gives no chunk size: large enough to
+# keep the cores busy, small enough to bound memory (a 28x28 CNN at 8192 rows needs ~1 GB).
+DEFAULT_ROWS_PER_PASS = 8192
+
+
+def _batch_norm_layers(model) -> list:
+    import keras
+
+    return [layer for layer in model._flatten_layers() if isinstance(layer, keras.layers.BatchNormalization)]
+
+
+class Sampler:
+    """Compiled predictive sampling of a Keras model."""
+
+    def __init__(self, model, stochastic: bool, softmax_outputs: bool = False) -> None:
+        self._model = model
+        self._stochastic = stochastic
+        self._softmax = softmax_outputs
+        spec = tf.TensorSpec([None, *model.inputs[0].shape[1:]], model.inputs[0].dtype) if getattr(
+            model, "inputs", None) else None
+        self._spec = spec
+        self._fns: dict[int, Callable] = {}
+
+    def _function(self, samples: int) -> Callable:
+        fn = self._fns.get(samples)
+        if fn is not None:
+            return fn
+        model, stochastic, softmax = self._model, self._stochastic, self._softmax
+        bn_layers = _batch_norm_layers(model)
+
+        def forward(x):
+            n = tf.shape(x)[0]
+            if stochastic:
+                tiled = tf.tile(x, tf.concat([[samples], tf.ones(tf.rank(x) - 1, tf.int32)], 0))
+                out = model(tiled, training=True)
+            else:
+                out = model(x, training=False)
+            out = tf.cast(out, tf.float32)
+            if softmax:
+                out = tf.nn.softmax(out, axis=-1)
+            if stochastic:
+                out = tf.reshape(out, tf.concat([[samples, n], tf.shape(out)[1:]], 0))
+                out = tf.transpose(out, tf.concat([[1, 0], tf.range(2, tf.rank(out))], 0))
+            else:
+                out = tf.expand_dims(out, 1)
+            return out
+
+        compiled = tf.function(forward, input_signature=[self._spec]) if self._spec is not None else tf.function(
+            forward, reduce_retracing=True)
+
+        def call(x):
+            # Freeze BatchNormalization while tracing: with trainable=False, Keras 3 runs it in
+            # inference mode even under training=True, so only dropout is stochastic and the
+            # moving statistics are never touched (tf_al bug B18).
+            previous = [layer.trainable for layer in bn_layers]
+            for layer in bn_layers:
+                layer.trainable = False
+            try:
+                return compiled(x)
+            finally:
+                for layer, flag in zip(bn_layers, previous):
+                    layer.trainable = flag
+
+        self._fns[samples] = call
+        return call
+
+    def chunk_size(self, samples: int, batch_size: int | None) -> int:
+        if batch_size is not None:
+            if batch_size < 1:
+                raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
+            return int(batch_size)
+        return max(1, DEFAULT_ROWS_PER_PASS // max(1, samples if self._stochastic else 1))
+
+    def chunks(self, inputs: Any, samples: int, batch_size: int | None = None):
+        """Yield ``(start, stop, probs)`` per chunk, probs of shape ``(stop - start, T, C)``."""
+        if samples < 1:
+            raise ValueError(f"sample_size must be >= 1, got {samples}.")
+        fn = self._function(samples if self._stochastic else 1)
+        size = self.chunk_size(samples, batch_size)
+        n = len(inputs)
+        for start in range(0, n, size):
+            stop = min(n, start + size)
+            out = fn(np.asarray(inputs[start:stop], dtype=self._dtype()))
+            out = out.numpy()
+            if not self._stochastic and samples > 1:
+                out = np.repeat(out, samples, axis=1)
+            yield start, stop, out
+
+    def _dtype(self):
+        if self._spec is not None:
+            return self._spec.dtype.as_numpy_dtype
+        return np.float32
+
+    def sample(self, inputs: Any, samples: int, batch_size: int | None = None) -> np.ndarray:
+        parts = [out for _, _, out in self.chunks(inputs, samples, batch_size)]
+        if not parts:
+            return np.zeros((0, samples, int(self._model.outputs[0].shape[-1])), dtype=np.float32)
+        return np.concatenate(parts, axis=0)
+
+
+class Trainer:
+    """Minibatch training of all epochs in one compiled call.
+
+    Matches ``Model.fit`` in distribution: the labelled set is reshuffled every epoch, the
+    last batch may be smaller, regularisation losses are added, and the per-epoch mean loss and
+    accuracy-type metrics are returned as a ``History``-like dict.
+    """
+
+    def __init__(self, model, loss: Any, metrics: list[Any]) -> None:
+        import keras
+
+        self._model = model
+        self._loss_fn = keras.losses.get(loss) if isinstance(loss, str) else loss
+        self.metric_names = [metric_name(m) for m in metrics]
+        optimizer = model.optimizer
+        optimizer.build(model.trainable_variables)
+        x_spec = tf.TensorSpec([None, *model.inputs[0].shape[1:]], model.inputs[0].dtype)
+        self._x_dtype = x_spec.dtype.as_numpy_dtype
+        loss_fn = self._loss_fn
+        n_metrics = len(self.metric_names)
+        variables = model.trainable_variables
+
+        def train(x, y, epochs, batch_size, seed):
+            n = tf.shape(x)[0]
+            steps = (n + batch_size - 1) // batch_size
+            losses = tf.TensorArray(tf.float32, size=epochs)
+            accs = tf.TensorArray(tf.float32, size=epochs)
+            for epoch in tf.range(epochs):
+                order = tf.random.experimental.stateless_shuffle(tf.range(n), seed=tf.stack([seed, epoch]))
+                total_loss = tf.constant(0.0)
+                total_correct = tf.constant(0.0)
+                for step in tf.range(steps):
+                    idx = order[step * batch_size: tf.minimum(n, (step + 1) * batch_size)]
+                    xb = tf.gather(x, idx)
+                    yb = tf.gather(y, idx)
+                    with tf.GradientTape() as tape:
+                        pred = model(xb, training=True)
+                        batch_loss = tf.reduce_mean(loss_fn(yb, pred))
+                        reg = tf.add_n(model.losses) if model.losses else 0.0
+                        objective = batch_loss + reg
+                    grads = tape.gradient(objective, variables)
+                    optimizer.apply_gradients(zip(grads, variables))
+                    count = tf.cast(tf.shape(idx)[0], tf.float32)
+                    total_loss += tf.cast(batch_loss, tf.float32) * count
+                    if n_metrics:
+                        total_correct += _correct(yb, pred)
+                nf = tf.cast(n, tf.float32)
+                losses = losses.write(epoch, total_loss / nf)
+                accs = accs.write(epoch, total_correct / nf)
+            return losses.stack(), accs.stack()
+
+        self._train = tf.function(train, reduce_retracing=True)
+
+    def fit(self, x: np.ndarray, y: np.ndarray, epochs: int, batch_size: int, seed: int) -> dict[str, list[float]]:
+        if len(x) == 0:
+            raise ValueError("Cannot fit on an empty labelled set.")
+        y = np.asarray(y)
+        y = y.astype(np.float32) if y.dtype.kind == "f" else y.astype(np.int64)
+        losses, accs = self._train(
+            tf.constant(np.asarray(x, dtype=self._x_dtype)), tf.constant(y),
+            tf.constant(int(epochs), tf.int32), tf.constant(int(batch_size), tf.int32),
+            tf.constant(int(seed) % 2**31, tf.int32),
+        )
+        history = {"loss": [float(v) for v in losses.numpy()]}
+        for name in self.metric_names:
+            history[name] = [float(v) for v in accs.numpy()]
+        return history
+
+
+def _correct(y, pred):
+    """Number of correct argmax predictions in a batch (class ids or one-hot targets)."""
+    pred = tf.cast(pred, tf.float32)
+    if pred.shape[-1] == 1:
+        predicted = tf.cast(pred[:, 0] > 0.5, tf.int64)
+    else:
+        predicted = tf.argmax(pred, axis=-1)
+    if y.shape.rank == 2 and y.shape[-1] is not None and y.shape[-1] > 1:
+        truth = tf.argmax(y, axis=-1)
+    else:
+        truth = tf.cast(tf.reshape(y, [-1]), tf.int64)
+    return tf.reduce_sum(tf.cast(tf.equal(predicted, truth), tf.float32))
+
+
+def fast_path_supported(metrics: list[Any]) -> bool:
+    """The compiled trainer reports accuracy-type metrics only; others go through ``fit``."""
+    return all(is_accuracy(m) for m in metrics)

@@ -1,0 +1,341 @@
+"""``Model``: the base wrapper between a Keras network and the active-learning loop (tf_al API).
+
+The wrapper owns what a round needs from a network: reset, fit, predictive samples, evaluate.
+Its hot paths are compiled (see ``compiled.py``); anything the fast trainer does not cover
+(callbacks, validation data, sample weights, non-accuracy metrics) goes through Keras' ``fit``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import uuid
+from types import SimpleNamespace
+from typing import Any, Callable
+
+import numpy as np
+
+from al_experiments.config import Config
+from al_experiments.utils.seeding import derive_seed
+from al_experiments.utils.tf_import import import_tensorflow
+from al_experiments.wrapper.keras_metrics import (
+    class_probabilities,
+    loss_value,
+    metric_name,
+    metric_value,
+    prepare_targets,
+)
+
+log = logging.getLogger(__name__)
+
+RESET_POLICIES = ("reinit", "initial", "warm")
+# fit() keywords the compiled trainer handles itself; any other keyword means Keras' fit.
+_FAST_FIT_KEYS = {"epochs", "batch_size", "verbose", "shuffle", "x", "y"}
+
+
+class Model:
+    """Wrap a compiled-or-not Keras model for active learning.
+
+    Args:
+        model: A Keras model (Sequential, functional or subclassed) that outputs probabilities.
+        config: ``Config`` with ``fit``, ``query`` and ``eval`` sections.
+        name: Optional name, appended to the model type in experiment names.
+        model_type: Short type string, e.g. ``"mc_dropout"``.
+        checkpoint_path: Folder for ``save_weights``/``load_weights`` (default: cwd).
+        verbose: Log at debug level.
+        reset: What ``reset`` does between rounds: ``"reinit"`` (fresh random weights every round,
+            tf_al's and Gal et al.'s protocol; default), ``"initial"`` (the same initial weights
+            every round) or ``"warm"`` (keep training the current weights).
+        fast_fit: Use the compiled trainer where it applies (default True).
+        classification, is_binary: Problem kind (kept for tf_al compatibility).
+    """
+
+    def __init__(
+        self,
+        model: Any,
+        config: Config | None = None,
+        name: str | None = None,
+        model_type: str | None = None,
+        checkpoint: Any = None,
+        verbose: bool = False,
+        checkpoint_path: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        import_tensorflow()
+        if config is not None and not isinstance(config, Config):
+            raise ValueError(f"config must be an al_experiments.Config, got {type(config).__name__}.")
+        self._model = model
+        self._config = config if config is not None else Config()
+        self._name = name
+        self._model_type = model_type
+        self._verbose = verbose
+        self._checkpoint_path = checkpoint_path or os.getcwd()
+        self._classification = bool(kwargs.pop("classification", True))
+        self._is_binary = bool(kwargs.pop("is_binary", False)) and self._classification
+        reset = kwargs.pop("reset", "reinit")
+        if reset not in RESET_POLICIES:
+            raise ValueError(f"reset must be one of {', '.join(RESET_POLICIES)}; got {reset!r}.")
+        self.reset_policy = reset
+        self.fast_fit = bool(kwargs.pop("fast_fit", True))
+        self._compile_params: dict[str, Any] = {}
+        self.eval_metrics: list[Any] = []
+        self._id = uuid.uuid1()
+        self._seed = 0
+        self._round = 0
+        self._resetter = None
+        self._trainer = None
+        self._samplers: dict[bool, Any] = {}
+        if getattr(model, "optimizer", None) is not None and getattr(model, "loss", None) is not None:
+            self._remember_compile(loss=model.loss, metrics=_compiled_metrics(model))
+
+    # ------------------------------------------------------------------ naming and config
+    def __str__(self) -> str:
+        return self.get_model_name()
+
+    def get_model_name(self, prefix: bool = True) -> str:
+        if self._model_type and self._name and prefix:
+            return f"{self._model_type}_{self._name}"
+        if self._model_type:
+            return self._model_type
+        if self._name:
+            return self._name
+        return "model"
+
+    def get_config_for(self, name: str) -> dict[str, Any]:
+        """A copy of one config section (tf_al handed out the live dict, bug B19)."""
+        return self._config.section(name)
+
+    def get_config(self) -> dict[str, Any]:
+        return dict(self._config.kwargs)
+
+    def is_classification(self) -> bool:
+        return self._classification
+
+    def is_binary(self) -> bool:
+        return self._is_binary
+
+    def get_id(self) -> str:
+        return str(self._id)
+
+    def get_model(self):
+        return self._model
+
+    get_base_model = get_model
+
+    def get_metric_names(self) -> list[str]:
+        return [metric_name(m) for m in self.eval_metrics]
+
+    def num_outputs(self) -> int:
+        return int(self._model.outputs[0].shape[-1])
+
+    def set_seed(self, seed: int) -> None:
+        """Seed of this model's per-round randomness (weights, shuffling, dropout)."""
+        self._seed = int(seed)
+
+    # ------------------------------------------------------------------ compile, reset
+    def __call__(self, inputs: Any, **kwargs: Any):
+        return self._model(inputs, **kwargs)
+
+    def compile(self, *args: Any, **kwargs: Any) -> None:
+        """Compile the Keras model; ``loss`` and ``metrics`` also define what ``evaluate`` reports."""
+        if args:
+            raise ValueError("Model.compile takes keyword arguments only (optimizer=..., loss=..., metrics=...).")
+        self._model.compile(**kwargs)
+        self._remember_compile(loss=kwargs.get("loss"), metrics=list(kwargs.get("metrics") or []))
+        self._compile_params = dict(kwargs)
+
+    def _remember_compile(self, loss: Any, metrics: list[Any]) -> None:
+        self._loss = loss
+        self._metrics = metrics
+        self.eval_metrics = ([loss] if loss is not None else []) + list(metrics)
+        self._trainer = None
+        self._resetter = None
+
+    def _ensure_ready(self):
+        if getattr(self._model, "optimizer", None) is None or self._loss is None:
+            raise ValueError(
+                "The wrapped Keras model is not compiled: call wrapper.compile(optimizer=..., "
+                "loss=..., metrics=[...]) before running the loop."
+            )
+        if self._resetter is None:
+            from al_experiments.wrapper.reset import WeightResetter
+
+            self._model.optimizer.build(self._model.trainable_variables)
+            self._resetter = WeightResetter(self._model)
+            self._resetter.snapshot_optimizer()
+        return self._resetter
+
+    def reset(self, pool: Any = None, dataset: Any = None, round_index: int | None = None) -> None:
+        """Prepare the network for the next round according to ``reset_policy``.
+
+        ``reinit`` draws fresh weights seeded by (seed, round) and resets the optimizer;
+        ``initial`` restores the first weights and resets the optimizer; ``warm`` starts fresh in round 1
+        and then keeps training the same weights and optimizer state.
+        """
+        resetter = self._ensure_ready()
+        self._round = self._round + 1 if round_index is None else int(round_index)
+        if self.reset_policy == "warm" and self._round > 1:
+            return
+        if self.reset_policy in ("reinit", "warm"):
+            resetter.redraw(derive_seed(self._seed, self._round, "weights"))
+        else:
+            resetter.restore_initial()
+        resetter.reset_optimizer()
+
+    def clear_session(self) -> None:
+        """Kept for tf_al compatibility. Nothing to clear: the wrapper reuses one network."""
+
+    # ------------------------------------------------------------------ training
+    def fit(self, *args: Any, **kwargs: Any):
+        """Train on ``x, y``; returns an object with a Keras-style ``history`` dict.
+
+        The ``fit`` config section supplies defaults; explicit keyword arguments win.
+        """
+        params = {**self.get_config_for("fit"), **kwargs}
+        if args:
+            params["x"] = args[0]
+            if len(args) > 1:
+                params["y"] = args[1]
+        x, y = params.pop("x", None), params.pop("y", None)
+        if x is None or y is None:
+            raise ValueError("Model.fit needs inputs and targets: fit(x, y, ...).")
+        self._ensure_ready()
+        y = prepare_targets(y, self._loss, self.num_outputs())
+        if self.fast_fit and set(params) <= _FAST_FIT_KEYS and params.get("shuffle", True):
+            from al_experiments.wrapper.compiled import Trainer, fast_path_supported
+
+            if fast_path_supported(self._metrics):
+                if self._trainer is None:
+                    self._trainer = Trainer(self._model, self._loss, self._metrics)
+                history = self._trainer.fit(
+                    x, y, epochs=int(params.get("epochs", 1)), batch_size=int(params.get("batch_size", 32)),
+                    seed=derive_seed(self._seed, self._round, "fit"),
+                )
+                return SimpleNamespace(history=history)
+        params.setdefault("verbose", 0)
+        return self._model.fit(x, y, **params)
+
+    def optimize(self, inputs: Any, targets: Any) -> dict[str, float] | None:
+        """Hook run each round on the validation split; reports the validation metrics.
+
+        Subclasses may tune hyper-parameters here (e.g. weight decay, as Gal et al. did).
+        """
+        return self.evaluate(inputs, targets, **self.get_config_for("eval"))
+
+    # ------------------------------------------------------------------ prediction
+    def _sampler(self, stochastic: bool):
+        sampler = self._samplers.get(stochastic)
+        if sampler is None:
+            from al_experiments.wrapper.compiled import Sampler
+
+            sampler = Sampler(self._model, stochastic=stochastic, softmax_outputs=self._outputs_logits())
+            self._samplers[stochastic] = sampler
+        return sampler
+
+    def _outputs_logits(self) -> bool:
+        return bool(getattr(self._loss, "from_logits", False)) if self._loss is not None else False
+
+    def stochastic(self) -> bool:
+        """Does this wrapper draw different predictions per sample?"""
+        return False
+
+    def predictive_samples(self, inputs: Any, sample_size: int = 1, batch_size: int | None = None) -> np.ndarray:
+        """Class probabilities of shape ``(N, T, C)``: always with the sample axis (bug B7).
+
+        A deterministic model repeats its single prediction T times.
+        """
+        sampler = self._sampler(self.stochastic())
+        return class_probabilities(sampler.sample(inputs, int(sample_size), batch_size))
+
+    def sample_chunks(self, inputs: Any, sample_size: int = 1, batch_size: int | None = None):
+        """Like ``predictive_samples`` but yields ``(start, stop, probs)`` chunk by chunk."""
+        sampler = self._sampler(self.stochastic())
+        for start, stop, probs in sampler.chunks(inputs, int(sample_size), batch_size):
+            yield start, stop, class_probabilities(probs)
+
+    def predict(self, inputs: Any, **kwargs: Any) -> np.ndarray:
+        """Mean predicted class probabilities ``(N, C)``."""
+        sample_size = int(kwargs.pop("sample_size", 1))
+        batch_size = kwargs.pop("batch_size", None)
+        return self.predictive_samples(inputs, sample_size, batch_size).mean(axis=1)
+
+    def batch_prediction(self, inputs: Any, batch_size: int = 1, **kwargs: Any) -> np.ndarray:
+        return self.predict(inputs, batch_size=batch_size, **kwargs)
+
+    def evaluate(self, inputs: Any, targets: Any, **kwargs: Any) -> dict[str, float]:
+        """``{loss_name: float, metric_name: float, ...}`` on the given data."""
+        if len(inputs) != len(targets):
+            raise ValueError(
+                f"evaluate got {len(inputs)} inputs and {len(targets)} targets; pass one target per input."
+            )
+        self._ensure_ready()
+        probs = self.predict(inputs, **kwargs)
+        return self._scores(targets, probs)
+
+    def _scores(self, targets: Any, probs: np.ndarray) -> dict[str, float]:
+        raw = probs[:, 1:] if probs.shape[-1] == 2 and self.num_outputs() == 1 else probs
+        results: dict[str, float] = {}
+        for index, metric in enumerate(self.eval_metrics):
+            y = prepare_targets(targets, self._loss, self.num_outputs())
+            if index == 0 and metric is self._loss:
+                results[metric_name(metric)] = loss_value(metric, y, _clip(raw))
+            else:
+                results[metric_name(metric)] = metric_value(metric, y, raw)
+        return results
+
+    # ------------------------------------------------------------------ queries
+    def get_query_fn(self, name: str) -> Callable[..., np.ndarray] | None:
+        """A function ``fn(inputs, sample_size=..., batch_size=...) -> scores`` for a registered
+        query function, scored chunk by chunk so memory stays bounded. None for ``random``."""
+        from al_experiments.acquisition import get_query
+
+        strategy = get_query(name)
+        if not strategy.needs_samples:
+            return None
+
+        def score(inputs: Any, sample_size: int = 10, batch_size: int | None = None, **_: Any) -> np.ndarray:
+            scores = np.empty(len(inputs), dtype=np.float64)
+            for start, stop, probs in self.sample_chunks(inputs, sample_size, batch_size):
+                scores[start:stop] = strategy.scores(probs)
+            return scores
+
+        return score
+
+    # ------------------------------------------------------------------ weights on disk
+    def _weights_file(self) -> str:
+        return os.path.join(self._checkpoint_path, "model.weights.h5")
+
+    def save_weights(self) -> str:
+        path = self._weights_file()
+        tmp = path + ".tmp.weights.h5"
+        self._model.save_weights(tmp)
+        os.replace(tmp, path)
+        return path
+
+    def load_weights(self) -> None:
+        self._model.load_weights(self._weights_file())
+
+    def has_save_state(self) -> bool:
+        """Are saved weights on disk? (No side effect: tf_al loaded them while checking.)"""
+        return os.path.exists(self._weights_file())
+
+    def disable_batch_norm(self) -> None:
+        import keras
+
+        for layer in self._model._flatten_layers():
+            if isinstance(layer, keras.layers.BatchNormalization):
+                layer.trainable = False
+
+
+def _clip(probs: np.ndarray) -> np.ndarray:
+    # MC-averaged probabilities can hold exact zeros; keep the log-loss finite.
+    return np.clip(probs, 1e-7, 1.0)
+
+
+def _compiled_metrics(model) -> list[Any]:
+    config = getattr(model, "_compile_config", None)
+    metrics = None
+    if config is not None:
+        metrics = getattr(config, "config", {}).get("metrics")
+    return list(metrics or [])
+
