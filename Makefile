@@ -26,11 +26,18 @@ test: $(STAMP)
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow"
 
-bench: $(STAMP)
-	$(BIN)/python benchmarks/bench_round.py
+# tf_al 0.1.1 runs in its own environment: it is the baseline, never a dependency.
+TFAL := .venv-tfal
+$(TFAL)/bin/python:
+	$(PYTHON) -m venv $(TFAL)
+	$(TFAL)/bin/python -m pip install --quiet tensorflow-cpu scipy scikit-learn tqdm
+	$(TFAL)/bin/python -m pip install --quiet --no-deps tf-al==0.1.1
+
+bench: $(STAMP) $(TFAL)/bin/python
+	$(BIN)/python benchmarks/bench_round.py --json bench-results.json
 
 ui: $(STAMP)
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db --host 127.0.0.1 --port 5000
 
 clean:
-	rm -rf $(VENV) outputs multirun mlflow.db mlruns
+	rm -rf $(VENV) $(TFAL) outputs multirun mlflow.db mlruns

@@ -1,0 +1,201 @@
+"""Speed figures for al-experiments, printed as a table and as JSON.
+
+1. Round time against tf_al 0.1.1 on one protocol (benchmarks/protocol.py), side by side.
+2. MC scoring against the compute floor: BALD scores for a 10,000-image pool with T = 20 through
+   Gal et al.'s CNN, divided by one compiled deterministic forward pass over the same 200,000 inputs.
+3. Memory: peak resident memory added by scoring a pool of 60,000 with T = 100 and 10 classes.
+4. Overhead: share of a round spent outside fitting and forward passes.
+
+tf_al runs in its own virtualenv (``.venv-tfal``, made by ``make bench``); without it that
+column is reported as missing. Usage: python benchmarks/bench_round.py [--no-tfal] [--json FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+import numpy as np  # noqa: E402
+from protocol import (BATCH_SIZE, EPOCHS, INIT_SIZE, QUERY, ROUNDS, SAMPLES, SEED, STEP_SIZE,  # noqa: E402
+                      digits_split, mlp, summarise)
+
+
+def ours_round() -> dict:
+    import keras
+
+    from al_experiments import ActiveLearningLoop, Config, Dataset
+    from al_experiments.wrapper import McDropout
+
+    x_train, x_test, y_train, y_test = digits_split()
+    keras.utils.set_random_seed(SEED)
+    config = Config(fit={"epochs": EPOCHS, "batch_size": BATCH_SIZE},
+                    query={"sample_size": SAMPLES}, eval={"sample_size": SAMPLES})
+    model = McDropout(mlp(), config)
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    loop = ActiveLearningLoop(model, Dataset(x_train, y_train, test=(x_test, y_test), init_size=INIT_SIZE),
+                              QUERY, step_size=STEP_SIZE, max_rounds=ROUNDS, seed=SEED)
+    seconds, inside = [], []
+    for _ in range(ROUNDS):
+        sampler = model._sampler(True)
+        forward_before = sampler.forward_seconds
+        start = time.perf_counter()
+        step = loop.step()
+        wall = time.perf_counter() - start
+        seconds.append(wall)
+        inside.append(step["train_time"] + sampler.forward_seconds - forward_before)
+    accuracy = step["eval"]["accuracy"]
+    result = summarise(seconds, accuracy)
+    later = slice(1, None)
+    result["overhead_share"] = 1.0 - sum(inside[later]) / sum(seconds[later])
+    return result
+
+
+def tfal_round(python: Path) -> dict | None:
+    if not python.exists():
+        return None
+    proc = subprocess.run([str(python), str(HERE / "tfal_round.py")], capture_output=True, text=True)
+    if proc.returncode != 0:
+        print(proc.stderr[-2000:], file=sys.stderr)
+        return None
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def gal_cnn():
+    import keras
+
+    return keras.Sequential([
+        keras.Input((28, 28, 1)),
+        keras.layers.Conv2D(32, 3, activation="relu"),
+        keras.layers.Conv2D(32, 3, activation="relu"),
+        keras.layers.MaxPooling2D(2),
+        keras.layers.Dropout(0.25),
+        keras.layers.Flatten(),
+        keras.layers.Dense(128, activation="relu"),
+        keras.layers.Dropout(0.5),
+        keras.layers.Dense(10, activation="softmax"),
+    ])
+
+
+def best_of(fn, repeats: int = 3) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def scoring_vs_floor(pool: int = 10_000, samples: int = 20) -> dict:
+    import keras
+    import tensorflow as tf
+
+    from al_experiments.wrapper import McDropout
+
+    keras.utils.set_random_seed(SEED)
+    net = gal_cnn()
+    model = McDropout(net)
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    x = np.random.default_rng(SEED).random((pool, 28, 28, 1), dtype=np.float32)
+    score = model.get_query_fn("bald")
+    score(x[:64], sample_size=samples)  # trace once
+    scoring = best_of(lambda: score(x, sample_size=samples))
+
+    tiled = np.tile(x, (samples, 1, 1, 1))
+    forward = tf.function(lambda batch: net(batch, training=False),
+                          input_signature=[tf.TensorSpec([None, 28, 28, 1], tf.float32)])
+    chunk = 8192
+
+    def floor_pass():
+        for start in range(0, len(tiled), chunk):
+            forward(tiled[start:start + chunk]).numpy()
+
+    floor_pass()
+    floor = best_of(floor_pass)
+    return {"pool": pool, "samples": samples, "bald_seconds": scoring, "floor_seconds": floor,
+            "ratio": scoring / floor}
+
+
+MEMORY_CHILD = r"""
+import json, os, sys
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import numpy as np, keras
+from al_experiments.wrapper import McDropout
+
+def rss(field):
+    for line in open("/proc/self/status"):
+        if line.startswith(field):
+            return int(line.split()[1]) * 1024
+
+net = keras.Sequential([keras.Input((784,)), keras.layers.Dense(256, activation="relu"),
+                        keras.layers.Dropout(0.5), keras.layers.Dense(10, activation="softmax")])
+model = McDropout(net)
+model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+x = np.random.default_rng(0).random((60000, 784), dtype=np.float32)
+score = model.get_query_fn("bald")
+score(x[:2000], sample_size=100)          # trace and warm up
+with open("/proc/self/clear_refs", "w") as f:
+    f.write("5")                            # reset the peak-RSS counter
+before = rss("VmRSS:")
+scores = score(x, sample_size=100)
+peak = rss("VmHWM:")
+print(json.dumps({"pool": 60000, "samples": 100, "classes": 10,
+                  "peak_added_bytes": peak - before, "scores": int(scores.size)}))
+"""
+
+
+def memory() -> dict | None:
+    proc = subprocess.run([sys.executable, "-c", MEMORY_CHILD], capture_output=True, text=True)
+    if proc.returncode != 0:
+        print(proc.stderr[-2000:], file=sys.stderr)
+        return None
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--no-tfal", action="store_true", help="skip the tf_al comparison")
+    parser.add_argument("--tfal-python", default=str(HERE.parent / ".venv-tfal" / "bin" / "python"))
+    parser.add_argument("--json", help="also write the figures to this file")
+    args = parser.parse_args()
+
+    figures = {"ours": ours_round()}
+    figures["tf_al"] = None if args.no_tfal else tfal_round(Path(args.tfal_python))
+    figures["scoring"] = scoring_vs_floor()
+    figures["memory"] = memory()
+
+    ours, tfal = figures["ours"], figures["tf_al"]
+    rows = [("round time, mean of rounds 2-6 (s)", f"{ours['mean_round_seconds_2_to_6']:.4f}",
+             f"{tfal['mean_round_seconds_2_to_6']:.4f}" if tfal else "n/a"),
+            ("final test accuracy", f"{ours['final_test_accuracy']:.4f}",
+             f"{tfal['final_test_accuracy']:.4f}" if tfal else "n/a")]
+    if tfal:
+        figures["speedup"] = tfal["mean_round_seconds_2_to_6"] / ours["mean_round_seconds_2_to_6"]
+        rows.append(("speed-up per round (goal >= 10x, aim 30x)", f"{figures['speedup']:.1f}x", ""))
+    sc = figures["scoring"]
+    rows.append(("BALD scoring / compute floor (goal <= 1.3)",
+                 f"{sc['ratio']:.2f} ({sc['bald_seconds']:.2f} s / {sc['floor_seconds']:.2f} s)", ""))
+    mem = figures["memory"]
+    rows.append(("peak memory added, 60k x T=100 (goal <= 1 GiB)",
+                 f"{mem['peak_added_bytes'] / 2**20:.0f} MiB" if mem else "n/a", ""))
+    rows.append(("overhead share of a round (goal <= 5%)", f"{100 * ours['overhead_share']:.1f}%", ""))
+
+    print(f"| figure | al-experiments | tf_al 0.1.1 |\n|---|---|---|")
+    for name, a, b in rows:
+        print(f"| {name} | {a} | {b} |")
+    text = json.dumps(figures, indent=2)
+    print(text)
+    if args.json:
+        Path(args.json).write_text(text)
+
+
+if __name__ == "__main__":
+    main()
