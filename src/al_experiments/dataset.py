@@ -190,8 +190,12 @@ def _split(inputs, targets, train_size, test_size, val_size, seed):
         seed = int(np.random.randint(0, 2**31 - 1))
     def take(x, y, n, state):
         strat = class_labels(y)
-        if strat is not None and (np.bincount(strat).min(initial=0) < 2 or n < len(np.unique(strat))):
-            strat = None  # too few points per class to stratify
+        if strat is not None:
+            _, per_class = np.unique(strat, return_counts=True)
+            # Too few points per class (or in either part) to stratify: fall back to a plain split.
+            # (np.bincount(...).min(initial=0) was always 0, so nothing was ever stratified.)
+            if per_class.min() < 2 or min(n, len(y) - n) < len(per_class):
+                strat = None
         return train_test_split(x, y, test_size=n, random_state=state, stratify=strat)
 
     x, y = inputs, targets

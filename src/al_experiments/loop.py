@@ -148,6 +148,10 @@ class ActiveLearningLoop:
                 model.fit, pool.get_inputs_by(labelled), pool.get_targets_by(labelled), verbose=False
             )
             train = dict(getattr(history, "history", history) or {})
+            if "loss" in train:
+                # tf_al's column order puts train_loss first; Keras 3's fit orders its logs
+                # differently (e.g. accuracy before loss).
+                train = {"loss": train.pop("loss"), **train}
 
         optim = optim_time = None
         if dataset.has_eval_set() and hasattr(model, "optimize"):

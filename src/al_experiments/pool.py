@@ -210,18 +210,25 @@ class Pool:
 def balanced_quota(size: int, counts: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Split ``size`` over classes as evenly as their ``counts`` allow, summing to exactly ``size``.
 
-    Equal shares first; the remainder goes to randomly chosen classes (no bias towards low class
-    ids); a class with too few points gives its surplus to the others.
+    Water-filling: every class gets ``min(count, level)`` for the highest level that fits, and
+    the remainder (fewer points than classes with more than ``level`` points) goes one each to
+    randomly chosen such classes (no bias towards low class ids). A class with too few points
+    thus gives its surplus to the others, and the shares of classes that did not run out differ
+    by at most one.
     """
-    quota = np.zeros(len(counts), dtype=np.int64)
-    remaining = size
-    while remaining > 0:
-        open_classes = np.flatnonzero(quota < counts)
-        share, extra = divmod(remaining, len(open_classes))
-        add = np.full(len(open_classes), share, dtype=np.int64)
-        add[rng.choice(len(open_classes), extra, replace=False)] += 1
-        room = counts[open_classes] - quota[open_classes]
-        add = np.minimum(add, room)
-        quota[open_classes] += add
-        remaining -= int(add.sum())
+    counts = np.asarray(counts, dtype=np.int64)
+    if size > int(counts.sum()):
+        raise ValueError(f"Cannot label {size} initial points: only {int(counts.sum())} are unlabelled.")
+    low, high = 0, int(counts.max(initial=0))
+    while low < high:
+        mid = (low + high + 1) // 2
+        if int(np.minimum(counts, mid).sum()) <= size:
+            low = mid
+        else:
+            high = mid - 1
+    quota = np.minimum(counts, low)
+    extra = size - int(quota.sum())
+    if extra > 0:
+        eligible = np.flatnonzero(counts > low)
+        quota[eligible[rng.choice(len(eligible), extra, replace=False)]] += 1
     return quota

@@ -33,7 +33,8 @@ def class_labels(targets: np.ndarray) -> np.ndarray | None:
     targets = np.asarray(targets)
     if targets.ndim == 2 and targets.shape[1] > 1:
         return np.argmax(targets, axis=1)
-    flat = targets.reshape(len(targets), -1)
+    # Explicit width: reshape(0, -1) fails on an empty selection (e.g. a fully labelled pool).
+    flat = targets.reshape(len(targets), int(np.prod(targets.shape[1:], dtype=np.int64)))
     if flat.shape[1] != 1:
         return None
     flat = flat[:, 0]

@@ -27,6 +27,42 @@ from al_experiments.wrapper.keras_metrics import is_accuracy, metric_name
 DEFAULT_ROWS_PER_PASS = 8192
 
 
+def input_signature(model) -> tuple[tuple, Any] | None:
+    """``(shape per point, dtype)`` of a model's input, or None when it is not known yet.
+
+    Sequential and functional models have ``inputs``; a subclassed model has none, so its
+    recorded build shape is used (it must have been called or built once).
+    """
+    try:
+        first = model.inputs[0]
+        return tuple(first.shape[1:]), first.dtype
+    except (AttributeError, IndexError, TypeError, ValueError):
+        pass
+    shapes = getattr(model, "_build_shapes_dict", None) or {}
+    shape = next(iter(shapes.values()), None) if len(shapes) == 1 else None
+    if shape is None:
+        return None
+    return tuple(shape[1:]), "float32"
+
+
+def output_width(model) -> int:
+    """Number of output units (classes) of a single-output model."""
+    try:
+        return int(model.outputs[0].shape[-1])
+    except (AttributeError, IndexError, TypeError, ValueError):
+        pass
+    import keras
+
+    signature = input_signature(model)
+    if signature is None:
+        raise ValueError(
+            "Cannot tell the output size of this subclassed Keras model: call it once on a batch "
+            "(or build it) before wrapping it."
+        )
+    shape, dtype = signature
+    return int(model.compute_output_spec(keras.KerasTensor((None, *shape), dtype=dtype)).shape[-1])
+
+
 def _batch_norm_layers(model) -> list:
     import keras
 
@@ -40,9 +76,8 @@ class Sampler:
         self._model = model
         self._stochastic = stochastic
         self._softmax = softmax_outputs
-        spec = tf.TensorSpec([None, *model.inputs[0].shape[1:]], model.inputs[0].dtype) if getattr(
-            model, "inputs", None) else None
-        self._spec = spec
+        signature = input_signature(model)
+        self._spec = tf.TensorSpec([None, *signature[0]], signature[1]) if signature is not None else None
         self._fns: dict[int, Callable] = {}
         # Seconds spent inside compiled forward passes (read by benchmarks/ for the overhead share).
         self.forward_seconds = 0.0
@@ -122,7 +157,7 @@ class Sampler:
     def sample(self, inputs: Any, samples: int, batch_size: int | None = None) -> np.ndarray:
         parts = [out for _, _, out in self.chunks(inputs, samples, batch_size)]
         if not parts:
-            return np.zeros((0, samples, int(self._model.outputs[0].shape[-1])), dtype=np.float32)
+            return np.zeros((0, samples, output_width(self._model)), dtype=np.float32)
         return np.concatenate(parts, axis=0)
 
 
@@ -142,8 +177,13 @@ class Trainer:
         self.metric_names = [metric_name(m) for m in metrics]
         optimizer = model.optimizer
         optimizer.build(model.trainable_variables)
-        x_spec = tf.TensorSpec([None, *model.inputs[0].shape[1:]], model.inputs[0].dtype)
-        self._x_dtype = x_spec.dtype.as_numpy_dtype
+        signature = input_signature(model)
+        if signature is None:
+            raise ValueError(
+                "Cannot tell the input shape of this subclassed Keras model: call it once on a "
+                "batch (or build it) before wrapping it."
+            )
+        self._x_dtype = tf.as_dtype(signature[1]).as_numpy_dtype
         loss_fn = self._loss_fn
         n_metrics = len(self.metric_names)
         variables = model.trainable_variables

@@ -42,10 +42,25 @@ def accuracy(targets: np.ndarray, probs: np.ndarray) -> float:
     return float(np.mean(predicted == truth.astype(np.int64)))
 
 
+def _on_probabilities(obj: Any) -> Any:
+    """A copy of a Keras loss/metric object configured for probabilities, not logits.
+
+    Evaluation always works on (MC-averaged) probabilities; a ``from_logits=True`` object would
+    apply a second softmax to them and report a wrong value.
+    """
+    get_config = getattr(obj, "get_config", None)
+    if get_config is None:
+        return obj
+    config = get_config()
+    if config.get("from_logits"):
+        return obj.__class__.from_config({**config, "from_logits": False})
+    return obj
+
+
 def loss_value(loss: Any, targets: np.ndarray, probs: np.ndarray) -> float:
     import keras
 
-    fn = keras.losses.get(loss) if isinstance(loss, str) else loss
+    fn = keras.losses.get(loss) if isinstance(loss, str) else _on_probabilities(loss)
     value = fn(targets, probs)
     return float(np.mean(np.asarray(value)))
 
@@ -58,7 +73,7 @@ def metric_value(metric: Any, targets: np.ndarray, probs: np.ndarray) -> float:
 
     resolved = keras.metrics.get(metric) if isinstance(metric, str) else metric
     if isinstance(resolved, keras.metrics.Metric):
-        fresh = resolved.__class__.from_config(resolved.get_config())
+        fresh = _on_probabilities(resolved.__class__.from_config(resolved.get_config()))
         fresh.update_state(targets, probs)
         return float(np.asarray(fresh.result()))
     return float(np.mean(np.asarray(resolved(targets, probs))))

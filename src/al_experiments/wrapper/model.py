@@ -78,6 +78,9 @@ class Model:
         self.reset_policy = reset
         self.fast_fit = bool(kwargs.pop("fast_fit", True))
         self._compile_params: dict[str, Any] = {}
+        # Set before any compile: sampling an uncompiled network must work (it did in tf_al).
+        self._loss: Any = None
+        self._metrics: list[Any] = []
         self.eval_metrics: list[Any] = []
         self._id = uuid.uuid1()
         self._seed = 0
@@ -126,7 +129,11 @@ class Model:
         return [metric_name(m) for m in self.eval_metrics]
 
     def num_outputs(self) -> int:
-        return int(self._model.outputs[0].shape[-1])
+        if getattr(self, "_num_outputs", None) is None:
+            from al_experiments.wrapper.compiled import output_width
+
+            self._num_outputs = output_width(self._model)
+        return self._num_outputs
 
     def set_seed(self, seed: int) -> None:
         """Seed of this model's per-round randomness (weights, shuffling, dropout)."""
