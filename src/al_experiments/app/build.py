@@ -1,0 +1,189 @@
+"""Config -> objects: dataset, network, Bayesian wrapper, query function, loop.
+
+Every component named by a ``_target_`` is created with ``hydra.utils.instantiate``; the rest
+(splits, scaling, the ``Config`` sections) is plain code. Problems a user can fix become
+``ConfigError``/``DataError`` with one sentence, raised before any tracking starts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from hydra.errors import InstantiationException
+from hydra.utils import instantiate as hydra_instantiate
+from omegaconf import DictConfig
+
+from al_experiments.app.errors import ConfigError, DataError
+from al_experiments.app.schema import Scaling
+from al_experiments.datasets import DatasetFileError, RawData
+
+
+@dataclass
+class DataInfo:
+    """What ``.meta.json`` and the MLflow params record about the data of a job."""
+
+    name: str
+    path: str
+    train_size: int
+    test_size: int
+    val_size: int
+    num_classes: int
+    input_shape: tuple[int, ...]
+
+
+@dataclass
+class Job:
+    """Everything one job runs: the loop and the parts it was built from."""
+
+    dataset: Any
+    data_info: DataInfo
+    model: Any
+    query: Any
+    loop: Any
+
+
+def instantiate(node: Any, *args: Any, **kwargs: Any) -> Any:
+    """``hydra.utils.instantiate`` that re-raises what the target itself raised.
+
+    Hydra wraps every error of a ``_target_`` in ``InstantiationException``; the original one
+    (a missing file, a shape the network cannot take) is what the user needs to see.
+    """
+    try:
+        return hydra_instantiate(node, *args, **kwargs)
+    except InstantiationException as exc:
+        if isinstance(exc.__cause__, Exception):
+            raise exc.__cause__ from None
+        raise
+
+
+def _size(value: float) -> float | int | None:
+    """Config sizes: 0 -> none, a fraction in (0, 1) stays a fraction, else a count."""
+    if value == 0:
+        return None
+    return float(value) if value < 1 else int(value)
+
+
+def _scale(scaling: Scaling, train: np.ndarray, *others: np.ndarray | None) -> list[np.ndarray | None]:
+    """Scale with statistics of the training pool only, so the test split stays unseen."""
+    if scaling is Scaling.none:
+        return [train, *others]
+    if scaling is Scaling.minmax:
+        peak = float(np.max(np.abs(train))) or 1.0
+        return [x if x is None else (x / peak).astype("float32") for x in (train, *others)]
+    axis = 0
+    mean, std = train.mean(axis=axis), train.std(axis=axis)
+    std = np.where(std > 0, std, 1.0)
+    return [x if x is None else ((x - mean) / std).astype("float32") for x in (train, *others)]
+
+
+def build_dataset(cfg: DictConfig) -> tuple[Any, DataInfo]:
+    """Load, split and scale the data; create the ``Dataset`` with the initial labelled set."""
+    from al_experiments.dataset import Dataset
+
+    data_cfg = cfg.dataset
+    try:
+        raw: RawData = instantiate(data_cfg.loader)
+    except DatasetFileError as exc:
+        raise DataError(str(exc)) from None
+    split_seed = cfg.seed if data_cfg.split_seed is None else data_cfg.split_seed
+    test = (raw.x_test, raw.y_test) if raw.has_test_split() else None
+    try:
+        split = Dataset(
+            raw.x, raw.y, test=test,
+            test_size=None if test is not None else _size(data_cfg.test_size),
+            val_size=_size(data_cfg.val_size), seed=split_seed,
+        )
+    except ValueError as exc:
+        raise DataError(f"dataset={data_cfg.name} cannot be split as configured: {exc}") from None
+    x_train, y_train = split.get_train_split()
+    x_test, y_test = split.get_test_split()
+    x_val, y_val = split.get_eval_split()
+    x_train, x_test, x_val = _scale(data_cfg.scaling, np.asarray(x_train), x_test, x_val)
+
+    init_size = int(cfg.loop.init_size)
+    if init_size > len(x_train):
+        raise ConfigError(
+            f"loop.init_size={init_size} is larger than the training pool of dataset="
+            f"{data_cfg.name} ({len(x_train)} points); lower loop.init_size."
+        )
+    dataset = Dataset(
+        x_train, y_train,
+        test=None if x_test is None else (x_test, y_test),
+        val=None if x_val is None else (x_val, y_val),
+        init_size=init_size,
+    )
+    train_n, test_n, val_n = dataset.get_split_ratio()
+    info = DataInfo(
+        name=data_cfg.name, path=raw.path, train_size=train_n, test_size=test_n, val_size=val_n,
+        num_classes=int(dataset.num_classes() or 2), input_shape=tuple(np.shape(x_train)[1:]),
+    )
+    return dataset, info
+
+
+def build_network(cfg: DictConfig, input_shape: tuple[int, ...], num_classes: int) -> Any:
+    """The Keras network of ``model.network`` for this data's shape and classes."""
+    try:
+        return instantiate(cfg.model.network, input_shape=list(input_shape), num_classes=num_classes)
+    except ValueError as exc:
+        raise ConfigError(f"model={cfg.model.name} does not fit dataset={cfg.dataset.name}: {exc}") from None
+
+
+def build_model(cfg: DictConfig, input_shape: tuple[int, ...], num_classes: int) -> Any:
+    """The compiled Bayesian wrapper (e.g. ``McDropout``) around a fresh network."""
+    import keras
+
+    from al_experiments.config import Config
+
+    network = build_network(cfg, input_shape, num_classes)
+    model_cfg = cfg.model
+    settings = Config(
+        fit={"epochs": model_cfg.fit.epochs, "batch_size": model_cfg.fit.batch_size},
+        query={"sample_size": cfg.query.sample_size},
+        eval={"sample_size": model_cfg.eval.sample_size},
+    )
+    try:
+        wrapper = instantiate(model_cfg.wrapper, network, settings)
+    except ValueError as exc:
+        raise ConfigError(f"model.wrapper is invalid: {exc}") from None
+    wrapper.compile(
+        optimizer=instantiate(model_cfg.optimizer),
+        loss=model_cfg.loss,
+        metrics=[keras.metrics.SparseCategoricalAccuracy()],
+    )
+    return wrapper
+
+
+def build_query(cfg: DictConfig) -> Any:
+    """The ``AcquisitionFunction`` of ``query``; its sample count T lives in the model's Config."""
+    from al_experiments.acquisition import AcquisitionFunction, UnknownQueryError
+
+    query = cfg.query
+    try:
+        return AcquisitionFunction(query.name, batch_size=query.batch_size, pool_subset=query.pool_subset)
+    except UnknownQueryError as exc:
+        raise ConfigError(f"query.name={query.name!r} is not a query function: {exc}") from None
+
+
+def build(cfg: DictConfig) -> Job:
+    """All objects of one job, seeded by ``cfg.seed`` (the network's initial weights included)."""
+    from al_experiments.utils.tf_import import import_tensorflow
+
+    import_tensorflow()  # first, so TF's log level is set before anything imports it
+    import keras
+
+    from al_experiments.loop import ActiveLearningLoop
+    from al_experiments.utils.seeding import seed_everything
+
+    dataset, info = build_dataset(cfg)
+    query = build_query(cfg)
+    # A multirun on the basic launcher runs its jobs in one process: drop the previous job's
+    # Keras state, then seed before the network takes its dropout seeds and initial weights.
+    keras.backend.clear_session()
+    seed_everything(cfg.seed)
+    model = build_model(cfg, info.input_shape, info.num_classes)
+    loop = ActiveLearningLoop(
+        model, dataset, query, step_size=cfg.loop.step_size, max_rounds=cfg.loop.max_rounds, seed=cfg.seed
+    )
+    return Job(dataset=dataset, data_info=info, model=model, query=query, loop=loop)

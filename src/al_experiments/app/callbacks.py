@@ -1,0 +1,53 @@
+"""Hydra callback that gives every multirun one MLflow parent run.
+
+``on_multirun_start`` runs in the launching process before any job: it checks the store,
+creates it and the experiment (SQLite migrations must not race between parallel jobs) and
+announces the sweep; the first job creates the parent run. ``on_multirun_end`` ends it
+FINISHED. Hydra skips ``on_multirun_end`` when a job failed, so ``close_pending_sweeps`` is
+called by the CLI's ``main`` on the way out and ends what is still open FAILED or KILLED.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig
+
+from al_experiments.app.errors import TrackingError
+
+# Sweeps this process announced and has not closed yet.
+_PENDING: set[str] = set()
+
+
+class MlflowSweepCallback(Callback):
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        from al_experiments.tracking import mlflow_sink
+
+        sweep_dir = os.path.abspath(config.hydra.sweep.dir)
+        uri = mlflow_sink.resolve_tracking_uri(config.mlflow.tracking_uri)
+        try:
+            mlflow_sink.check_tracking_store(uri, config.mlflow.timeout_s)
+            experiment_id = mlflow_sink.ensure_experiment(uri, config.mlflow.experiment_name)
+        except mlflow_sink.TrackingUnavailable as exc:
+            raise TrackingError(str(exc)) from None
+        mlflow_sink.announce_sweep(sweep_dir, uri, experiment_id)
+        _PENDING.add(sweep_dir)
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        sweep_dir = os.path.abspath(config.hydra.sweep.dir)
+        _close(sweep_dir, "FINISHED")
+
+
+def close_pending_sweeps(status: str) -> None:
+    """End the parent runs of sweeps that did not reach ``on_multirun_end``."""
+    for sweep_dir in sorted(_PENDING):
+        _close(sweep_dir, status)
+
+
+def _close(sweep_dir: str, status: str) -> None:
+    from al_experiments.tracking import mlflow_sink
+
+    _PENDING.discard(sweep_dir)
+    mlflow_sink.close_sweep(sweep_dir, status)

@@ -1,0 +1,169 @@
+"""One job: validate everything -> build -> run the loop -> sinks -> summary.
+
+``run_job(cfg)`` is a plain function (the Hydra entry point only calls it), so tests and
+scripts can run a job from a composed config. Nothing is written to the tracking store or the
+metrics directory until every check has passed.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+from omegaconf import DictConfig, OmegaConf
+
+from al_experiments.app.errors import ConfigError, TrackingError
+from al_experiments.app.schema import validate
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class JobContext:
+    """Where a job stands in Hydra's world (defaults when run without Hydra)."""
+
+    output_dir: str | None = None  # the job's folder (holds .hydra/)
+    sweep_dir: str | None = None  # set in a multirun
+    job_num: int = 0  # index in the sweep; 0 for a single run
+
+    @classmethod
+    def from_hydra(cls) -> "JobContext":
+        from hydra.core.hydra_config import HydraConfig
+        from hydra.types import RunMode
+
+        if not HydraConfig.initialized():
+            return cls()
+        hc = HydraConfig.get()
+        output_dir = hc.runtime.output_dir if OmegaConf.select(hc, "runtime.output_dir") else None
+        if hc.mode == RunMode.MULTIRUN:
+            return cls(output_dir=output_dir, sweep_dir=hc.sweep.dir, job_num=int(hc.job.num))
+        return cls(output_dir=output_dir)
+
+
+def metrics_dir_for(cfg: DictConfig, ctx: JobContext) -> str:
+    """``metrics_dir``, or by default ``<sweep dir>/metrics`` (one folder per sweep, shared by
+    its jobs) or ``<run dir>/metrics``."""
+    if cfg.metrics_dir:
+        return os.path.abspath(cfg.metrics_dir)
+    base = ctx.sweep_dir or ctx.output_dir or os.getcwd()
+    return os.path.abspath(os.path.join(base, "metrics"))
+
+
+def summarize(history: list[dict[str, Any]]) -> dict[str, float]:
+    """Final test accuracy, area under the learning curve and total seconds per phase.
+
+    The area is normalised by the labelled-size range, so it is a mean accuracy comparable
+    across runs of different lengths (a single round gives its accuracy).
+    """
+    summary: dict[str, float] = {"rounds": float(len(history))}
+    accuracy = [_accuracy(step.get("eval")) for step in history]
+    if history and all(a is not None for a in accuracy):
+        sizes = np.array([step["labeled_pool_size"] for step in history], dtype=float)
+        acc = np.array(accuracy, dtype=float)
+        summary["final_accuracy"] = float(acc[-1])
+        span = sizes[-1] - sizes[0]
+        summary["aulc"] = float(np.trapezoid(acc, sizes) / span) if span > 0 else float(acc.mean())
+    for phase in ("train", "query", "optim", "eval"):
+        times = [step.get(f"{phase}_time") for step in history]
+        summary[f"{phase}_seconds"] = float(sum(t for t in times if t is not None))
+    return summary
+
+
+def _accuracy(evaluation: dict[str, float] | None) -> float | None:
+    for key, value in (evaluation or {}).items():
+        if key.endswith("accuracy"):
+            return float(value)
+    return None
+
+
+def _limit_threads() -> None:
+    """Use only the CPUs SLURM gave the job; TF would otherwise start one thread per core."""
+    cpus = os.environ.get("SLURM_CPUS_PER_TASK")
+    if not cpus:
+        return
+    from al_experiments.utils.tf_import import import_tensorflow
+
+    tf = import_tensorflow()
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(int(cpus))
+        tf.config.threading.set_inter_op_parallelism_threads(min(int(cpus), 2))
+    except RuntimeError:
+        pass  # TF already initialised (an earlier job in this process): keep its setting
+
+
+def run_job(cfg: DictConfig, ctx: JobContext | None = None) -> dict[str, Any]:
+    """Run one active-learning job described by ``cfg``; return its summary.
+
+    Raises:
+        AppError: a config value, dataset file or tracking store that cannot work; raised
+            before an MLflow run or a metrics file exists.
+    """
+    import al_experiments
+    from al_experiments.app.build import build
+    from al_experiments.tracking import mlflow_sink
+    from al_experiments.tracking.suit_metrics import ExperimentSuitMetrics
+
+    ctx = ctx or JobContext.from_hydra()
+    # ---- checks: nothing is written before all of them pass
+    validate(cfg)
+    uri = mlflow_sink.resolve_tracking_uri(cfg.mlflow.tracking_uri)
+    try:
+        mlflow_sink.check_tracking_store(uri, cfg.mlflow.timeout_s)
+    except mlflow_sink.TrackingUnavailable as exc:
+        raise TrackingError(str(exc)) from None
+    _limit_threads()
+    job = build(cfg)
+    loop, info = job.loop, job.data_info
+    model_name, query_name = loop.get_model_name(), loop.get_query_fn_name()
+    experiment = f"{ctx.job_num}_{cfg.seed}_{model_name}_{query_name}"  # tf_al's <run>_<seed>_<model>_<query>
+    metrics_dir = metrics_dir_for(cfg, ctx)
+    csv_path = os.path.join(metrics_dir, experiment + ".csv")
+    if os.path.exists(csv_path):
+        raise ConfigError(
+            f"The metrics file {csv_path} already exists; choose another metrics_dir "
+            "(or hydra.run.dir / hydra.sweep.dir) or delete the old file."
+        )
+
+    # ---- sinks
+    try:
+        experiment_id = mlflow_sink.ensure_experiment(uri, cfg.mlflow.experiment_name)
+        parent = mlflow_sink.parent_run_for(ctx.sweep_dir, uri, experiment_id) if ctx.sweep_dir else None
+    except mlflow_sink.TrackingUnavailable as exc:
+        raise TrackingError(str(exc)) from None
+    suit = ExperimentSuitMetrics(metrics_dir)
+    suit.add_dataset_meta(info.name, info.path, info.train_size, info.test_size or None, info.val_size or None)
+    suit.add_experiment_meta(experiment, model_name, query_name, loop.collect_meta_params())
+
+    tags = {
+        "query": query_name, "model": cfg.model.name, "dataset": cfg.dataset.name,
+        "seed": str(cfg.seed), "sweep": os.path.abspath(ctx.sweep_dir) if ctx.sweep_dir else "",
+        "experiment_file": experiment, **{str(k): str(v) for k, v in cfg.tags.items()},
+    }
+    run_name = cfg.run_name or f"{query_name}-{cfg.model.name}-s{cfg.seed}"
+    params = mlflow_sink.flatten(OmegaConf.to_container(cfg, resolve=True, enum_to_str=True))
+    params.update({f"data.{k}": v for k, v in asdict(info).items() if k not in ("name", "path")})
+    params["al_experiments.version"] = al_experiments.__version__
+
+    with mlflow_sink.JobRun(uri, experiment_id, run_name, tags, parent_run_id=parent) as run:
+        run.log_params(params)
+        run.add_json("config/resolved.json", OmegaConf.to_container(cfg, resolve=True, enum_to_str=True))
+        if ctx.output_dir and os.path.isdir(os.path.join(ctx.output_dir, ".hydra")):
+            run.add_artifact(os.path.join(ctx.output_dir, ".hydra"), "config/.hydra")
+        run.add_artifact(csv_path, "metrics")
+        selections = {"initial_indices": [int(i) for i in loop.initial_indices], "rounds": []}
+        for step in loop.rounds():
+            suit.write_line(experiment, step)
+            run.log_round(step)
+            selections["rounds"].append(
+                {"iteration": step["iteration"], "indices_selected": step["indices_selected"]}
+            )
+            run.add_json("indices_selected.json", selections)
+            log.info("round %d/%d: %s", step["iteration"], len(loop),
+                     {k: round(v, 4) for k, v in (step.get("eval") or {}).items()})
+        summary = summarize(loop.history)
+        run.log_metrics({f"summary.{k}": v for k, v in summary.items()})
+    log.info("run %s finished: %s (CSV %s)", run.run_id, summary, csv_path)
+    return {**summary, "run_id": run.run_id, "csv": csv_path, "experiment": experiment}

@@ -1,0 +1,213 @@
+"""The typed schema of al-run's config, stored in Hydra's ConfigStore.
+
+``conf/config.yaml`` starts its defaults list with ``base_config`` (``AppConfig``), so every
+YAML value is merged into a typed, closed node: a misspelt key or a wrong type fails at compose,
+before any work. Parts whose fields depend on the chosen option (the network of a model, the
+loader of a dataset) are typed by per-kind schemas in the ``schema/`` groups, which the option
+files pull in through their own defaults list (``/schema/network@network: mlp``).
+
+Ranges (``step_size >= 1``, a known query name, ...) cannot be expressed as types; ``validate``
+checks them and says what to change.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any, Dict, List, Optional
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING, DictConfig
+
+from al_experiments.app.errors import ConfigError
+
+
+class Scaling(Enum):
+    """How inputs are scaled, with statistics of the training pool only."""
+
+    none = "none"
+    minmax = "minmax"  # divide by the largest absolute training value (pixels -> [0, 1])
+    standard = "standard"  # zero mean, unit variance per feature
+
+
+# ----------------------------------------------------------------------------- dataset
+@dataclass
+class BundledLoaderConf:
+    """A loader of data shipped with a library (scikit-learn's bundles): no arguments."""
+
+    _target_: str = MISSING
+
+
+@dataclass
+class FileLoaderConf:
+    """A loader of a file or folder on disk."""
+
+    _target_: str = MISSING
+    path: str = MISSING
+
+
+@dataclass
+class DatasetConf:
+    name: str = MISSING
+    loader: Any = MISSING  # typed by schema/loader/{bundled,file}
+    scaling: Scaling = Scaling.none
+    # A fraction in (0, 1) or a count >= 1; 0 means none. Ignored where the file has a test split.
+    test_size: float = 0.25
+    val_size: float = 0.0
+    split_seed: Optional[int] = None  # null: the job's seed
+
+
+# ----------------------------------------------------------------------------- model
+@dataclass
+class MlpConf:
+    _target_: str = "al_experiments.networks.mlp"
+    hidden_units: List[int] = field(default_factory=lambda: [128])
+    dropout: float = 0.5
+    weight_decay: float = 0.0
+    activation: str = "relu"
+
+
+@dataclass
+class CnnConf:
+    _target_: str = "al_experiments.networks.cnn"
+    filters: int = 32
+    kernel_size: int = 3
+    pool_size: int = 2
+    dense_units: int = 128
+    conv_dropout: float = 0.25
+    dense_dropout: float = 0.5
+    weight_decay: float = 0.0
+
+
+@dataclass
+class WrapperConf:
+    _target_: str = "al_experiments.wrapper.McDropout"
+    name: Optional[str] = None
+    reset: str = "reinit"
+
+
+@dataclass
+class OptimizerConf:
+    _target_: str = "keras.optimizers.Adam"
+    learning_rate: float = 1e-3
+
+
+@dataclass
+class FitConf:
+    epochs: int = 20
+    batch_size: int = 32
+
+
+@dataclass
+class EvalConf:
+    sample_size: int = 10
+
+
+@dataclass
+class ModelConf:
+    name: str = MISSING
+    network: Any = MISSING  # typed by schema/network/{mlp,cnn}
+    wrapper: WrapperConf = field(default_factory=WrapperConf)
+    optimizer: OptimizerConf = field(default_factory=OptimizerConf)
+    loss: str = "sparse_categorical_crossentropy"
+    fit: FitConf = field(default_factory=FitConf)
+    eval: EvalConf = field(default_factory=EvalConf)
+
+
+# ----------------------------------------------------------------------------- query, loop, sinks
+@dataclass
+class QueryConf:
+    name: str = MISSING
+    sample_size: int = 10
+    batch_size: Optional[int] = None
+    pool_subset: Optional[int] = None
+
+
+@dataclass
+class LoopConf:
+    init_size: int = 20
+    step_size: int = 10
+    max_rounds: Optional[int] = 6
+
+
+@dataclass
+class MlflowConf:
+    tracking_uri: Optional[str] = None
+    experiment_name: str = "al-experiments"
+    timeout_s: float = 5.0
+
+
+@dataclass
+class AppConfig:
+    seed: int = 0
+    dataset: DatasetConf = field(default_factory=DatasetConf)
+    model: ModelConf = field(default_factory=ModelConf)
+    query: QueryConf = field(default_factory=QueryConf)
+    loop: LoopConf = field(default_factory=LoopConf)
+    mlflow: MlflowConf = field(default_factory=MlflowConf)
+    metrics_dir: Optional[str] = None
+    run_name: Optional[str] = None
+    tags: Dict[str, str] = field(default_factory=dict)
+
+
+def register_configs() -> None:
+    """Store the schemas; idempotent, so tests and the CLI can both call it."""
+    cs = ConfigStore.instance()
+    cs.store(name="base_config", node=AppConfig)
+    cs.store(group="schema/network", name="mlp", node=MlpConf)
+    cs.store(group="schema/network", name="cnn", node=CnnConf)
+    cs.store(group="schema/loader", name="bundled", node=BundledLoaderConf)
+    cs.store(group="schema/loader", name="file", node=FileLoaderConf)
+
+
+# ----------------------------------------------------------------------------- value checks
+def validate(cfg: DictConfig) -> None:
+    """Check the values types cannot express; raise ``ConfigError`` naming the fix.
+
+    Sizes that depend on the data (``init_size`` against the pool) are checked when the dataset
+    is built, since only then is the pool size known; arguments of ``_target_`` classes (e.g.
+    ``model.wrapper.reset``) are checked by the classes themselves when built.
+    """
+    # Only TF-free imports here: a bad value should be reported in a second, not after TF loads.
+    from al_experiments.acquisition import UnknownQueryError, canonical_query_name
+
+    loop, query, model, data = cfg.loop, cfg.query, cfg.model, cfg.dataset
+    _at_least("loop.step_size", loop.step_size, 1)
+    _at_least("loop.init_size", loop.init_size, 0)
+    if loop.max_rounds is not None:
+        _at_least("loop.max_rounds", loop.max_rounds, 0)
+    try:
+        canonical_query_name(query.name)
+    except UnknownQueryError as exc:
+        raise ConfigError(f"query.name={query.name!r} is not a query function: {exc}") from None
+    _at_least("query.sample_size", query.sample_size, 1)
+    if query.batch_size is not None:
+        _at_least("query.batch_size", query.batch_size, 1)
+    if query.pool_subset is not None:
+        _at_least("query.pool_subset", query.pool_subset, 1)
+    _at_least("model.fit.epochs", model.fit.epochs, 1)
+    _at_least("model.fit.batch_size", model.fit.batch_size, 1)
+    _at_least("model.eval.sample_size", model.eval.sample_size, 1)
+    if model.optimizer.learning_rate <= 0:
+        raise ConfigError(
+            f"model.optimizer.learning_rate={model.optimizer.learning_rate} must be > 0."
+        )
+    for key in ("dropout", "conv_dropout", "dense_dropout"):
+        rate = model.network.get(key)
+        if rate is not None and not 0 <= rate < 1:
+            raise ConfigError(f"model.network.{key}={rate} must be in [0, 1).")
+    for key in ("test_size", "val_size"):
+        size = data[key]
+        if size < 0 or (size >= 1 and size != int(size)):
+            raise ConfigError(
+                f"dataset.{key}={size} must be 0 (none), a fraction in (0, 1) or a whole count."
+            )
+    if not cfg.mlflow.experiment_name.strip():
+        raise ConfigError("mlflow.experiment_name is empty; give the MLflow experiment a name.")
+    if cfg.mlflow.timeout_s <= 0:
+        raise ConfigError(f"mlflow.timeout_s={cfg.mlflow.timeout_s} must be > 0 seconds.")
+
+
+def _at_least(key: str, value: int, minimum: int) -> None:
+    if value < minimum:
+        raise ConfigError(f"{key}={value} is invalid: it must be a whole number >= {minimum}.")

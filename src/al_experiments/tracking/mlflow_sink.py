@@ -1,0 +1,321 @@
+"""The MLflow side of tracking: store checks, experiments, one run per job, sweep parent runs.
+
+Everything goes through ``MlflowClient`` with explicit run ids rather than MLflow's global
+"active run", so jobs that share one process (Hydra's basic launcher) cannot leak a run into
+each other. The loop never sees MLflow: ``JobRun.log_round`` consumes its step dicts.
+
+Parent runs of a sweep are coordinated through a small JSON marker in the sweep directory:
+the launching process announces the sweep (``announce_sweep``), the first job that passed
+validation creates the parent run (``parent_run_for``, under a file lock, so parallel and
+SLURM jobs agree on one parent), and the launching process closes it (``close_sweep``).
+A sweep whose jobs all fail validation thus leaves no run behind.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import filelock
+
+from al_experiments.tracking.files import atomic_write_text
+
+DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
+PARENT_MARKER = ".mlflow_sweep.json"
+_BATCH = 100  # MLflow's log_batch limit for params per call
+
+
+class TrackingUnavailable(RuntimeError):
+    """The tracking store cannot be used; the message is one sentence with the fix."""
+
+
+class JobTerminated(KeyboardInterrupt):
+    """SIGTERM arrived: the run is recorded as KILLED, like a Ctrl-C."""
+
+
+# ----------------------------------------------------------------------------- the store
+def resolve_tracking_uri(configured: str | None) -> str:
+    """Config value, else ``$MLFLOW_TRACKING_URI``, else ``sqlite:///mlflow.db`` in the cwd.
+
+    Relative SQLite paths are made absolute now, so every job of a sweep (and the process
+    closing the parent run) addresses the same file whatever its working directory.
+    """
+    uri = configured or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
+    db = _sqlite_path(uri)
+    if db is not None and not os.path.isabs(db):
+        uri = "sqlite:///" + os.path.abspath(db)
+    return uri
+
+
+def _sqlite_path(uri: str) -> str | None:
+    if not uri.startswith("sqlite:///"):
+        return None
+    return uri[len("sqlite:///"):].split("?", 1)[0]
+
+
+def check_tracking_store(uri: str, timeout_s: float) -> None:
+    """Fail fast, before any run exists, when ``uri`` cannot work."""
+    scheme = urlparse(uri).scheme
+    fix = "point mlflow.tracking_uri (or MLFLOW_TRACKING_URI) at a running server or at sqlite:///mlflow.db"
+    if scheme in ("http", "https"):
+        try:
+            with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout_s) as response:
+                if response.status != 200:
+                    raise TrackingUnavailable(
+                        f"The MLflow tracking server at {uri} answered /health with HTTP {response.status}; {fix}."
+                    )
+        except urllib.error.HTTPError as exc:
+            raise TrackingUnavailable(
+                f"The MLflow tracking server at {uri} answered /health with HTTP {exc.code}; {fix}."
+            ) from None
+        except (urllib.error.URLError, OSError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise TrackingUnavailable(
+                f"The MLflow tracking server at {uri} cannot be reached within {timeout_s:g} s "
+                f"({reason}); start it, or {fix}."
+            ) from None
+    elif scheme == "sqlite":
+        folder = os.path.dirname(_sqlite_path(uri) or "") or "."
+        if not os.path.isdir(folder):
+            raise TrackingUnavailable(
+                f"The folder {folder!r} of the MLflow SQLite store {uri} does not exist; create it or {fix}."
+            )
+    elif scheme in ("", "file"):
+        raise TrackingUnavailable(
+            f"mlflow.tracking_uri={uri!r} is a file store, which MLflow >= 3.13 refuses; "
+            "use sqlite:///<path>/mlflow.db (or a tracking server) instead."
+        )
+
+
+@contextmanager
+def _store_lock(uri: str) -> Iterator[None]:
+    """Serialise first use of a SQLite file: concurrent schema migrations corrupt it."""
+    db = _sqlite_path(uri)
+    if db is None:
+        yield  # a server (or a real database) serialises creation itself
+        return
+    with filelock.FileLock(db + ".lock", timeout=300):
+        yield
+
+
+def _client(uri: str):
+    from mlflow import MlflowClient
+
+    return MlflowClient(tracking_uri=uri)
+
+
+def ensure_experiment(uri: str, name: str) -> str:
+    """The id of experiment ``name``, created (with the store) if missing.
+
+    For a SQLite store the artifacts go to ``mlartifacts/`` beside the database file, so a
+    store is one self-contained folder whatever the working directory was.
+    """
+    from mlflow.exceptions import MlflowException
+
+    with _store_lock(uri):
+        client = _client(uri)
+        experiment = client.get_experiment_by_name(name)
+        if experiment is None:
+            db = _sqlite_path(uri)
+            location = Path(db).resolve().parent.joinpath("mlartifacts").as_uri() if db else None
+            try:
+                return client.create_experiment(name, artifact_location=location)
+            except MlflowException:
+                experiment = client.get_experiment_by_name(name)  # created meanwhile by another job
+                if experiment is None:
+                    raise
+        if experiment.lifecycle_stage == "deleted":
+            raise TrackingUnavailable(
+                f"The MLflow experiment {name!r} is deleted; restore it (mlflow experiments restore) "
+                "or choose another mlflow.experiment_name."
+            )
+        return experiment.experiment_id
+
+
+# ----------------------------------------------------------------------------- values
+def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
+    """Nested mappings -> dotted keys; lists as JSON, so every leaf is one MLflow param."""
+    flat: dict[str, str] = {}
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat.update(flatten(value, name + "."))
+        elif isinstance(value, (list, tuple)):
+            flat[name] = json.dumps(value)
+        else:
+            flat[name] = str(value)
+    return flat
+
+
+def round_metrics(step: Mapping[str, Any]) -> dict[str, float]:
+    """Every scalar of a round, named like the tf_al CSV columns (``eval_<metric>``, ...).
+
+    Training histories are per epoch; their last value is the round's training result.
+    """
+    metrics: dict[str, float] = {}
+    for section in ("train", "optim", "eval"):
+        values = step.get(section) or {}
+        for key, value in values.items():
+            if isinstance(value, (list, tuple)):
+                value = value[-1] if value else None
+            if _is_number(value):
+                metrics[f"{section}_{key}"] = float(value)
+    for key in ("train_time", "query_time", "optim_time", "eval_time", "labeled_pool_size", "unlabeled_pool_size"):
+        if _is_number(step.get(key)):
+            metrics[key] = float(step[key])
+    return metrics
+
+
+def _is_number(value: Any) -> bool:
+    try:
+        return value is not None and not isinstance(value, bool) and math.isfinite(float(value))
+    except (TypeError, ValueError):
+        return False
+
+
+# ----------------------------------------------------------------------------- one run per job
+class JobRun:
+    """One MLflow run, ended FINISHED, FAILED (exception) or KILLED (Ctrl-C, SIGTERM).
+
+    Use as a context manager. Files registered with ``add_artifact``/``add_json`` are uploaded
+    when the run ends, whatever its status, so a failed run still shows its partial CSV.
+    """
+
+    def __init__(self, uri: str, experiment_id: str, run_name: str, tags: Mapping[str, str],
+                 parent_run_id: str | None = None) -> None:
+        self.uri = uri
+        self.client = _client(uri)
+        tags = dict(tags)
+        if parent_run_id:
+            tags["mlflow.parentRunId"] = parent_run_id  # what the UI nests child runs by
+        run = self.client.create_run(experiment_id, run_name=run_name, tags=tags)
+        self.run_id: str = run.info.run_id
+        self._artifacts: list[tuple[str, str | None]] = []
+        self._json: dict[str, Any] = {}
+        self._previous_sigterm: Any = None
+
+    def __enter__(self) -> "JobRun":
+        # Only where nobody else handles SIGTERM (submitit installs its own in its workers).
+        if threading.current_thread() is threading.main_thread() and \
+                signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+            self._previous_sigterm = signal.signal(signal.SIGTERM, _raise_terminated)
+        return self
+
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> bool:
+        if self._previous_sigterm is not None:
+            signal.signal(signal.SIGTERM, self._previous_sigterm)
+        if exc_type is None:
+            status = "FINISHED"
+        elif issubclass(exc_type, KeyboardInterrupt):
+            status = "KILLED"
+        else:
+            status = "FAILED"
+            self.client.set_tag(self.run_id, "error", f"{exc_type.__name__}: {exc}"[:5000])
+        try:
+            self._upload()
+        finally:
+            self.client.set_terminated(self.run_id, status=status)
+        return False
+
+    def log_params(self, params: Mapping[str, Any]) -> None:
+        from mlflow.entities import Param
+
+        items = [Param(k, str(v)) for k, v in params.items()]
+        for start in range(0, len(items), _BATCH):
+            self.client.log_batch(self.run_id, params=items[start:start + _BATCH])
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int = 0) -> None:
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        batch = [Metric(k, float(v), now, int(step)) for k, v in metrics.items()]
+        if batch:
+            self.client.log_batch(self.run_id, metrics=batch)
+
+    def log_round(self, step: Mapping[str, Any]) -> None:
+        """Log a loop step dict at ``step = iteration`` (the round)."""
+        self.log_metrics(round_metrics(step), step=int(step["iteration"]))
+
+    def add_artifact(self, path: str | os.PathLike[str], artifact_path: str | None = None) -> None:
+        self._artifacts.append((os.fspath(path), artifact_path))
+
+    def add_json(self, artifact_file: str, content: Any) -> None:
+        """Upload ``content`` as JSON at the end; re-adding the same name replaces it."""
+        self._json[artifact_file] = content
+
+    def _upload(self) -> None:
+        for path, artifact_path in self._artifacts:
+            if os.path.isdir(path):
+                self.client.log_artifacts(self.run_id, path, artifact_path)
+            elif os.path.isfile(path):
+                self.client.log_artifact(self.run_id, path, artifact_path)
+        for name, content in self._json.items():
+            self.client.log_dict(self.run_id, content, name)
+
+
+def _raise_terminated(signum: int, frame: Any) -> None:
+    raise JobTerminated(f"received signal {signum}")
+
+
+# ----------------------------------------------------------------------------- sweep parents
+def _marker(sweep_dir: str | os.PathLike[str]) -> Path:
+    return Path(sweep_dir) / PARENT_MARKER
+
+
+def _read_marker(sweep_dir: str | os.PathLike[str]) -> dict[str, Any] | None:
+    try:
+        return json.loads(_marker(sweep_dir).read_text())
+    except FileNotFoundError:
+        return None
+
+
+def announce_sweep(sweep_dir: str | os.PathLike[str], uri: str, experiment_id: str) -> None:
+    """Called once by the launching process: jobs of this sweep share one parent run."""
+    os.makedirs(sweep_dir, exist_ok=True)
+    content = {"tracking_uri": uri, "experiment_id": experiment_id, "parent_run_id": None}
+    atomic_write_text(_marker(sweep_dir), json.dumps(content, indent=2))
+
+
+def parent_run_for(sweep_dir: str | os.PathLike[str], uri: str, experiment_id: str) -> str | None:
+    """The parent run id of an announced sweep, created by the first job that asks.
+
+    None when no sweep was announced (the sweep callback is off) or when it was announced for
+    another store or experiment: a job never nests under a run it cannot reach.
+    """
+    if _read_marker(sweep_dir) is None:
+        return None
+    with filelock.FileLock(str(_marker(sweep_dir)) + ".lock", timeout=300):
+        marker = _read_marker(sweep_dir) or {}
+        if marker.get("tracking_uri") != uri or marker.get("experiment_id") != experiment_id:
+            return None
+        if marker.get("parent_run_id") is None:
+            name = Path(sweep_dir).resolve().name
+            run = _client(uri).create_run(
+                experiment_id, run_name=f"sweep-{name}",
+                tags={"sweep": str(Path(sweep_dir).resolve()), "run_kind": "sweep"},
+            )
+            marker["parent_run_id"] = run.info.run_id
+            atomic_write_text(_marker(sweep_dir), json.dumps(marker, indent=2))
+        return marker["parent_run_id"]
+
+
+def close_sweep(sweep_dir: str | os.PathLike[str], status: str) -> None:
+    """End the sweep's parent run with ``status`` if it exists and is still running."""
+    marker = _read_marker(sweep_dir)
+    if not marker or not marker.get("parent_run_id"):
+        return
+    client = _client(marker["tracking_uri"])
+    run_id = marker["parent_run_id"]
+    if client.get_run(run_id).info.status == "RUNNING":
+        client.set_terminated(run_id, status=status)

@@ -1,0 +1,87 @@
+"""Helpers shared by the CLI and launcher tests: run the real ``al-run`` in a subprocess inside
+a fresh folder and read back what it left (MLflow runs in a SQLite store, tf_al CSVs)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+_SCRIPT = Path(sys.executable).parent / "al-run"
+AL_RUN = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "al_experiments"]
+# small and fast on 2 cores: digits, 2 rounds, 5 epochs, T=5
+QUICK = ["experiment=quick"]
+
+
+def store_uri(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'mlflow.db'}"
+
+
+def cli_command(tmp_path: Path, *args: str, tracking: bool = True) -> tuple[list[str], dict[str, str]]:
+    """The ``al-run <args>`` command line and environment, with run/sweep dirs and the MLflow
+    store inside ``tmp_path``."""
+    env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "HYDRA_FULL_ERROR")}
+    env["TF_CPP_MIN_LOG_LEVEL"] = "3"
+    extra = [f"hydra.run.dir={tmp_path / 'run'}", f"hydra.sweep.dir={tmp_path / 'sweep'}"]
+    if tracking:
+        extra.append(f"mlflow.tracking_uri={store_uri(tmp_path)}")
+    return [*AL_RUN, *args, *extra], env
+
+
+def run_cli(tmp_path: Path, *args: str, timeout: float = 300, tracking: bool = True) -> subprocess.CompletedProcess:
+    command, env = cli_command(tmp_path, *args, tracking=tracking)
+    return subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def mlflow_runs(tmp_path: Path, experiment: str = "al-experiments") -> list:
+    """Every run in the test's store ([] when no store or experiment exists)."""
+    if not (tmp_path / "mlflow.db").exists():
+        return []
+    from mlflow import MlflowClient
+
+    client = MlflowClient(store_uri(tmp_path))
+    found = client.get_experiment_by_name(experiment)
+    return [] if found is None else client.search_runs([found.experiment_id])
+
+
+def metric_history(tmp_path: Path, run_id: str, key: str) -> list[tuple[int, float]]:
+    from mlflow import MlflowClient
+
+    return [(m.step, m.value) for m in MlflowClient(store_uri(tmp_path)).get_metric_history(run_id, key)]
+
+
+def csv_files(tmp_path: Path) -> list[Path]:
+    """CSVs the jobs wrote (not the copies uploaded as MLflow artifacts)."""
+    return sorted(p for d in ("run", "sweep") for p in (tmp_path / d).rglob("*.csv"))
+
+
+def check_sweep(tmp_path: Path, jobs: int, rounds: int = 2) -> tuple[object, list]:
+    """A finished sweep: one FINISHED parent, ``jobs`` FINISHED children with per-round
+    histories, one CSV per job and one .meta.json in <sweep>/metrics. Returns (parent, children)."""
+    import json
+
+    runs = mlflow_runs(tmp_path)
+    parents = [r for r in runs if r.data.tags.get("run_kind") == "sweep"]
+    assert len(parents) == 1, [r.info.run_name for r in runs]
+    parent = parents[0]
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    assert len(children) == jobs and len(runs) == jobs + 1
+    assert parent.info.status == "FINISHED"
+    for run in children:
+        assert run.info.status == "FINISHED"
+        for key in ("eval_sparse_categorical_accuracy", "eval_sparse_categorical_crossentropy",
+                    "labeled_pool_size", "train_time", "query_time", "eval_time", "train_loss"):
+            history = metric_history(tmp_path, run.info.run_id, key)
+            assert [step for step, _ in history] == list(range(1, rounds + 1)), key
+        assert run.data.params["al_experiments.version"]
+        assert int(run.data.params["data.train_size"]) > 0
+        for tag in ("query", "model", "dataset", "seed", "sweep"):
+            assert run.data.tags[tag]
+    metrics = tmp_path / "sweep" / "metrics"
+    csvs = sorted(p.name for p in metrics.glob("*.csv"))
+    assert len(csvs) == jobs
+    meta = json.loads((metrics / ".meta.json").read_text())
+    assert sorted(e["experiment_name"] + ".csv" for e in meta["experiments"]) == csvs
+    assert meta["dataset"]["name"] == "digits"
+    return parent, children

@@ -1,0 +1,136 @@
+"""The real ``al-run`` CLI in subprocesses, against a real MLflow SQLite store in tmp_path."""
+
+from __future__ import annotations
+
+import re
+import signal
+import subprocess
+import time
+
+import pytest
+from _app_helpers import QUICK, check_sweep, cli_command, csv_files, metric_history, mlflow_runs, run_cli
+
+pytestmark = pytest.mark.slow
+
+
+def test_single_run(tmp_path):
+    result = run_cli(tmp_path, *QUICK, "seed=3")
+    assert result.returncode == 0, result.stderr[-3000:]
+    [run] = mlflow_runs(tmp_path)
+    assert run.info.status == "FINISHED" and "mlflow.parentRunId" not in run.data.tags
+    assert run.data.tags["seed"] == "3" and run.data.params["query.name"] == "bald"
+    assert [s for s, _ in metric_history(tmp_path, run.info.run_id, "eval_sparse_categorical_accuracy")] == [1, 2]
+    [csv] = csv_files(tmp_path)
+    assert csv.name == "0_3_mc_dropout_mlp_bald.csv" and csv.parent == tmp_path / "run" / "metrics"
+    # artifacts: resolved config, Hydra's .hydra/, the CSV, the selected indices
+    from mlflow import MlflowClient
+    from _app_helpers import store_uri
+
+    client = MlflowClient(store_uri(tmp_path))
+    paths = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert {"config", "metrics", "indices_selected.json"} <= paths
+    assert {a.path for a in client.list_artifacts(run.info.run_id, "config")} >= {"config/.hydra", "config/resolved.json"}
+    indices = client.load_dict(run.info.run_artifact_uri + "/indices_selected.json") \
+        if hasattr(client, "load_dict") else None
+    if indices is not None:
+        assert [r["iteration"] for r in indices["rounds"]] == [1, 2]
+
+
+def test_two_by_two_sweep(tmp_path):
+    result = run_cli(tmp_path, "-m", "query=random,bald", "seed=0,1", "loop.max_rounds=2",
+                     "model.fit.epochs=5", "query.sample_size=5", "model.eval.sample_size=5")
+    assert result.returncode == 0, result.stderr[-3000:]
+    parent, children = check_sweep(tmp_path, jobs=4)
+    assert sorted((r.data.tags["query"], r.data.tags["seed"]) for r in children) == [
+        ("bald", "0"), ("bald", "1"), ("random", "0"), ("random", "1")]
+    names = sorted(p.name for p in (tmp_path / "sweep" / "metrics").glob("*.csv"))
+    assert all(re.fullmatch(r"\d_\d_mc_dropout_mlp_(random|bald)\.csv", n) for n in names), names
+
+
+_TF_NOISE = re.compile(r"^(WARNING: All log messages before absl|[IWE]\d{4} )")
+
+
+def _assert_nothing_created(tmp_path, result, *needles: str) -> str:
+    assert result.returncode != 0
+    err = result.stderr.strip()
+    assert "Traceback" not in err, err[-3000:]
+    for needle in needles:
+        assert needle in err, err[-3000:]
+    assert mlflow_runs(tmp_path) == []
+    assert csv_files(tmp_path) == []
+    assert not (tmp_path / "run" / "metrics").exists() and not (tmp_path / "sweep" / "metrics").exists()
+    return err
+
+
+def test_misspelt_query_lists_names_and_leaves_nothing(tmp_path):
+    result = run_cli(tmp_path, "query=bqld")
+    _assert_nothing_created(tmp_path, result, "bqld", "bald", "random", "max_entropy")
+    assert not (tmp_path / "mlflow.db").exists()
+
+
+def test_misspelt_query_name_in_a_sweep_leaves_no_run(tmp_path):
+    result = run_cli(tmp_path, "-m", "query.name=bqld", "seed=0,1")
+    err = _assert_nothing_created(tmp_path, result, "query.name='bqld' is not a query function",
+                                  "Known names: bald")
+    assert "Did you mean 'bald'" in err
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["loop.init_size=100000"], "loop.init_size=100000 is larger than the training pool"),
+    (["loop.step_size=0"], "loop.step_size=0 is invalid"),
+    (["dataset=npz", "dataset.loader.path=/nonexistent/mnist.npz"], "The dataset file '/nonexistent/mnist.npz' does not exist"),
+    (["dataset=idx", "dataset.loader.path=/nonexistent"], "is missing in '/nonexistent'"),
+])
+def test_impossible_values_fail_before_work(tmp_path, args, needle):
+    result = run_cli(tmp_path, *QUICK, *args)
+    err = _assert_nothing_created(tmp_path, result, needle)
+    # one sentence on one line (TensorFlow's import banners aside, which it prints itself)
+    lines = [line for line in err.splitlines() if line.strip() and not _TF_NOISE.match(line)]
+    assert len(lines) == 1 and lines[0].startswith("Error: "), err
+
+
+def test_unreachable_tracking_server(tmp_path):
+    result = run_cli(tmp_path, *QUICK, "mlflow.tracking_uri=http://127.0.0.1:9", "mlflow.timeout_s=2",
+                     tracking=False)
+    _assert_nothing_created(tmp_path, result, "The MLflow tracking server at http://127.0.0.1:9 cannot be reached")
+    assert not (tmp_path / "mlflow.db").exists() and not (tmp_path / "mlartifacts").exists()
+
+
+def _statuses(tmp_path) -> list[tuple[str, str]]:
+    return sorted((r.data.tags.get("run_kind", "job"), r.info.status) for r in mlflow_runs(tmp_path))
+
+
+def test_failing_job_marks_runs_failed(tmp_path):
+    """A job failing mid-loop ends FAILED, and so does its sweep's parent (Hydra skips
+    on_multirun_end after a failure; al-run's main closes the parent)."""
+    result = run_cli(tmp_path, "-m", *QUICK, "model.loss=not_a_loss")  # Keras resolves it at fit
+    assert result.returncode != 0
+    assert _statuses(tmp_path) == [("job", "FAILED"), ("sweep", "FAILED")]
+    [job] = [r for r in mlflow_runs(tmp_path) if "mlflow.parentRunId" in r.data.tags]
+    assert "not_a_loss" in job.data.tags["error"]
+
+
+def test_sigterm_marks_runs_killed(tmp_path):
+    """SIGTERM (scancel, kill) ends the job's run and the sweep's parent KILLED."""
+    command, env = cli_command(tmp_path, "-m", *QUICK, "loop.max_rounds=400")
+    process = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline and ("job", "RUNNING") not in _statuses_safe(tmp_path):
+            time.sleep(0.5)
+        assert process.poll() is None, "the job ended before it could be interrupted"
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode != 0
+    assert _statuses(tmp_path) == [("job", "KILLED"), ("sweep", "KILLED")]
+
+
+def _statuses_safe(tmp_path) -> list[tuple[str, str]]:
+    try:
+        return _statuses(tmp_path)
+    except Exception:  # the store is being created by the job right now
+        return []
