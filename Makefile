@@ -40,4 +40,4 @@ ui: $(STAMP)
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db --host 127.0.0.1 --port 5000
 
 clean:
-	rm -rf $(VENV) $(TFAL) outputs multirun mlflow.db mlruns
+	rm -rf $(VENV) $(TFAL) outputs multirun mlflow.db mlflow.db.lock mlruns mlartifacts
