@@ -81,6 +81,7 @@ class Model:
         # Set before any compile: sampling an uncompiled network must work (it did in tf_al).
         self._loss: Any = None
         self._metrics: list[Any] = []
+        self._num_outputs: int | None = None  # found on first use: subclassed models build late
         self.eval_metrics: list[Any] = []
         self._id = uuid.uuid1()
         self._seed = 0
@@ -129,7 +130,7 @@ class Model:
         return [metric_name(m) for m in self.eval_metrics]
 
     def num_outputs(self) -> int:
-        if getattr(self, "_num_outputs", None) is None:
+        if self._num_outputs is None:
             from al_experiments.wrapper.compiled import output_width
 
             self._num_outputs = output_width(self._model)
@@ -281,9 +282,9 @@ class Model:
 
     def _scores(self, targets: Any, probs: np.ndarray) -> dict[str, float]:
         raw = probs[:, 1:] if probs.shape[-1] == 2 and self.num_outputs() == 1 else probs
+        y = prepare_targets(targets, self._loss, self.num_outputs())
         results: dict[str, float] = {}
         for index, metric in enumerate(self.eval_metrics):
-            y = prepare_targets(targets, self._loss, self.num_outputs())
             if index == 0 and metric is self._loss:
                 results[metric_name(metric)] = loss_value(metric, y, _clip(raw))
             else:
