@@ -11,7 +11,7 @@ from pathlib import Path
 _SCRIPT = Path(sys.executable).parent / "al-run"
 AL_RUN = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "al_experiments"]
 # small and fast on 2 cores: digits, 2 rounds, 5 epochs, T=5
-QUICK = ["experiment=quick"]
+QUICK = ["+experiment=smoke"]
 
 
 def store_uri(tmp_path: Path) -> str:

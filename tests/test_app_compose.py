@@ -155,7 +155,7 @@ def test_sweep_callback_is_on_by_default():
 
 @pytest.mark.parametrize("name", options("experiment"))
 def test_experiment_presets_compose(name):
-    cfg = compose("config", overrides=[f"experiment={name}"])
+    cfg = compose("config", overrides=[f"+experiment={name}"])
     assert OmegaConf.missing_keys(cfg) == set()
     validate(cfg)
 
