@@ -24,6 +24,7 @@ from scipy.special import entr
 
 __all__ = [
     "check_probs",
+    "check_value_range",
     "max_entropy",
     "bald",
     "max_var_ratio",
@@ -82,24 +83,31 @@ def check_probs(probs: ArrayLike) -> np.ndarray:
         return arr
 
     finite = np.isfinite(arr)
-    if not finite.all():
-        bad = int(arr.size - np.count_nonzero(finite))
-        raise ValueError(
-            f"the model produced non-finite probabilities ({bad} NaN/inf entries in an array "
-            f"of shape {arr.shape}): check training for a diverged (NaN) loss and pass softmax "
-            "outputs, not logits."
-        )
-    lo, hi = float(arr.min()), float(arr.max())
-    if lo < -_RANGE_TOL or hi > 1.0 + _RANGE_TOL:
-        raise ValueError(
-            f"query functions need probabilities in [0, 1]; got values in [{lo:.4g}, {hi:.4g}] "
-            f"in an array of shape {arr.shape}: apply softmax to the model outputs (these look "
-            "like logits)."
-        )
+    nonfinite = int(arr.size - np.count_nonzero(finite))
+    lo, hi = (float(arr.min()), float(arr.max())) if nonfinite == 0 else (0.0, 1.0)
+    check_value_range(nonfinite, lo, hi, arr.shape)
     if lo < 0.0 or hi > 1.0:
         # Only round-off reaches here; clip on a copy so the caller's array is left alone.
         arr = np.clip(arr, 0.0, 1.0)
     return arr
+
+
+def check_value_range(nonfinite: int, lo: float, hi: float, shape: tuple) -> None:
+    """Raise the errors of :func:`check_probs` from summary figures of an array (its count of
+    NaN/inf entries and its finite minimum and maximum); the compiled scorer computes them
+    without copying the samples to the host."""
+    if nonfinite:
+        raise ValueError(
+            f"the model produced non-finite probabilities ({nonfinite} NaN/inf entries in an array "
+            f"of shape {tuple(shape)}): check training for a diverged (NaN) loss and pass softmax "
+            "outputs, not logits."
+        )
+    if lo < -_RANGE_TOL or hi > 1.0 + _RANGE_TOL:
+        raise ValueError(
+            f"query functions need probabilities in [0, 1]; got values in [{lo:.4g}, {hi:.4g}] "
+            f"in an array of shape {tuple(shape)}: apply softmax to the model outputs (these look "
+            "like logits)."
+        )
 
 
 def _entropy(p: np.ndarray) -> np.ndarray:

@@ -4,7 +4,10 @@
   call (no per-epoch ``fit`` machinery, which dominates on a few dozen points).
 * ``Sampler``: T stochastic forward passes over a chunk of inputs in one graph call, by tiling the
   chunk T times along the batch axis (dropout masks are drawn per element, so the copies are
-  independent samples); BatchNormalization stays in inference mode.
+  independent samples); BatchNormalization stays in inference mode. In a Sequential network the
+  layers before the first stochastic one give the same output in every pass, so they run once per
+  input and only their output is tiled (for Gal et al.'s CNN that skips T-1 of the T passes
+  through both convolutions).
 
 Both take inputs of any batch length through a ``None`` batch dimension, so a growing labelled
 set or a shrinking pool does not retrace.
@@ -63,6 +66,40 @@ def output_width(model) -> int:
     return int(model.compute_output_spec(keras.KerasTensor((None, *shape), dtype=dtype)).shape[-1])
 
 
+# Keras layers whose output does not depend on ``training`` once BatchNormalization is frozen.
+# Exact types only: a user subclass may override ``call`` and use ``training``.
+_DETERMINISTIC_LAYERS = (
+    "Dense EinsumDense Conv1D Conv2D Conv3D SeparableConv1D SeparableConv2D DepthwiseConv1D "
+    "DepthwiseConv2D Conv1DTranspose Conv2DTranspose Conv3DTranspose MaxPooling1D MaxPooling2D "
+    "MaxPooling3D AveragePooling1D AveragePooling2D AveragePooling3D GlobalAveragePooling1D "
+    "GlobalAveragePooling2D GlobalAveragePooling3D GlobalMaxPooling1D GlobalMaxPooling2D "
+    "GlobalMaxPooling3D Flatten Reshape Permute RepeatVector Activation ReLU LeakyReLU PReLU ELU "
+    "Softmax BatchNormalization LayerNormalization GroupNormalization UnitNormalization "
+    "ZeroPadding1D ZeroPadding2D ZeroPadding3D Cropping1D Cropping2D Cropping3D UpSampling1D "
+    "UpSampling2D UpSampling3D Embedding Rescaling Normalization Identity"
+).split()
+
+
+def deterministic_prefix(model) -> int:
+    """How many leading layers of a Sequential model run the same in every stochastic pass.
+
+    0 for any other model (functional graphs may branch around a dropout layer), and at the
+    first layer that is not a known deterministic Keras layer (dropout, noise, augmentation,
+    nested models, user layers).
+    """
+    import keras
+
+    if type(model) is not keras.Sequential:
+        return 0
+    deterministic = tuple(getattr(keras.layers, name) for name in _DETERMINISTIC_LAYERS)
+    count = 0
+    for layer in model.layers:
+        if type(layer) not in deterministic:
+            break
+        count += 1
+    return count
+
+
 def _batch_norm_layers(model) -> list:
     import keras
 
@@ -72,28 +109,45 @@ def _batch_norm_layers(model) -> list:
 class Sampler:
     """Compiled predictive sampling of a Keras model."""
 
-    def __init__(self, model, stochastic: bool, softmax_outputs: bool = False) -> None:
+    def __init__(self, model, stochastic: bool, softmax_outputs: bool = False, share_prefix: bool = True) -> None:
         self._model = model
         self._stochastic = stochastic
         self._softmax = softmax_outputs
+        # Leading layers run once per input rather than once per sample (see module docstring).
+        self.prefix_layers = deterministic_prefix(model) if stochastic and share_prefix else 0
         signature = input_signature(model)
         self._spec = tf.TensorSpec([None, *signature[0]], signature[1]) if signature is not None else None
-        self._fns: dict[int, Callable] = {}
+        self._fns: dict[tuple, Callable] = {}
         # Seconds spent inside compiled forward passes (read by benchmarks/ for the overhead share).
         self.forward_seconds = 0.0
 
-    def _function(self, samples: int) -> Callable:
-        fn = self._fns.get(samples)
+    def _function(self, samples: int, reduction: Callable | None = None) -> Callable:
+        """The compiled call for ``samples`` passes: ``(B, T, C)`` probabilities, or with a
+        ``reduction`` (see ``acquisition.graph_scores``) the B scores and their input checks."""
+        key = (samples, reduction)
+        fn = self._fns.get(key)
         if fn is not None:
             return fn
         model, stochastic, softmax = self._model, self._stochastic, self._softmax
         bn_layers = _batch_norm_layers(model)
+        prefix = model.layers[:self.prefix_layers]
+        suffix = model.layers[self.prefix_layers:]
+
+        def stochastic_passes(x):
+            if prefix:
+                for layer in prefix:
+                    x = layer(x, training=False)
+            tiled = tf.tile(x, tf.concat([[samples], tf.ones(tf.rank(x) - 1, tf.int32)], 0))
+            if not prefix:
+                return model(tiled, training=True)
+            for layer in suffix:
+                tiled = layer(tiled, training=True)
+            return tiled
 
         def forward(x):
             n = tf.shape(x)[0]
             if stochastic:
-                tiled = tf.tile(x, tf.concat([[samples], tf.ones(tf.rank(x) - 1, tf.int32)], 0))
-                out = model(tiled, training=True)
+                out = stochastic_passes(x)
             else:
                 out = model(x, training=False)
             out = tf.cast(out, tf.float32)
@@ -104,7 +158,13 @@ class Sampler:
                 out = tf.transpose(out, tf.concat([[1, 0], tf.range(2, tf.rank(out))], 0))
             else:
                 out = tf.expand_dims(out, 1)
-            return out
+            if reduction is None:
+                return out
+            from al_experiments.acquisition.graph_scores import reduce_with_checks
+
+            if out.shape[-1] == 1:  # one sigmoid unit: the two class probabilities [1 - p, p]
+                out = tf.concat([1.0 - out, out], axis=-1)
+            return reduce_with_checks(out, reduction)
 
         compiled = tf.function(forward, input_signature=[self._spec]) if self._spec is not None else tf.function(
             forward, reduce_retracing=True)
@@ -122,7 +182,7 @@ class Sampler:
                 for layer, flag in zip(bn_layers, previous):
                     layer.trainable = flag
 
-        self._fns[samples] = call
+        self._fns[key] = call
         return call
 
     def chunk_size(self, samples: int, batch_size: int | None) -> int:
@@ -132,22 +192,38 @@ class Sampler:
             return int(batch_size)
         return max(1, DEFAULT_ROWS_PER_PASS // max(1, samples if self._stochastic else 1))
 
-    def chunks(self, inputs: Any, samples: int, batch_size: int | None = None):
-        """Yield ``(start, stop, probs)`` per chunk, probs of shape ``(stop - start, T, C)``."""
+    def _chunked(self, inputs: Any, samples: int, batch_size: int | None, reduction: Callable | None):
         if samples < 1:
             raise ValueError(f"sample_size must be >= 1, got {samples}.")
-        fn = self._function(samples if self._stochastic else 1)
+        fn = self._function(samples if self._stochastic else 1, reduction)
         size = self.chunk_size(samples, batch_size)
         n = len(inputs)
         for start in range(0, n, size):
             stop = min(n, start + size)
             chunk = np.asarray(inputs[start:stop], dtype=self._dtype())
             began = time.perf_counter()
-            out = fn(chunk).numpy()
+            out = fn(chunk)
+            out = out.numpy() if reduction is None else (out[0].numpy(), out[1].numpy())
             self.forward_seconds += time.perf_counter() - began
+            yield start, stop, out
+
+    def chunks(self, inputs: Any, samples: int, batch_size: int | None = None):
+        """Yield ``(start, stop, probs)`` per chunk, probs of shape ``(stop - start, T, C)``."""
+        for start, stop, out in self._chunked(inputs, samples, batch_size, None):
             if not self._stochastic and samples > 1:
                 out = np.repeat(out, samples, axis=1)
             yield start, stop, out
+
+    def score_chunks(self, inputs: Any, samples: int, reduction: Callable, batch_size: int | None = None):
+        """Yield ``(start, stop, scores)`` per chunk, reduced inside the compiled call.
+
+        The samples are checked as ``functions.check_probs`` would check them on the host.
+        """
+        from al_experiments.acquisition.functions import check_value_range
+
+        for start, stop, (scores, (nonfinite, lo, hi)) in self._chunked(inputs, samples, batch_size, reduction):
+            check_value_range(int(nonfinite), float(lo), float(hi), (stop - start, samples, "C"))
+            yield start, stop, scores
 
     def _dtype(self):
         if self._spec is not None:
@@ -217,14 +293,29 @@ class Trainer:
                 accs = accs.write(epoch, total_correct / nf)
             return losses.stack(), accs.stack()
 
-        self._train = tf.function(train, reduce_retracing=True)
+        self._train_py = train
+        self._train_fns: dict[tuple, Callable] = {}
+        self._x_shape = tuple(signature[0])
+
+    def _compiled_train(self, y: np.ndarray) -> Callable:
+        # One trace per target layout: a None batch axis means a labelled set that grows every
+        # round reuses the graph (without a signature the second size retraces once).
+        key = (y.dtype.str, y.shape[1:])
+        fn = self._train_fns.get(key)
+        if fn is None:
+            scalar = tf.TensorSpec([], tf.int32)
+            fn = tf.function(self._train_py, input_signature=[
+                tf.TensorSpec([None, *self._x_shape], tf.as_dtype(self._x_dtype)),
+                tf.TensorSpec([None, *y.shape[1:]], tf.as_dtype(y.dtype)), scalar, scalar, scalar])
+            self._train_fns[key] = fn
+        return fn
 
     def fit(self, x: np.ndarray, y: np.ndarray, epochs: int, batch_size: int, seed: int) -> dict[str, list[float]]:
         if len(x) == 0:
             raise ValueError("Cannot fit on an empty labelled set.")
         y = np.asarray(y)
         y = y.astype(np.float32) if y.dtype.kind == "f" else y.astype(np.int64)
-        losses, accs = self._train(
+        losses, accs = self._compiled_train(y)(
             tf.constant(np.asarray(x, dtype=self._x_dtype)), tf.constant(y),
             tf.constant(int(epochs), tf.int32), tf.constant(int(batch_size), tf.int32),
             tf.constant(int(seed) % 2**31, tf.int32),

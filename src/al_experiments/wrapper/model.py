@@ -303,11 +303,30 @@ class Model:
 
         def score(inputs: Any, sample_size: int = 10, batch_size: int | None = None, **_: Any) -> np.ndarray:
             scores = np.empty(len(inputs), dtype=np.float64)
-            for start, stop, probs in self.sample_chunks(inputs, sample_size, batch_size):
-                scores[start:stop] = strategy.scores(probs)
+            for start, stop, chunk_scores in self.score_chunks(inputs, strategy, sample_size, batch_size):
+                scores[start:stop] = chunk_scores
             return scores
 
         return score
+
+    def score_chunks(self, inputs: Any, strategy: Any, sample_size: int = 10, batch_size: int | None = None):
+        """Yield ``(start, stop, scores)`` of a query strategy, chunk by chunk.
+
+        Built-in strategies are reduced inside the compiled sampler, so the samples never reach
+        the host; other strategies (and subclasses that draw samples their own way by
+        overriding ``sample_chunks``) are scored from ``sample_chunks`` with numpy.
+        """
+        reduction = None
+        if type(self).sample_chunks is Model.sample_chunks:
+            from al_experiments.acquisition.graph_scores import graph_reduction
+
+            reduction = graph_reduction(strategy, max(2, self.num_outputs()))
+        if reduction is not None:
+            sampler = self._sampler(self.stochastic())
+            yield from sampler.score_chunks(inputs, int(sample_size), reduction, batch_size)
+            return
+        for start, stop, probs in self.sample_chunks(inputs, sample_size, batch_size):
+            yield start, stop, strategy.scores(probs)
 
     # ------------------------------------------------------------------ weights on disk
     def _weights_file(self) -> str:

@@ -55,35 +55,75 @@ class WeightResetter:
         optimizer = getattr(self._model, "optimizer", None)
         if optimizer is not None and optimizer.built:
             self._optimizer_state = [np.array(v) for v in optimizer.variables]
+            self._reset_optimizer_fn = None
 
     def reset_optimizer(self) -> None:
         optimizer = getattr(self._model, "optimizer", None)
         if optimizer is None or self._optimizer_state is None:
             return
-        for variable, value in zip(optimizer.variables, self._optimizer_state):
-            variable.assign(value)
+        if getattr(self, "_reset_optimizer_fn", None) is None:
+            from al_experiments.utils.tf_import import import_tensorflow
+
+            tf = import_tensorflow()
+            pairs = list(zip(optimizer.variables, self._optimizer_state))
+
+            @tf.function(input_signature=[])
+            def reset():
+                for variable, value in pairs:
+                    variable.assign(value)
+
+            self._reset_optimizer_fn = reset
+        self._reset_optimizer_fn()
 
     def restore_initial(self) -> None:
         self._model.set_weights(self._initial_weights)
 
     def redraw(self, seed: int) -> None:
-        """New weights from each layer's initialiser, seeded by ``seed`` and the weight's position."""
-        import keras
+        """New weights from each layer's initialiser, seeded by ``seed`` and the weight's position.
 
+        One compiled call: every initialiser draws from its own seed generator, whose state is
+        set to ``[seed * 1000003 + position, 0]`` first, the very draw an integer seed of that
+        value gives (a round's weights do not depend on how many rounds ran before it).
+        """
         if not self.can_redraw:
             self.restore_initial()
             return
+        if getattr(self, "_redraw_fn", None) is None:
+            self._redraw_fn = self._compile_redraw()
+        self._redraw_fn(np.int64(seed))
+
+    def _compile_redraw(self):
+        import keras
+
+        from al_experiments.utils.tf_import import import_tensorflow
+
+        tf = import_tensorflow()
+        draws = []  # (seed generator or None, initialiser, variable, position)
         for position, (initializer, variable, _) in enumerate(self._pairs):
             config = initializer.get_config()
+            generator = None
             if "seed" in config:
-                config["seed"] = int((seed * 1_000_003 + position) % 2**31)
-            fresh = initializer.__class__.from_config(config)
-            variable.assign(fresh(tuple(variable.shape), dtype=variable.dtype))
-        # Dropout and other random layers: restart their generators from the round's seed too,
-        # so a round's masks do not depend on how many rounds ran before it.
-        for position, layer in enumerate(self._model._flatten_layers(include_self=True)):
-            generator = getattr(layer, "seed_generator", None)
-            if isinstance(generator, keras.random.SeedGenerator):
-                generator.state.assign(
-                    np.array([(seed * 7919 + position) % 2**31, 0], dtype=generator.state.dtype)
-                )
+                generator = keras.random.SeedGenerator(0)
+                config["seed"] = generator
+            draws.append((generator, initializer.__class__.from_config(config), variable, position))
+        # Dropout and other random layers restart their generators from the round's seed too,
+        # so a round's masks do not depend on how many rounds ran before it either.
+        layer_generators = [
+            (position, generator)
+            for position, layer in enumerate(self._model._flatten_layers(include_self=True))
+            if isinstance(generator := getattr(layer, "seed_generator", None), keras.random.SeedGenerator)
+        ]
+
+        def state(generator, value):
+            return tf.cast(tf.stack([value % 2**31, tf.constant(0, tf.int64)]), generator.state.dtype)
+
+        @tf.function(input_signature=[tf.TensorSpec([], tf.int64)])
+        def redraw(seed):
+            for generator, initializer, variable, position in draws:
+                if generator is not None:
+                    generator.state.assign(state(generator, seed * 1_000_003 + position))
+                variable.assign(initializer(tuple(variable.shape), dtype=variable.dtype))
+            for position, generator in layer_generators:
+                generator.state.assign(state(generator, seed * 7919 + position))
+
+        return redraw

@@ -1,0 +1,209 @@
+"""The compiled hot paths of issue 4: query scores reduced inside the sampler agree with the
+numpy query functions, Sequential networks share their deterministic leading layers across MC
+samples without changing what is sampled, the trainer traces once however the labelled set
+grows, and the compiled weight redraw is the draw an integer seed gives."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+
+from al_experiments.acquisition import get_query, register_query, unregister_query
+from al_experiments.acquisition.graph_scores import graph_reduction, reduce_with_checks
+from al_experiments.wrapper import McDropout, Model
+from al_experiments.wrapper.compiled import Sampler, Trainer, deterministic_prefix
+from al_experiments.wrapper.reset import WeightResetter
+
+BUILTINS = ["max_entropy", "bald", "max_var_ratio", "std_mean", "variation_ratio", "margin", "least_confidence"]
+
+
+def dirichlet_samples(n=200, t=7, c=4, seed=0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    probs = rng.dirichlet(np.full(c, 0.5), size=(n, t))
+    probs[:5] = np.eye(c)[rng.integers(0, c, size=(5, 1))]  # exact zeros and ones: 0 log 0
+    probs[5:10] = 1.0 / c  # ties everywhere
+    return probs.astype(np.float32)
+
+
+@pytest.mark.parametrize("name", BUILTINS)
+def test_graph_reduction_matches_the_numpy_query_function(name):
+    probs = dirichlet_samples()
+    strategy = get_query(name)
+    reduction = graph_reduction(strategy, probs.shape[-1])
+    assert reduction is not None
+    scores, checks = reduce_with_checks(probs, reduction)
+    np.testing.assert_allclose(scores.numpy(), strategy.scores(probs), rtol=0, atol=1e-12)
+    assert checks.numpy()[0] == 0
+
+
+def test_graph_reduction_is_not_used_where_numpy_must_answer():
+    assert graph_reduction(get_query("random"), 3) is None
+    assert graph_reduction(get_query("margin"), 1) is None  # numpy raises a clear error there
+
+    def my_scores(probs):
+        return probs.mean(axis=(1, 2))
+
+    register_query("bald", my_scores, overwrite=True)
+    try:
+        assert graph_reduction(get_query("bald"), 3) is None
+    finally:
+        unregister_query("bald")
+        from al_experiments.acquisition import registry
+
+        registry._register("bald", registry._f.bald, True, (), "", False)
+    assert graph_reduction(get_query("bald"), 3) is not None
+
+
+def mlp(dropout=0.5, seed=0, classes=3, features=4, first=None):
+    keras.utils.set_random_seed(seed)
+    layers = [keras.Input((features,))]
+    if first is not None:
+        layers.append(first)
+    layers += [keras.layers.Dense(16, activation="relu"), keras.layers.Dropout(dropout),
+               keras.layers.Dense(classes, activation="softmax")]
+    return keras.Sequential(layers)
+
+
+def gal_cnn():
+    return keras.Sequential([
+        keras.Input((12, 12, 1)), keras.layers.Conv2D(4, 3, activation="relu"),
+        keras.layers.Conv2D(4, 3, activation="relu"), keras.layers.MaxPooling2D(2),
+        keras.layers.Dropout(0.25), keras.layers.Flatten(), keras.layers.Dense(8, activation="relu"),
+        keras.layers.Dropout(0.5), keras.layers.Dense(3, activation="softmax"),
+    ])
+
+
+class Doubling(keras.layers.Layer):
+    def call(self, x):
+        return 2.0 * x
+
+
+def test_deterministic_prefix_stops_at_the_first_layer_it_cannot_vouch_for():
+    assert deterministic_prefix(gal_cnn()) == 3
+    assert deterministic_prefix(mlp()) == 1
+    assert deterministic_prefix(mlp(first=keras.layers.Dropout(0.1))) == 0
+    assert deterministic_prefix(mlp(first=Doubling())) == 0
+    inputs = keras.Input((4,))
+    functional = keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(keras.layers.Dropout(0.5)(inputs)))
+    assert deterministic_prefix(functional) == 0
+
+
+def test_shared_prefix_without_dropout_gives_the_deterministic_prediction():
+    net = gal_cnn()
+    for layer in net.layers:
+        if isinstance(layer, keras.layers.Dropout):
+            layer.rate = 0.0
+    x = np.random.default_rng(1).random((30, 12, 12, 1), dtype=np.float32)
+    shared = Sampler(net, stochastic=True)
+    assert shared.prefix_layers == 3
+    samples = shared.sample(x, 5)
+    expected = np.asarray(net(x, training=False))
+    np.testing.assert_allclose(samples, np.repeat(expected[:, None], 5, axis=1), atol=1e-6)
+
+
+def test_shared_prefix_samples_the_same_distribution_as_full_passes():
+    net = mlp(seed=3)
+    x = np.random.default_rng(2).normal(size=(6, 4)).astype(np.float32)
+    shared = Sampler(net, stochastic=True).sample(x, 4000)
+    full = Sampler(net, stochastic=True, share_prefix=False).sample(x, 4000)
+    assert Sampler(net, stochastic=True, share_prefix=False).prefix_layers == 0
+    # Independent masks per sample: the T samples of one point differ.
+    assert np.unique(shared[0].round(6), axis=0).shape[0] > 100
+    # Same mean and spread per point and class (4000 samples: standard errors below 0.01).
+    np.testing.assert_allclose(shared.mean(axis=1), full.mean(axis=1), atol=0.03)
+    np.testing.assert_allclose(shared.std(axis=1), full.std(axis=1), atol=0.03)
+
+
+def compiled_wrapper(cls=Model, net=None):
+    wrapper = cls(net if net is not None else mlp(seed=5))
+    wrapper.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    return wrapper
+
+
+@pytest.mark.parametrize("name", BUILTINS)
+def test_model_query_fn_scores_equal_numpy_scores_of_the_same_samples(name):
+    wrapper = compiled_wrapper()  # deterministic: both paths see the same probabilities
+    x = np.random.default_rng(3).normal(size=(50, 4)).astype(np.float32)
+    scores = wrapper.get_query_fn(name)(x, sample_size=3, batch_size=16)
+    expected = get_query(name).scores(wrapper.predictive_samples(x, 3))
+    np.testing.assert_allclose(scores, expected, atol=1e-9)
+
+
+def test_compiled_scoring_reports_non_finite_outputs_like_the_numpy_check():
+    wrapper = compiled_wrapper(McDropout)
+    net = wrapper.get_model()
+    net.set_weights([np.full_like(w, np.nan) for w in net.get_weights()])
+    x = np.ones((10, 4), dtype=np.float32)
+    with pytest.raises(ValueError, match="non-finite probabilities"):
+        wrapper.get_query_fn("bald")(x, sample_size=4)
+
+
+def test_a_user_query_function_is_scored_from_the_samples():
+    seen = []
+
+    def first_class(probs):
+        seen.append(probs.shape)
+        return probs[:, :, 0].mean(axis=1)
+
+    register_query("first_class_test", first_class)
+    try:
+        wrapper = compiled_wrapper(McDropout)
+        x = np.zeros((12, 4), dtype=np.float32)
+        scores = wrapper.get_query_fn("first_class_test")(x, sample_size=3, batch_size=5)
+    finally:
+        unregister_query("first_class_test")
+    assert scores.shape == (12,) and seen == [(5, 3, 3), (5, 3, 3), (2, 3, 3)]
+
+
+def test_trainer_traces_once_while_the_labelled_set_grows():
+    net = mlp(seed=4)
+    net.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    trainer = Trainer(net, "sparse_categorical_crossentropy", ["accuracy"])
+    rng = np.random.default_rng(0)
+    for n in (20, 30, 41):
+        trainer.fit(rng.normal(size=(n, 4)).astype(np.float32), rng.integers(0, 3, n), epochs=2, batch_size=8, seed=n)
+    (fn,) = trainer._train_fns.values()
+    assert fn.experimental_get_tracing_count() == 1
+
+
+def test_compiled_redraw_is_the_integer_seed_draw_and_reseeds_dropout():
+    net = mlp(seed=6)
+    resetter = WeightResetter(net)
+    resetter.redraw(12345)
+    resetter.redraw(777)  # a second call reuses the compiled function
+    kernel_init = net.layers[0].kernel_initializer
+    expected = kernel_init.__class__.from_config({**kernel_init.get_config(), "seed": 777 * 1_000_003 % 2**31})
+    np.testing.assert_array_equal(np.asarray(net.layers[0].kernel), np.asarray(expected((4, 16))))
+    np.testing.assert_array_equal(np.asarray(net.layers[0].bias), 0.0)
+    state = np.asarray(net.layers[1].seed_generator.state)
+    positions = list(net._flatten_layers(include_self=True))
+    assert state[0] == (777 * 7919 + positions.index(net.layers[1])) % 2**31 and state[1] == 0
+
+
+def test_a_round_samples_each_set_once():
+    """Validation, pool and test are each passed through the network once per round (the scores
+    and the reported metrics come from those samples); nothing is sampled twice."""
+    from al_experiments import ActiveLearningLoop, Config, Dataset
+
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(260, 4)).astype(np.float32), np.arange(260) % 3
+    dataset = Dataset(x[:200], y[:200], test=(x[200:240], y[200:240]), val=(x[240:], y[240:]), init_size=15)
+    config = Config(fit={"epochs": 2, "batch_size": 8}, query={"sample_size": 4}, eval={"sample_size": 4})
+    wrapper = McDropout(mlp(seed=7), config)
+    wrapper.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    loop = ActiveLearningLoop(wrapper, dataset, "bald", step_size=5, max_rounds=2, seed=0)
+    sampler = wrapper._sampler(True)
+    passes = []
+    original = sampler._chunked
+
+    def counting(inputs, *args, **kwargs):
+        passes.append(len(inputs))
+        yield from original(inputs, *args, **kwargs)
+
+    sampler._chunked = counting
+    loop.step()
+    assert sorted(passes) == sorted([20, 200 - 15, 40])
+    passes.clear()
+    loop.step()
+    assert sorted(passes) == sorted([20, 200 - 20, 40])
