@@ -351,3 +351,51 @@ def test_loop_with_one_hot_targets(digits, loss):
     history = loop.run()
     assert [list(s["eval"]) for s in history] == [[loss, "accuracy"]] * 2
     assert all(0.0 <= s["eval"]["accuracy"] <= 1.0 for s in history)
+
+
+# ---------------------------------------------------------------------- resume
+@pytest.mark.parametrize("reset", ["reinit", "warm", "initial"])
+def test_restored_loop_continues_exactly_like_an_uninterrupted_one(digits, reset):
+    """state() after round 2, through JSON, into a loop built afresh (a new process would build
+    the same objects from the same config): rounds 3-4 equal the uninterrupted run's."""
+    import json
+
+    xtr, xte, ytr, yte = digits
+
+    def build():
+        model = McDropout(mlp(0), config(epochs=5), reset=reset)
+        model.compile(optimizer="adam", loss="sparse_categorical_crossentropy",
+                      metrics=[keras.metrics.SparseCategoricalAccuracy()])
+        return ActiveLearningLoop(model, Dataset(xtr, ytr, test=(xte, yte), init_size=20), "bald",
+                                  step_size=10, max_rounds=4, seed=5)
+
+    uninterrupted = metrics_only(build().run(progress=False))
+
+    first = build()
+    for _ in first.rounds():
+        if first.i == 2:
+            break
+    state = first.state()
+    model_state = state.pop("model")
+    assert (model_state is not None) == (reset == "warm")
+    state = json.loads(json.dumps(state))
+    state["model"] = model_state
+
+    resumed = build()
+    resumed.restore(state)
+    assert len(resumed) - resumed.i == 2
+    history = resumed.run(progress=False)
+    assert metrics_only(history) == uninterrupted
+
+
+def test_restore_refuses_a_checkpoint_of_another_loop(digits, quick):
+    xtr, xte, ytr, yte = digits
+    loop = ActiveLearningLoop(quick, Dataset(xtr, ytr, init_size=10), "random", step_size=5, max_rounds=2, seed=1)
+    loop.step()
+    state = loop.state()
+    other_seed = ActiveLearningLoop(quick, Dataset(xtr, ytr, init_size=10), "random", step_size=5, seed=2)
+    with pytest.raises(ValueError, match="seed 1, not 2"):
+        other_seed.restore(state)
+    other_init = ActiveLearningLoop(quick, Dataset(xtr, ytr, init_size=12), "random", step_size=5, seed=1)
+    with pytest.raises(ValueError, match="another initial labelled set"):
+        other_init.restore(state)

@@ -219,6 +219,54 @@ class ActiveLearningLoop:
             bar.close()
         return self.history
 
+    # ---------------------------------------------------------------- resume
+    def state(self) -> dict[str, Any]:
+        """What it takes to continue this loop after its last completed round, as plain data.
+
+        Every round's randomness derives from (seed, round) and the model redraws its weights
+        from them too, so the labelling, the round count and the history are enough; a model
+        that carries weights from round to round (``reset="warm"``) adds them through its
+        ``resume_state``. Sinks (files, MLflow) decide where this goes.
+        """
+        order = self.pool.get_labelling_order()
+        state: dict[str, Any] = {
+            "round": self.i,
+            "seed": self.seed,
+            "labelling_order": [int(i) for i in order],
+            "history": self.history,
+        }
+        if not self.pool.is_pseudo():
+            state["targets"] = self.pool.get_targets_by(order).tolist() if len(order) else []
+        model_state = getattr(self.model, "resume_state", None)
+        state["model"] = model_state() if model_state is not None else None
+        return state
+
+    def restore(self, state: dict[str, Any]) -> None:
+        """Continue from ``state`` (from ``state()`` of a loop built from the same config)."""
+        if int(state["seed"]) != self.seed:
+            raise ValueError(
+                f"This checkpoint belongs to a loop with seed {state['seed']}, not {self.seed}; "
+                "resume with the same configuration or start afresh."
+            )
+        order = np.asarray(state["labelling_order"], dtype=np.int64)
+        initial = self.pool.get_labelling_order()
+        if not np.array_equal(order[:len(initial)], initial):
+            raise ValueError(
+                "This checkpoint starts from another initial labelled set than this loop draws; "
+                "the data or the configuration changed since it was written: start afresh."
+            )
+        added = order[len(initial):]
+        if len(added):
+            if self.pool.is_pseudo():
+                self.pool.annotate(added)
+            else:
+                targets = np.asarray(state["targets"])[len(initial):]
+                self.pool.annotate(added, targets)
+        self.i = int(state["round"])
+        self.history = list(state["history"])
+        if state.get("model") is not None:
+            self.model.restore_resume_state(state["model"])
+
     # ---------------------------------------------------------------- names and meta
     def collect_meta_params(self) -> dict[str, Any]:
         """Meta information for ``.meta.json``: rounds, step size, actual initial set."""

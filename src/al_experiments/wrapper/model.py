@@ -182,13 +182,33 @@ class Model:
         """
         resetter = self._ensure_ready()
         self._round = self._round + 1 if round_index is None else int(round_index)
+        seed = derive_seed(self._seed, self._round, "weights")
         if self.reset_policy == "warm" and self._round > 1:
+            resetter.reseed_layers(seed)
             return
         if self.reset_policy in ("reinit", "warm"):
-            resetter.redraw(derive_seed(self._seed, self._round, "weights"))
+            resetter.redraw(seed)
         else:
             resetter.restore_initial()
+            resetter.reseed_layers(seed)
         resetter.reset_optimizer()
+
+    def resume_state(self) -> dict[str, list[np.ndarray]] | None:
+        """What a resumed job needs from this model to continue after the current round: the
+        weights and optimizer state under ``reset="warm"``, nothing otherwise (``reinit`` redraws
+        from (seed, round) and ``initial`` restores the weights it was built with)."""
+        if self.reset_policy != "warm" or self._resetter is None:
+            return None
+        optimizer = self._model.optimizer
+        return {"weights": [np.array(w) for w in self._model.get_weights()],
+                "optimizer": [np.array(v) for v in optimizer.variables]}
+
+    def restore_resume_state(self, state: dict[str, list[np.ndarray]]) -> None:
+        """Load what ``resume_state`` returned (before the next round's ``reset``)."""
+        self._ensure_ready()
+        self._model.set_weights(list(state["weights"]))
+        for variable, value in zip(self._model.optimizer.variables, state["optimizer"]):
+            variable.assign(value)
 
     def clear_session(self) -> None:
         """Kept for tf_al compatibility. Nothing to clear: the wrapper reuses one network."""

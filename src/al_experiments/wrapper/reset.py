@@ -83,31 +83,38 @@ class WeightResetter:
 
         One compiled call: every initialiser draws from its own seed generator, whose state is
         set to ``[seed * 1000003 + position, 0]`` first, the very draw an integer seed of that
-        value gives (a round's weights do not depend on how many rounds ran before it).
+        value gives (a round's weights do not depend on how many rounds ran before it). The
+        random layers are reseeded as by ``reseed_layers``.
         """
         if not self.can_redraw:
             self.restore_initial()
+            self.reseed_layers(seed)
             return
         if getattr(self, "_redraw_fn", None) is None:
-            self._redraw_fn = self._compile_redraw()
+            self._redraw_fn = self._compile(with_weights=True)
         self._redraw_fn(np.int64(seed))
 
-    def _compile_redraw(self):
+    def reseed_layers(self, seed: int) -> None:
+        """Restart dropout and other random layers from ``seed``, so a round's masks do not
+        depend on how many rounds ran before it (a resumed job draws the same ones)."""
+        if getattr(self, "_reseed_fn", None) is None:
+            self._reseed_fn = self._compile(with_weights=False)
+        self._reseed_fn(np.int64(seed))
+
+    def _compile(self, with_weights: bool):
         import keras
 
         from al_experiments.utils.tf_import import import_tensorflow
 
         tf = import_tensorflow()
         draws = []  # (seed generator or None, initialiser, variable, position)
-        for position, (initializer, variable, _) in enumerate(self._pairs):
+        for position, (initializer, variable, _) in enumerate(self._pairs if with_weights else []):
             config = initializer.get_config()
             generator = None
             if "seed" in config:
                 generator = keras.random.SeedGenerator(0)
                 config["seed"] = generator
             draws.append((generator, initializer.__class__.from_config(config), variable, position))
-        # Dropout and other random layers restart their generators from the round's seed too,
-        # so a round's masks do not depend on how many rounds ran before it either.
         layer_generators = [
             (position, generator)
             for position, layer in enumerate(self._model._flatten_layers(include_self=True))
