@@ -4,7 +4,8 @@ scikit-learn digits, 70/30 split, MLP 64-128-10 with dropout 0.5 after the hidde
 initial labels, 6 rounds of 10 by BALD, 50 epochs of batch 32 per round, T = 20 samples.
 """
 
-SEED = 0
+SEED = 0          # the train/test split; the active-learning seeds are 0 .. --seeds-1
+SEEDS = 5
 TEST_FRACTION = 0.3
 INIT_SIZE = 20
 STEP_SIZE = 10

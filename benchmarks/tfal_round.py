@@ -1,6 +1,7 @@
 """tf_al 0.1.1 on the benchmark protocol; run inside a virtualenv where tf_al is installed.
 
 Prints one JSON line. tf_al needs one-hot targets with categorical_crossentropy on Keras 3.
+Usage: python tfal_round.py [SEED]
 """
 
 import json
@@ -13,17 +14,17 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
-from protocol import (BATCH_SIZE, EPOCHS, INIT_SIZE, QUERY, ROUNDS, SAMPLES, SEED, STEP_SIZE,  # noqa: E402
+from protocol import (BATCH_SIZE, EPOCHS, INIT_SIZE, QUERY, ROUNDS, SAMPLES, STEP_SIZE,  # noqa: E402
                       digits_split, mlp, summarise)
 from tf_al import ActiveLearningLoop, Config, Dataset  # noqa: E402
 from tf_al.wrapper import McDropout  # noqa: E402
 
 
-def main() -> None:
+def main(seed: int) -> None:
     x_train, x_test, y_train, y_test = digits_split()
     one_hot = np.eye(10, dtype="float32")
-    np.random.seed(SEED)
-    keras.utils.set_random_seed(SEED)
+    np.random.seed(seed)
+    keras.utils.set_random_seed(seed)
     config = Config(fit={"epochs": EPOCHS, "batch_size": BATCH_SIZE},
                     query={"sample_size": SAMPLES}, eval={"sample_size": SAMPLES})
     model = McDropout(mlp(), config)
@@ -43,4 +44,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    main(int(sys.argv[1]) if len(sys.argv) > 1 else 0)
