@@ -1,0 +1,22 @@
+"""The identity of a job: a hash of what determines its results, not of where they go."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from typing import Any
+
+# Top-level config keys that change where results are written or how a job is run, never what
+# it computes.
+VOLATILE_KEYS = frozenset({"mlflow", "metrics_dir", "run_name", "tags", "resume", "state_dir", "report", "hydra"})
+
+
+def job_identity(config: Mapping[str, Any]) -> str:
+    """A 16-hex-digit hash of the resolved ``config`` without ``VOLATILE_KEYS``.
+
+    Keys are sorted, so the order of overrides on the command line does not matter.
+    """
+    relevant = {k: v for k, v in config.items() if k not in VOLATILE_KEYS}
+    text = json.dumps(relevant, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]

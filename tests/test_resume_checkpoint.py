@@ -1,0 +1,126 @@
+"""Job identity and the checkpoint store: stable hashes, atomic saves, clear errors on damage."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import signal
+
+import numpy as np
+import pytest
+
+from al_experiments.resume import Checkpoint, CheckpointStore, CorruptCheckpoint, job_identity
+from al_experiments.resume.checkpoint import JobAlreadyRunning
+
+CONFIG = {"seed": 1, "loop": {"init_size": 20, "step_size": 10}, "query": {"name": "bald"},
+          "mlflow": {"tracking_uri": "sqlite:///a.db"}, "metrics_dir": "/tmp/a", "tags": {"x": "1"}}
+
+
+def test_identity_ignores_where_results_go_and_key_order_but_not_what_is_computed():
+    base = job_identity(CONFIG)
+    moved = {**CONFIG, "mlflow": {"tracking_uri": "http://elsewhere"}, "metrics_dir": "/b", "tags": {},
+             "run_name": "other", "resume": False}
+    assert job_identity(moved) == base
+    assert job_identity(dict(reversed(list(CONFIG.items())))) == base
+    assert job_identity({**CONFIG, "seed": 2}) != base
+    assert job_identity({**CONFIG, "loop": {"init_size": 20, "step_size": 11}}) != base
+    assert len(base) == 16 and int(base, 16) >= 0
+
+
+def checkpoint(identity="abc", rounds=0, **kw) -> Checkpoint:
+    return Checkpoint(identity=identity, run_id="r1", tracking_uri="sqlite:///x.db", experiment_id="1",
+                      metrics_dir="/m", experiment="0_1_m_bald", loop={"round": rounds, "history": []}, **kw)
+
+
+def test_save_and_load_round_trip_with_model_arrays(tmp_path):
+    store = CheckpointStore(tmp_path)
+    assert store.load("abc") is None
+    weights = [np.arange(6.0).reshape(2, 3), np.ones(3, np.float32)] + [np.zeros(1)] * 10
+    state = {"weights": weights, "optimizer": [np.array(3, np.int64)]}
+    store.save(checkpoint(rounds=2), state)
+    loaded = store.load("abc")
+    assert loaded.rounds_done == 2 and loaded.model_file == "model-2.npz"
+    arrays = store.load_model_state(loaded)
+    assert len(arrays["weights"]) == 12
+    for a, b in zip(arrays["weights"], weights):  # order kept past 10 entries
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(arrays["optimizer"][0], 3)
+    # The next round's save replaces the model file and removes the old one.
+    loaded.loop["round"] = 3
+    store.save(loaded, state)
+    assert sorted(p.name for p in store.folder("abc").iterdir() if not p.name.startswith(".")) == [
+        "checkpoint.json", "model-3.npz"]
+
+
+@pytest.mark.parametrize("content", ["{", '{"identity": "abc"}', "[]", ""])
+def test_a_damaged_checkpoint_gives_one_sentence_and_is_left_alone(tmp_path, content):
+    store = CheckpointStore(tmp_path)
+    path = store.folder("abc") / "checkpoint.json"
+    path.parent.mkdir(parents=True)
+    path.write_text(content)
+    with pytest.raises(CorruptCheckpoint, match="cannot be read .* resume=false"):
+        store.load("abc")
+    assert path.read_text() == content
+
+
+def test_checkpoint_of_another_format_version_is_refused(tmp_path):
+    store = CheckpointStore(tmp_path)
+    store.save(checkpoint())
+    path = store.folder("abc") / "checkpoint.json"
+    content = json.loads(path.read_text())
+    content["version"] = 99
+    path.write_text(json.dumps(content))
+    with pytest.raises(CorruptCheckpoint, match="format 99"):
+        store.load("abc")
+
+
+def _save_forever(root: str) -> None:
+    store = CheckpointStore(root)
+    rounds = 0
+    while True:
+        rounds += 1
+        store.save(checkpoint(rounds=rounds), {"weights": [np.full(1000, rounds, float)], "optimizer": []})
+
+
+def test_a_writer_killed_at_any_instant_leaves_a_complete_checkpoint(tmp_path):
+    for attempt in range(5):
+        process = multiprocessing.get_context("fork").Process(target=_save_forever, args=(str(tmp_path),))
+        process.start()
+        import time
+
+        time.sleep(0.2 + 0.07 * attempt)
+        os.kill(process.pid, signal.SIGKILL)
+        process.join()
+        store = CheckpointStore(tmp_path)
+        loaded = store.load("abc")
+        arrays = store.load_model_state(loaded)
+        assert np.all(arrays["weights"][0] == loaded.rounds_done)
+
+
+def test_two_processes_cannot_claim_the_same_job(tmp_path):
+    store = CheckpointStore(tmp_path)
+    with store.claim("abc"):
+        other = CheckpointStore(tmp_path)
+        with pytest.raises(JobAlreadyRunning, match="already running"):
+            with other.claim("abc"):
+                pass
+    with store.claim("abc"):
+        pass
+
+
+def test_discard_forgets_the_checkpoint(tmp_path):
+    store = CheckpointStore(tmp_path)
+    store.save(checkpoint(rounds=1), {"weights": [np.zeros(2)], "optimizer": []})
+    store.discard("abc")
+    assert store.load("abc") is None
+
+
+def test_claiming_a_job_removes_temporary_files_of_a_killed_writer(tmp_path):
+    store = CheckpointStore(tmp_path)
+    store.save(checkpoint(rounds=1))
+    stale = store.folder("abc") / ".model-2.npz.tmp"
+    stale.write_bytes(b"half")
+    with store.claim("abc"):
+        assert not stale.exists()
+    assert store.load("abc").rounds_done == 1
