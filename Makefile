@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test test-fast install bench ui clean
+.PHONY: run test test-fast install bench ui clean data
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,12 @@ $(TFAL)/bin/python:
 
 bench: $(STAMP) $(TFAL)/bin/python
 	$(BIN)/python benchmarks/bench_round.py --json bench-results.json
+
+# Offline datasets from Debian (Fashion-MNIST lands in /usr/share/datasets/fashion-mnist);
+# not needed by `make test`. sudo only when not root.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+data:
+	$(SUDO) apt-get install -y dataset-fashion-mnist
 
 ui: $(STAMP)
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db --host 127.0.0.1 --port 5000

@@ -76,6 +76,7 @@ def check_sweep(tmp_path: Path, jobs: int, rounds: int = 2) -> tuple[object, lis
             assert [step for step, _ in history] == list(range(1, rounds + 1)), key
         assert run.data.params["al_experiments.version"]
         assert int(run.data.params["data.train_size"]) > 0
+        assert len(run.data.params["data.content_hash"]) == 16
         for tag in ("query", "model", "dataset", "seed", "sweep"):
             assert run.data.tags[tag]
     metrics = tmp_path / "sweep" / "metrics"
@@ -84,4 +85,5 @@ def check_sweep(tmp_path: Path, jobs: int, rounds: int = 2) -> tuple[object, lis
     meta = json.loads((metrics / ".meta.json").read_text())
     assert sorted(e["experiment_name"] + ".csv" for e in meta["experiments"]) == csvs
     assert meta["dataset"]["name"] == "digits"
+    assert {meta["dataset"]["content_hash"]} == {r.data.params["data.content_hash"] for r in children}
     return parent, children

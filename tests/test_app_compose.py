@@ -103,35 +103,64 @@ def _write_idx(folder: Path) -> None:
     idx("t10k-labels-idx1-ubyte", np.arange(12) % 3, False)
 
 
+# Files each file-based dataset option is tested with (the tests write them; no download).
+_FILES = {"npz": "d.npz", "idx": "", "mnist": "d.npz", "fashion_mnist": ""}
+_IMAGES = ("mnist", "fashion_mnist")  # these add a channel axis for the CNN
+
+
 @pytest.mark.parametrize("name", options("dataset"))
 def test_dataset_options_build(name, tmp_path):
     from al_experiments.app.build import build_dataset
 
     overrides = [f"dataset={name}", "loop.init_size=6"]
-    if name == "npz":
+    if name in _FILES:
         _write_npz(tmp_path / "d.npz")
-        overrides.append(f"dataset.loader.path={tmp_path / 'd.npz'}")
-    elif name == "idx":
         _write_idx(tmp_path)
-        overrides.append(f"dataset.loader.path={tmp_path}")
+        overrides.append(f"dataset.path={tmp_path / _FILES[name]}")
     cfg = compose("config", overrides=overrides)
     validate(cfg)
     dataset, info = build_dataset(cfg)
     assert info.train_size > 0 and info.test_size > 0 and dataset.get_init_size() == 6
+    assert len(info.content_hash) == 16
     x_train, _ = dataset.get_train_split()
     assert np.abs(x_train).max() <= 1.0 + 1e-6 or cfg.dataset.scaling.name == "standard"
-    if name in ("npz", "idx"):
-        assert (info.train_size, info.test_size, info.input_shape) == (60, 12, (6, 6))
+    if name in _FILES:
+        shape = (6, 6, 1) if name in _IMAGES else (6, 6)
+        assert (info.train_size, info.test_size, info.input_shape) == (60, 12, shape)
+        assert info.path == str(tmp_path / _FILES[name]).rstrip("/")
 
 
-@pytest.mark.parametrize("name", ["npz", "idx"])
-def test_missing_dataset_file_is_one_sentence(name, tmp_path):
+@pytest.mark.parametrize("name", _IMAGES)
+def test_image_datasets_take_a_stratified_validation_split(name, tmp_path):
     from al_experiments.app.build import build_dataset
 
-    cfg = compose("config", overrides=[f"dataset={name}", f"dataset.loader.path={tmp_path / 'nope'}"])
-    with pytest.raises(DataError, match="download") as info:
+    _write_idx(tmp_path)
+    cfg = compose("config", overrides=[f"dataset={name}", f"dataset.path={tmp_path}", "dataset.val_size=12",
+                                       "loop.init_size=6", "model=mc_dropout_cnn"])
+    dataset, info = build_dataset(cfg)
+    assert (info.train_size, info.val_size, info.test_size) == (48, 12, 12)
+    assert np.bincount(dataset.get_eval_split()[1]).tolist() == [4, 4, 4]
+    assert dataset.get_eval_split()[0].max() <= 1.0
+
+
+@pytest.mark.parametrize("name, needle", [
+    ("npz", "download"), ("idx", "download"), ("mnist", "dataset.path="),
+    ("fashion_mnist", "sudo apt-get install dataset-fashion-mnist"),
+])
+def test_missing_dataset_file_is_one_sentence(name, needle, tmp_path):
+    from al_experiments.app.build import build_dataset
+
+    cfg = compose("config", overrides=[f"dataset={name}", f"dataset.path={tmp_path / 'nope'}"])
+    with pytest.raises(DataError, match=needle) as info:
         build_dataset(cfg)
-    assert "\n" not in str(info.value)
+    assert "\n" not in str(info.value) and "nope" in str(info.value)
+
+
+def test_mnist_without_a_path_says_how_to_get_it():
+    from al_experiments.app.build import build_dataset
+
+    with pytest.raises(DataError, match=r"MNIST is not bundled and nothing is downloaded: pass dataset\.path="):
+        build_dataset(compose("config", overrides=["dataset=mnist"]))
 
 
 @pytest.mark.parametrize("name", ["local", "slurm"])
@@ -202,6 +231,16 @@ def test_wrapper_arguments_are_checked_when_building():
     cfg = compose("config", overrides=["model.wrapper.reset=cold"])
     with pytest.raises(ConfigError, match="model.wrapper is invalid: reset must be one of"):
         build_model(cfg, (8, 8), 10)
+
+
+def test_ensemble_size_is_checked_when_building_and_only_ensembles_have_one():
+    from al_experiments.app.build import build_model
+
+    cfg = compose("config", overrides=["model=ensemble_mlp", "model.wrapper.members=0"])
+    with pytest.raises(ConfigError, match="model.wrapper is invalid: members must be a whole number >= 1"):
+        build_model(cfg, (8, 8), 10)
+    with pytest.raises((ConfigCompositionException, OmegaConfBaseException)):
+        compose("config", overrides=["model=mc_dropout_mlp", "model.wrapper.members=3"])
 
 
 def test_init_size_larger_than_pool_is_rejected_when_building():

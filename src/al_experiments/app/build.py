@@ -31,6 +31,7 @@ class DataInfo:
     val_size: int
     num_classes: int
     input_shape: tuple[int, ...]
+    content_hash: str = ""  # of the loaded arrays (before splitting), see datasets.content_hash
 
 
 @dataclass
@@ -118,6 +119,7 @@ def build_dataset(cfg: DictConfig) -> tuple[Any, DataInfo]:
     info = DataInfo(
         name=data_cfg.name, path=raw.path, train_size=train_n, test_size=test_n, val_size=val_n,
         num_classes=int(dataset.num_classes() or 2), input_shape=tuple(np.shape(x_train)[1:]),
+        content_hash=raw.content_hash(),
     )
     return dataset, info
 

@@ -134,7 +134,8 @@ def run_job(cfg: DictConfig, ctx: JobContext | None = None) -> dict[str, Any]:
     except mlflow_sink.TrackingUnavailable as exc:
         raise TrackingError(str(exc)) from None
     suit = ExperimentSuitMetrics(metrics_dir)
-    suit.add_dataset_meta(info.name, info.path, info.train_size, info.test_size or None, info.val_size or None)
+    suit.add_dataset_meta(info.name, info.path, info.train_size, info.test_size or None, info.val_size or None,
+                          content_hash=info.content_hash or None)
     suit.add_experiment_meta(experiment, model_name, query_name, loop.collect_meta_params())
 
     tags = {
@@ -144,7 +145,8 @@ def run_job(cfg: DictConfig, ctx: JobContext | None = None) -> dict[str, Any]:
     }
     run_name = cfg.run_name or f"{query_name}-{cfg.model.name}-s{cfg.seed}"
     params = mlflow_sink.flatten(OmegaConf.to_container(cfg, resolve=True, enum_to_str=True))
-    params.update({f"data.{k}": v for k, v in asdict(info).items() if k not in ("name", "path")})
+    # data.path is where the loader actually read (the config may hold an interpolation or none)
+    params.update({f"data.{k}": v for k, v in asdict(info).items() if k != "name"})
     params["al_experiments.version"] = al_experiments.__version__
 
     with mlflow_sink.JobRun(uri, experiment_id, run_name, tags, parent_run_id=parent) as run:

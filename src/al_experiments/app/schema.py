@@ -40,15 +40,17 @@ class BundledLoaderConf:
 
 @dataclass
 class FileLoaderConf:
-    """A loader of a file or folder on disk."""
+    """A loader of a file or folder on disk (the option files point ``path`` at ``dataset.path``)."""
 
     _target_: str = MISSING
-    path: str = MISSING
+    path: Optional[str] = MISSING  # null: the loader says how to get the data
 
 
 @dataclass
 class DatasetConf:
     name: str = MISSING
+    # The file or folder of a file-based dataset (``dataset.path=...``); null for bundled data.
+    path: Optional[str] = None
     loader: Any = MISSING  # typed by schema/loader/{bundled,file}
     scaling: Scaling = Scaling.none
     # A fraction in (0, 1) or a count >= 1; 0 means none. Ignored where the file has a test split.
@@ -87,6 +89,14 @@ class WrapperConf:
 
 
 @dataclass
+class EnsembleWrapperConf(WrapperConf):
+    """``DeepEnsemble``: ``members`` independently initialised copies of the network."""
+
+    _target_: str = "al_experiments.wrapper.DeepEnsemble"
+    members: int = 5
+
+
+@dataclass
 class OptimizerConf:
     _target_: str = "keras.optimizers.Adam"
     learning_rate: float = 1e-3
@@ -107,7 +117,7 @@ class EvalConf:
 class ModelConf:
     name: str = MISSING
     network: Any = MISSING  # typed by schema/network/{mlp,cnn}
-    wrapper: WrapperConf = field(default_factory=WrapperConf)
+    wrapper: WrapperConf = field(default_factory=WrapperConf)  # or schema/wrapper/ensemble
     optimizer: OptimizerConf = field(default_factory=OptimizerConf)
     loss: str = "sparse_categorical_crossentropy"
     fit: FitConf = field(default_factory=FitConf)
@@ -148,6 +158,7 @@ class AppConfig:
     metrics_dir: Optional[str] = None
     run_name: Optional[str] = None
     tags: Dict[str, str] = field(default_factory=dict)
+    report: bool = False  # at the end of a multirun, al-report of the sweep (see app.callbacks)
 
 
 def register_configs() -> None:
@@ -158,6 +169,7 @@ def register_configs() -> None:
     cs.store(group="schema/network", name="cnn", node=CnnConf)
     cs.store(group="schema/loader", name="bundled", node=BundledLoaderConf)
     cs.store(group="schema/loader", name="file", node=FileLoaderConf)
+    cs.store(group="schema/wrapper", name="ensemble", node=EnsembleWrapperConf)
 
 
 # ----------------------------------------------------------------------------- value checks

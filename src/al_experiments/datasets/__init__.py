@@ -2,12 +2,14 @@
 
 Each returns a ``RawData``: the training inputs/targets and, where the source has one, its own
 test split. Splitting, scaling and the initial labelled set are done by the app from config, so
-every loader stays a plain reader. Nothing here imports TensorFlow.
+every loader stays a plain reader. Nothing here imports TensorFlow, and nothing is downloaded:
+MNIST is read from a file the user names, Fashion-MNIST from Debian's ``dataset-fashion-mnist``.
 """
 
 from __future__ import annotations
 
 import gzip
+import hashlib
 import os
 import struct
 from dataclasses import dataclass
@@ -15,7 +17,13 @@ from typing import Optional
 
 import numpy as np
 
-__all__ = ["RawData", "DatasetFileError", "load_digits", "load_breast_cancer", "load_npz", "load_idx"]
+__all__ = [
+    "RawData", "DatasetFileError", "content_hash", "load_digits", "load_breast_cancer", "load_npz", "load_idx",
+    "load_mnist", "load_fashion_mnist", "FASHION_MNIST_DEBIAN_DIR",
+]
+
+# Where Debian's `dataset-fashion-mnist` package installs the four gzipped IDX files.
+FASHION_MNIST_DEBIAN_DIR = "/usr/share/datasets/fashion-mnist"
 
 
 class DatasetFileError(FileNotFoundError):
@@ -32,6 +40,27 @@ class RawData:
 
     def has_test_split(self) -> bool:
         return self.x_test is not None
+
+    def content_hash(self) -> str:
+        """Fingerprint of the loaded arrays, so a run records exactly which data it saw."""
+        return content_hash(self.x, self.y, self.x_test, self.y_test)
+
+
+def content_hash(*arrays: Optional[np.ndarray]) -> str:
+    """sha256 over each array's dtype, shape and bytes (None counts as absent), 16 hex digits.
+
+    Two loads of the same content give the same hash whatever the file format (the loaders
+    convert to one dtype); any changed value, shape or dtype changes it.
+    """
+    digest = hashlib.sha256()
+    for array in arrays:
+        if array is None:
+            digest.update(b"none;")
+            continue
+        array = np.ascontiguousarray(array)
+        digest.update(f"{array.dtype.str}{array.shape};".encode())
+        digest.update(array)
+    return digest.hexdigest()[:16]
 
 
 def load_digits() -> RawData:
@@ -52,13 +81,13 @@ def load_breast_cancer() -> RawData:
 
 _NPZ_HINT = (
     "download MNIST in this layout with `python -c \"import keras; keras.datasets.mnist.load_data()\"` "
-    "(it lands in ~/.keras/datasets/mnist.npz) and set dataset.loader.path to the file"
+    "(it lands in ~/.keras/datasets/mnist.npz) and set dataset.path to the file"
 )
 
 
-def load_npz(path: str) -> RawData:
+def load_npz(path: Optional[str]) -> RawData:
     """A Keras-layout ``.npz`` with ``x_train, y_train, x_test, y_test``."""
-    path = os.path.expanduser(path)
+    path = _expand(path, f"dataset.path is not set: {_NPZ_HINT}.")
     if not os.path.isfile(path):
         raise DatasetFileError(f"The dataset file {path!r} does not exist: {_NPZ_HINT}.")
     try:
@@ -88,20 +117,22 @@ _IDX_FILES = {
 _IDX_DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 
 
-def load_idx(path: str) -> RawData:
+_IDX_HINT = (
+    "download the four MNIST (or Fashion-MNIST) IDX files (train-images-idx3-ubyte, "
+    "train-labels-idx1-ubyte, t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte) into a folder and "
+    "set dataset.path to it"
+)
+
+
+def load_idx(path: Optional[str]) -> RawData:
     """A folder holding MNIST-named IDX files (plain or ``.gz``)."""
-    folder = os.path.expanduser(path)
+    folder = _expand(path, f"dataset.path is not set: {_IDX_HINT}.")
     arrays = {}
     for key, stem in _IDX_FILES.items():
         candidates = [os.path.join(folder, stem), os.path.join(folder, stem + ".gz")]
         found = next((c for c in candidates if os.path.isfile(c)), None)
         if found is None:
-            raise DatasetFileError(
-                f"The IDX file {stem}[.gz] is missing in {folder!r}: download the four MNIST "
-                "(or Fashion-MNIST) IDX files (train-images-idx3-ubyte, train-labels-idx1-ubyte, "
-                "t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte) into that folder and set "
-                "dataset.loader.path to it."
-            )
+            raise DatasetFileError(f"The IDX file {stem}[.gz] is missing in {folder!r}: {_IDX_HINT}.")
         arrays[key] = _read_idx(found)
     return RawData(arrays["x"].astype("float32"), arrays["y"].astype("int64"),
                    arrays["x_test"].astype("float32"), arrays["y_test"].astype("int64"), path=folder)
@@ -120,3 +151,52 @@ def _read_idx(path: str) -> np.ndarray:
     if data.size != int(np.prod(shape)):
         raise DatasetFileError(f"{path!r} is truncated: expected {int(np.prod(shape))} values; re-download it.")
     return data.reshape(shape).astype(dtype.newbyteorder("="))
+
+
+def _expand(path: Optional[str], missing: str) -> str:
+    if path is None or not str(path).strip():
+        raise DatasetFileError(missing)
+    return os.path.expanduser(str(path))
+
+
+_MNIST_HINT = (
+    "MNIST is not bundled and nothing is downloaded: pass dataset.path=<a Keras mnist.npz, e.g. "
+    "from `python -c \"import keras; keras.datasets.mnist.load_data()\"` (saved as "
+    "~/.keras/datasets/mnist.npz), or a folder of the four MNIST IDX files>"
+)
+
+
+def load_mnist(path: Optional[str] = None) -> RawData:
+    """MNIST from a Keras ``mnist.npz`` file or a folder of IDX files (told apart by the path),
+    as ``(N, 28, 28, 1)`` gray images: the channel axis a CNN expects."""
+    path = _expand(path, f"{_MNIST_HINT}.")
+    if not os.path.exists(path):
+        raise DatasetFileError(f"MNIST was not found at {path!r}; {_MNIST_HINT}.")
+    return _gray_images(_load_file_or_folder(path))
+
+
+def load_fashion_mnist(path: Optional[str] = FASHION_MNIST_DEBIAN_DIR) -> RawData:
+    """Fashion-MNIST (Zalando, 10 clothing classes) from a folder of IDX files or a Keras-layout
+    ``.npz``; by default from Debian's package. Images come as ``(N, 28, 28, 1)``."""
+    path = os.path.expanduser(path or FASHION_MNIST_DEBIAN_DIR)
+    if not os.path.exists(path):
+        raise DatasetFileError(
+            f"Fashion-MNIST was not found at {path!r}; install it with "
+            "`sudo apt-get install dataset-fashion-mnist` (or `make data`) or pass "
+            "dataset.path=<a folder of its IDX files or a Keras-layout .npz>."
+        )
+    return _gray_images(_load_file_or_folder(path))
+
+
+def _load_file_or_folder(path: str) -> RawData:
+    """A folder is read as IDX files, a file as a Keras-layout ``.npz``."""
+    return load_idx(path) if os.path.isdir(path) else load_npz(path)
+
+
+def _gray_images(raw: RawData) -> RawData:
+    """Add the trailing channel axis to (N, H, W) images, leaving (N, H, W, C) as it is."""
+    def with_channel(x: Optional[np.ndarray]) -> Optional[np.ndarray]:
+        return x[..., np.newaxis] if x is not None and x.ndim == 3 else x
+
+    raw.x, raw.x_test = with_channel(raw.x), with_channel(raw.x_test)
+    return raw

@@ -178,13 +178,17 @@ class ExperimentSuitMetrics:
         train_size: float | int,
         test_size: float | int | None = None,
         val_size: float | int | None = None,
+        content_hash: str | None = None,
     ) -> None:
-        """Record the dataset under ``"dataset"`` in ``.meta.json`` (None sizes are omitted)."""
+        """Record the dataset under ``"dataset"`` in ``.meta.json`` (None values are omitted, so
+        tf_al's calls write tf_al's bytes; ``content_hash`` tells which data a sweep really saw)."""
         dataset: dict[str, Any] = {"name": name, "path": path, "train_size": train_size}
         if test_size is not None:
             dataset["test_size"] = test_size
         if val_size is not None:
             dataset["val_size"] = val_size
+        if content_hash is not None:
+            dataset["content_hash"] = content_hash
 
         def change(meta: dict[str, Any]) -> None:
             meta["dataset"] = dataset

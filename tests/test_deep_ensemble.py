@@ -1,0 +1,175 @@
+"""DeepEnsemble: M differently initialised members give the (N, M, C) samples every query
+function scores; training is deterministic per (seed, round, member); it runs in the loop and
+through ``al-run model=ensemble_mlp``."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+
+from al_experiments import ActiveLearningLoop, Config, Dataset
+from al_experiments.acquisition import AcquisitionFunction, available_queries
+from al_experiments.pool import Pool
+from al_experiments.wrapper import DeepEnsemble, Model
+
+CLASSES, FEATURES, MEMBERS = 3, 4, 4
+
+
+def blobs(n: int = 60, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    y = np.arange(n) % CLASSES
+    x = (np.eye(CLASSES, FEATURES)[y] * 3.0 + rng.normal(size=(n, FEATURES))).astype(np.float32)
+    return x, y
+
+
+def network() -> keras.Model:
+    return keras.Sequential([keras.Input((FEATURES,)), keras.layers.Dense(8, activation="relu"),
+                             keras.layers.Dense(CLASSES, activation="softmax")])
+
+
+def ensemble(seed: int = 0, members: int = MEMBERS, model=None, **kwargs) -> DeepEnsemble:
+    keras.utils.set_random_seed(seed)
+    wrapper = DeepEnsemble(network() if model is None else model, Config(fit={"epochs": 3, "batch_size": 16}),
+                           members=members, **kwargs)
+    wrapper.compile(optimizer=keras.optimizers.Adam(0.05), loss="sparse_categorical_crossentropy",
+                    metrics=[keras.metrics.SparseCategoricalAccuracy()])
+    wrapper.set_seed(seed)
+    return wrapper
+
+
+def trained(seed: int = 0, **kwargs) -> DeepEnsemble:
+    wrapper = ensemble(seed, **kwargs)
+    x, y = blobs()
+    wrapper.reset(round_index=1)
+    wrapper.fit(x[:30], y[:30])
+    return wrapper
+
+
+@pytest.fixture(scope="module")
+def model() -> DeepEnsemble:
+    return trained()
+
+
+def test_samples_are_the_members_stacked(model):
+    x, _ = blobs(10, seed=1)
+    probs = model.predictive_samples(x, sample_size=50)  # sample_size is ignored: T = M
+    assert probs.shape == (10, MEMBERS, CLASSES)
+    np.testing.assert_allclose(probs.sum(axis=-1), 1.0, atol=1e-5)
+    for index, member in enumerate(model.members):
+        np.testing.assert_allclose(probs[:, index], member.predict(x), atol=1e-6)
+    np.testing.assert_allclose(model(x), probs)
+    chunked = np.concatenate([p for _, _, p in model.sample_chunks(x, batch_size=3)])
+    np.testing.assert_allclose(chunked, probs, atol=1e-6)
+    assert model.predictive_samples(x[:0]).shape == (0, MEMBERS, CLASSES)
+
+
+def test_members_are_initialised_differently(model):
+    kernels = [member.get_model().layers[0].get_weights()[0] for member in model.members]
+    assert all(not np.allclose(kernels[0], k) for k in kernels[1:])
+    probs = model.predictive_samples(blobs(10, seed=1)[0])
+    assert np.abs(probs[:, 0] - probs[:, 1]).max() > 1e-3
+
+
+def test_same_seed_same_ensemble_other_seed_another():
+    x, _ = blobs(10, seed=1)
+    first, again, other = trained(0), trained(0), trained(1)
+    np.testing.assert_array_equal(first.predictive_samples(x), again.predictive_samples(x))
+    assert not np.allclose(first.predictive_samples(x), other.predictive_samples(x))
+
+
+def test_evaluate_scores_the_ensemble_mean(model):
+    x, y = blobs(30, seed=2)
+    scores = model.evaluate(x, y, sample_size=3)
+    mean = model.predictive_samples(x).mean(axis=1)
+    assert scores["sparse_categorical_accuracy"] == pytest.approx(float(np.mean(mean.argmax(1) == y)))
+    assert isinstance(scores["sparse_categorical_crossentropy"], float)
+
+
+def test_fit_history_is_the_member_mean():
+    wrapper = ensemble()
+    wrapper.reset(round_index=1)
+    history = wrapper.fit(*blobs()).history
+    assert set(history) == {"loss", "sparse_categorical_accuracy"} and len(history["loss"]) == 3
+
+
+@pytest.mark.parametrize("name", sorted(available_queries()))
+def test_every_query_function_runs(model, name):
+    x, y = blobs(40, seed=3)
+    pool = Pool(x, y)
+    pool.annotate(np.arange(5))
+    indices, scores = AcquisitionFunction(name)(model, pool, step_size=4, rng=np.random.default_rng(0))
+    assert len(indices) == 4 and not set(indices.tolist()) & set(range(5))
+    assert np.all(np.isfinite(scores))
+
+
+def test_reset_policy_reaches_every_member():
+    wrapper = ensemble(reset="initial")
+    assert {m.reset_policy for m in wrapper.members} == {"initial"}
+    wrapper.reset_policy = "warm"
+    assert {m.reset_policy for m in wrapper.members} == {"warm"}
+
+
+def test_builder_and_list_of_networks():
+    assert len(ensemble(members=3, model=network).members) == 3
+    assert len(ensemble(members=2, model=[network(), network()]).members) == 2
+    with pytest.raises(ValueError, match="members must be a whole number >= 1"):
+        DeepEnsemble(network(), members=0)
+    with pytest.raises(ValueError, match="one network per member"):
+        DeepEnsemble([network()], members=2)
+
+
+def test_a_short_loop_runs():
+    x, y = blobs(80)
+    dataset = Dataset(x[:60], y[:60], test=(x[60:], y[60:]), init_size=6)
+    loop = ActiveLearningLoop(ensemble(), dataset, "bald", step_size=5, max_rounds=2, seed=0)
+    history = loop.run(progress=False)
+    assert len(history) == 2 and loop.get_model_name() == "ensemble"
+    assert 0.0 <= history[-1]["eval"]["sparse_categorical_accuracy"] <= 1.0
+    assert loop.pool.get_length_labeled() == 16
+
+
+def test_is_a_model():
+    assert isinstance(ensemble(members=1), Model)
+
+
+def test_a_compiled_network_compiles_every_member():
+    net = network()
+    net.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    wrapper = DeepEnsemble(net, Config(fit={"epochs": 1}), members=2)
+    wrapper.reset(round_index=1)
+    x, y = blobs(12)
+    assert set(wrapper.fit(x, y).history) == {"loss", "accuracy"}
+    assert wrapper.members[0].get_model().optimizer is not wrapper.members[1].get_model().optimizer
+
+
+@pytest.mark.slow
+def test_cli_runs_an_ensemble(tmp_path):
+    from _app_helpers import QUICK, csv_files, mlflow_runs, run_cli
+
+    result = run_cli(tmp_path, "model=ensemble_mlp", *QUICK)
+    assert result.returncode == 0, result.stderr[-3000:]
+    [run] = mlflow_runs(tmp_path)
+    assert run.info.status == "FINISHED" and run.data.params["model.wrapper.members"] == "5"
+    assert [p.name for p in csv_files(tmp_path)] == ["0_0_ensemble_mlp_bald.csv"]
+
+
+@pytest.mark.parametrize("reset", ["reinit", "warm"])
+def test_a_restored_ensemble_loop_continues_exactly(reset):
+    x, y = blobs(80)
+
+    def build():
+        dataset = Dataset(x[:60], y[:60], test=(x[60:], y[60:]), init_size=6)
+        return ActiveLearningLoop(ensemble(reset=reset), dataset, "bald", step_size=5, max_rounds=3, seed=0)
+
+    def without_times(history):
+        return [{k: v for k, v in step.items() if not k.endswith("_time")} for step in history]
+
+    uninterrupted = without_times(build().run(progress=False))
+    first = build()
+    next(first.rounds())
+    state = first.state()
+    assert (state["model"] is not None) == (reset == "warm")
+    resumed = build()
+    resumed.restore(state)
+    assert without_times(resumed.run(progress=False)) == uninterrupted
