@@ -3,12 +3,15 @@
 ``on_multirun_start`` runs in the launching process before any job: it checks the store,
 creates it and the experiment (SQLite migrations must not race between parallel jobs) and
 announces the sweep; the first job creates the parent run. ``on_multirun_end`` ends it
-FINISHED. Hydra skips ``on_multirun_end`` when a job failed, so ``close_pending_sweeps`` is
+FINISHED, after writing the sweep's report into ``<sweep dir>/report`` and logging it to the
+parent run when ``report=true`` (a failing report is logged as an error; the sweep's runs and
+the parent's status are unaffected). Hydra skips ``on_multirun_end`` when a job failed, so ``close_pending_sweeps`` is
 called by the CLI's ``main`` on the way out and ends what is still open FAILED or KILLED.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from typing import Any
 
@@ -16,6 +19,8 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from al_experiments.app.errors import TrackingError
+
+log = logging.getLogger(__name__)
 
 # Sweeps this process announced and has not closed yet.
 _PENDING: set[str] = set()
@@ -37,7 +42,27 @@ class MlflowSweepCallback(Callback):
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = os.path.abspath(config.hydra.sweep.dir)
-        _close(sweep_dir, "FINISHED")
+        try:
+            if config.get("report", False):
+                _report(sweep_dir)
+        finally:
+            _close(sweep_dir, "FINISHED")
+
+
+def _report(sweep_dir: str) -> None:
+    """al-report for this sweep, before its parent run ends; never fails the sweep."""
+    try:
+        from al_experiments.report import report_sweep
+
+        result = report_sweep(sweep_dir)
+    except Exception as exc:  # the jobs' results are safe in MLflow and the CSVs: say it, go on
+        log.error("The sweep's report failed (%s: %s); run al-report on the sweep later.",
+                  type(exc).__name__, exc)
+        return
+    if result is None:
+        log.warning("No report: the sweep has no MLflow parent run (no job started).")
+    else:
+        log.info("Report written to %s and logged to the parent run %s.", result.folder, result.logged_run_id)
 
 
 def close_pending_sweeps(status: str) -> None:

@@ -310,6 +310,14 @@ def parent_run_for(sweep_dir: str | os.PathLike[str], uri: str, experiment_id: s
         return marker["parent_run_id"]
 
 
+def sweep_parent(sweep_dir: str | os.PathLike[str]) -> tuple[str, str] | None:
+    """``(tracking_uri, parent_run_id)`` of an announced sweep, or None if it has no parent run."""
+    marker = _read_marker(sweep_dir)
+    if not marker or not marker.get("parent_run_id"):
+        return None
+    return marker["tracking_uri"], marker["parent_run_id"]
+
+
 def close_sweep(sweep_dir: str | os.PathLike[str], status: str) -> None:
     """End the sweep's parent run with ``status`` if it exists and is still running."""
     marker = _read_marker(sweep_dir)

@@ -1,0 +1,85 @@
+"""From a set of curves to the numbers of a report: one section per (dataset, model).
+
+A report may hold several datasets or models (a sweep over ``model=...``); each pair is its own
+section with its own figure panel, summary rows and comparisons, since curves of different
+data or networks are not comparable. ``--dataset``/``--model`` narrow a report to one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from al_experiments.report import stats
+from al_experiments.report.curves import Curve, CurveSet, check_one_run_per_seed
+
+DEFAULT_TARGETS = (0.90, 0.95)  # Gal et al. (2017): labels needed for 10% and 5% test error
+DEFAULT_BASELINE = "random"
+
+
+@dataclass
+class Section:
+    """The numbers of one (dataset, model) pair."""
+
+    dataset: str
+    model: str
+    strategies: list[str]  # the baseline first, then alphabetical
+    summaries: dict[str, stats.StrategySummary]
+    mean_curves: dict[str, stats.MeanCurve]
+    comparisons: dict[str, stats.Comparison]  # every strategy but the baseline
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Report:
+    sections: list[Section]
+    metric: str
+    source: str
+    runs: int
+    targets: tuple[float, ...]
+    baseline: str
+    notes: list[str]  # from loading: what was skipped
+
+
+def analyse(curve_set: CurveSet, targets: Sequence[float] = DEFAULT_TARGETS,
+            baseline: str = DEFAULT_BASELINE) -> Report:
+    """Summaries, mean curves and paired comparisons of every (dataset, model) section.
+
+    Raises:
+        ReportError: a (dataset, model, strategy, seed) has more than one run.
+    """
+    check_one_run_per_seed(curve_set.curves)
+    pairs = sorted({(c.dataset, c.model) for c in curve_set.curves})
+    sections = [
+        _section(d, m, [c for c in curve_set.curves if (c.dataset, c.model) == (d, m)], targets, baseline)
+        for d, m in pairs
+    ]
+    return Report(sections, curve_set.metric, curve_set.source, len(curve_set.curves),
+                  tuple(float(t) for t in targets), baseline, list(curve_set.notes))
+
+
+def _section(dataset: str, model: str, curves: list[Curve], targets: Sequence[float], baseline: str) -> Section:
+    names = sorted({c.strategy for c in curves})
+    strategies = ([baseline] if baseline in names else []) + [s for s in names if s != baseline]
+    by_strategy = {
+        s: {c.seed: (c.x, c.y) for c in curves if c.strategy == s} for s in strategies
+    }
+    summaries = {s: stats.summarize_strategy(by_strategy[s], targets) for s in strategies}
+    mean_curves = {s: stats.mean_curve(list(by_strategy[s].values())) for s in strategies}
+    notes: list[str] = []
+    comparisons: dict[str, stats.Comparison] = {}
+    if baseline in summaries:
+        for s in strategies[1:]:
+            comparisons[s] = stats.paired_comparison(
+                summaries[s].aulc_by_seed, summaries[baseline].aulc_by_seed, baseline
+            )
+    else:
+        notes.append(f"No {baseline} runs here, so no paired comparison (choose another with --baseline).")
+    grids = {tuple(c.x.tolist()) for c in curves}
+    if len(grids) > 1:
+        spans = sorted({f"{int(g[0])}-{int(g[-1])} in {len(g)} rounds" for g in grids})
+        notes.append(
+            f"The runs do not share one label grid ({len(grids)} grids: {'; '.join(spans[:4])}); each AULC "
+            "is over its own run's label range, so AULCs from different grids are not strictly comparable."
+        )
+    return Section(dataset, model, strategies, summaries, mean_curves, comparisons, notes)

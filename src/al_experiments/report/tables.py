@@ -1,0 +1,171 @@
+"""The report's tables: ``summary.md`` for people, ``summary.csv``/``comparison.csv`` for programs.
+
+The CSV files hold only numbers derived from the curves (no paths, no run ids), so the same
+sweep read from MLflow or from its metrics directory gives byte-identical files.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from collections.abc import Callable
+from pathlib import Path
+
+from al_experiments.report import stats
+from al_experiments.report.analysis import Report, Section
+from al_experiments.report.curves import X_KEY
+from al_experiments.tracking.files import atomic_write_text
+
+SUMMARY_MD = "summary.md"
+SUMMARY_CSV = "summary.csv"
+COMPARISON_CSV = "comparison.csv"
+
+
+def write_tables(report: Report, folder: Path) -> list[Path]:
+    """Write the Markdown summary and the two CSV tables into ``folder``."""
+    written = []
+    for name, text in ((SUMMARY_MD, markdown(report)), (SUMMARY_CSV, summary_csv(report)),
+                       (COMPARISON_CSV, comparison_csv(report))):
+        atomic_write_text(folder / name, text)
+        written.append(folder / name)
+    return written
+
+
+# ----------------------------------------------------------------------------- Markdown
+def target_label(target: float) -> str:
+    return f"{target * 100:g}%"
+
+
+def markdown(report: Report) -> str:
+    lines = ["# Active-learning report", "",
+             f"- Source: {report.source}",
+             f"- Runs: {report.runs}; y = {report.metric} (test accuracy), x = {X_KEY} "
+             "(labelled points the model was trained on, initial set included)",
+             *(f"- {note}" for note in report.notes), ""]
+    for section in report.sections:
+        lines += _section_markdown(section, report)
+    lines += ["## Conventions", "",
+              "- Final accuracy: the test accuracy of each seed's last round.",
+              "- AULC: trapezoidal area under accuracy against labels, divided by the label range "
+              "(a mean accuracy over the range, in [0, 1]), per seed.",
+              "- Labels to a target: the smallest number of labelled points (initial set included) at "
+              "which the test accuracy is >= the target; averaged over the seeds that reach it, "
+              "with how many did when not all.",
+              "- a ± b: mean and sample standard deviation (ddof=1) over seeds; one seed shows no spread.",
+              f"- Paired comparison: the seeds both strategies ran; wins = seeds with a higher AULC than "
+              f"{report.baseline}; significant when the two-sided paired t-test on per-seed AULC gives "
+              f"p < {stats.ALPHA:g}. The bootstrap interval ({stats.BOOTSTRAP_RESAMPLES:,} resamples of "
+              f"the seeds, seed {stats.BOOTSTRAP_SEED}) is shown for reference; with few seeds it is too narrow.",
+              "- Learning curves: mean over seeds with a 95% t-interval band where at least 2 seeds have "
+              "that number of labels.", ""]
+    return "\n".join(lines)
+
+
+def _section_markdown(section: Section, report: Report) -> list[str]:
+    head = ["strategy", "seeds", "final accuracy", "AULC", *(f"labels to {target_label(t)}" for t in report.targets)]
+    rows = []
+    for name in section.strategies:
+        s = section.summaries[name]
+        rows.append([name, str(s.seeds), _pm(s.final, 3), _pm(s.aulc, 3), *(_target_cell(t) for t in s.targets)])
+    lines = [f"## {section.dataset} / {section.model}", "", "Summary over seeds (mean ± std):", "",
+             *_md_table(head, rows, right=range(1, len(head))), ""]
+    if section.comparisons:
+        head = ["strategy", "paired seeds", f"wins over {report.baseline}", "AULC difference (mean)",
+                "95% bootstrap CI", "paired t-test", "verdict"]
+        rows = [[name, str(c.n), _wins(c), _signed(c.mean_diff), _interval(c.ci_low, c.ci_high),
+                 stats.format_p(c.p_value) if not math.isnan(c.p_value) else "–", c.verdict]
+                for name, c in section.comparisons.items()]
+        lines += [f"Paired comparison with {report.baseline} (per-seed AULC, strategy - {report.baseline}):", "",
+                  *_md_table(head, rows, right=range(1, 6)), ""]
+    lines += [*(f"- {note}" for note in section.notes), *([""] if section.notes else [])]
+    return lines
+
+
+def _md_table(head: list[str], rows: list[list[str]], right: range) -> list[str]:
+    align = ["---:" if i in right else "---" for i in range(len(head))]
+    return ["| " + " | ".join(r) + " |" for r in (head, align, *rows)]
+
+
+def _num(value: float, digits: int) -> str:
+    return f"{value:.{digits}f}"
+
+
+def _labels(value: float) -> str:
+    return f"{value:.1f}".removesuffix(".0")
+
+
+def _pm(spread: stats.Spread, digits: int, fmt: Callable[[float], str] | None = None) -> str:
+    """``mean ± std``; the mean alone for one value, a dash for none."""
+    fmt = fmt or (lambda v: _num(v, digits))
+    if spread.n == 0:
+        return "–"
+    if spread.n == 1:
+        return fmt(spread.mean)
+    return f"{fmt(spread.mean)} ± {fmt(spread.std)}"
+
+
+def _target_cell(t: stats.TargetSummary) -> str:
+    of_seeds = f"of {t.seeds} seed{'s' if t.seeds != 1 else ''}"
+    if t.reached == 0:
+        return f"not reached (0 {of_seeds})"
+    value = _pm(t.labels, 1, _labels)
+    return value if t.reached == t.seeds else f"{value} ({t.reached} {of_seeds} reached)"
+
+
+def _wins(c: stats.Comparison) -> str:
+    return f"{c.wins} of {c.n}" + (f" ({c.ties} tied)" if c.ties else "")
+
+
+def _signed(value: float) -> str:
+    return "–" if math.isnan(value) else f"{value:+.3f}"
+
+
+def _interval(low: float, high: float) -> str:
+    return "–" if math.isnan(low) else f"[{low:+.3f}, {high:+.3f}]"
+
+
+# ----------------------------------------------------------------------------- CSV
+def _csv_value(value: object) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    if isinstance(value, float):
+        return format(value, ".10g")
+    return str(value)
+
+
+def _csv_text(header: list[str], rows: list[list[object]]) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows([[_csv_value(v) for v in row] for row in rows])
+    return buffer.getvalue()
+
+
+def summary_csv(report: Report) -> str:
+    header = ["dataset", "model", "strategy", "seeds", "final_accuracy_mean", "final_accuracy_std",
+              "aulc_mean", "aulc_std"]
+    for t in report.targets:
+        header += [f"labels_to_{t:g}_mean", f"labels_to_{t:g}_std", f"labels_to_{t:g}_reached"]
+    rows = []
+    for section in report.sections:
+        for name in section.strategies:
+            s = section.summaries[name]
+            row: list[object] = [section.dataset, section.model, name, s.seeds, s.final.mean, s.final.std,
+                                 s.aulc.mean, s.aulc.std]
+            for t in s.targets:
+                row += [t.labels.mean, t.labels.std, t.reached]
+            rows.append(row)
+    return _csv_text(header, rows)
+
+
+def comparison_csv(report: Report) -> str:
+    header = ["dataset", "model", "strategy", "baseline", "paired_seeds", "wins", "ties", "losses",
+              "aulc_diff_mean", "p_value", "bootstrap_ci_low", "bootstrap_ci_high", "significant", "verdict"]
+    rows = [
+        [section.dataset, section.model, name, report.baseline, c.n, c.wins, c.ties, c.losses, c.mean_diff,
+         c.p_value, c.ci_low, c.ci_high, "" if math.isnan(c.p_value) else str(c.p_value < stats.ALPHA).lower(),
+         c.verdict]
+        for section in report.sections for name, c in section.comparisons.items()
+    ]
+    return _csv_text(header, rows)
