@@ -2,7 +2,9 @@
 
 ``on_multirun_start`` runs in the launching process before any job: it checks the store,
 creates it and the experiment (SQLite migrations must not race between parallel jobs) and
-announces the sweep; the first job creates the parent run. ``on_multirun_end`` ends it
+announces the sweep; the first job creates the parent run. With ``resume`` the same sweep
+command (same overrides) continues under the parent run and metrics folder of its last attempt,
+found through a record in ``state_dir/sweeps/``. ``on_multirun_end`` ends it
 FINISHED, after writing the sweep's report into ``<sweep dir>/report`` and logging it to the
 parent run when ``report=true`` (a failing report is logged as an error; the sweep's runs and
 the parent's status are unaffected). Hydra skips ``on_multirun_end`` when a job failed, so ``close_pending_sweeps`` is
@@ -37,7 +39,15 @@ class MlflowSweepCallback(Callback):
             experiment_id = mlflow_sink.ensure_experiment(uri, config.mlflow.experiment_name)
         except mlflow_sink.TrackingUnavailable as exc:
             raise TrackingError(str(exc)) from None
-        mlflow_sink.announce_sweep(sweep_dir, uri, experiment_id)
+        record = previous = None
+        if config.get("resume", False):
+            # The same sweep command again continues under the parent run of its last attempt.
+            from al_experiments.resume import sweep_identity
+
+            identity = sweep_identity(list(config.hydra.overrides.task))
+            record = os.path.join(os.path.abspath(config.state_dir), "sweeps", identity + ".json")
+            previous = mlflow_sink.recorded_sweep(record, uri, experiment_id)
+        mlflow_sink.announce_sweep(sweep_dir, uri, experiment_id, previous=previous, record=record)
         _PENDING.add(sweep_dir)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:

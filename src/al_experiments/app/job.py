@@ -45,9 +45,15 @@ class JobContext:
 
 def metrics_dir_for(cfg: DictConfig, ctx: JobContext) -> str:
     """``metrics_dir``, or by default ``<sweep dir>/metrics`` (one folder per sweep, shared by
-    its jobs) or ``<run dir>/metrics``."""
+    its jobs; a resumed sweep's first folder) or ``<run dir>/metrics``."""
     if cfg.metrics_dir:
         return os.path.abspath(cfg.metrics_dir)
+    if ctx.sweep_dir:
+        from al_experiments.tracking.mlflow_sink import sweep_metrics_dir
+
+        announced = sweep_metrics_dir(ctx.sweep_dir)  # a resumed sweep keeps its first folder
+        if announced:
+            return announced
     base = ctx.sweep_dir or ctx.output_dir or os.getcwd()
     return os.path.abspath(os.path.join(base, "metrics"))
 
@@ -97,14 +103,17 @@ def _limit_threads() -> None:
 def run_job(cfg: DictConfig, ctx: JobContext | None = None) -> dict[str, Any]:
     """Run one active-learning job described by ``cfg``; return its summary.
 
+    With ``resume`` (the default) a job that finished before is skipped and one that was
+    interrupted continues after its last completed round, into the same MLflow run and CSV.
+
     Raises:
-        AppError: a config value, dataset file or tracking store that cannot work; raised
-            before an MLflow run or a metrics file exists.
+        AppError: a config value, dataset file, tracking store or checkpoint that cannot work;
+            raised before an MLflow run or a metrics file is written.
     """
-    import al_experiments
     from al_experiments.app.build import build
+    from al_experiments.resume import CheckpointStore, job_identity
+    from al_experiments.resume.checkpoint import JobAlreadyRunning
     from al_experiments.tracking import mlflow_sink
-    from al_experiments.tracking.suit_metrics import ExperimentSuitMetrics
 
     ctx = ctx or JobContext.from_hydra()
     # ---- checks: nothing is written before all of them pass
@@ -116,23 +125,90 @@ def run_job(cfg: DictConfig, ctx: JobContext | None = None) -> dict[str, Any]:
         raise TrackingError(str(exc)) from None
     _limit_threads()
     job = build(cfg)
+    identity = job_identity(OmegaConf.to_container(cfg, resolve=True, enum_to_str=True))
+    store = CheckpointStore(os.path.abspath(cfg.state_dir))
+    try:
+        experiment_id = mlflow_sink.ensure_experiment(uri, cfg.mlflow.experiment_name)
+        with store.claim(identity):
+            checkpoint = _checkpoint_to_resume(cfg, store, identity, uri, experiment_id)
+            if checkpoint is not None and checkpoint.finished:
+                log.info("Job %s finished before (MLflow run %s); skipping it (resume=false runs it again).",
+                         identity, checkpoint.run_id)
+                return {**checkpoint.summary, "run_id": checkpoint.run_id, "experiment": checkpoint.experiment,
+                        "csv": os.path.join(checkpoint.metrics_dir, checkpoint.experiment + ".csv"),
+                        "skipped": True}
+            return _run(cfg, ctx, job, store, identity, checkpoint, uri, experiment_id)
+    except mlflow_sink.TrackingUnavailable as exc:
+        raise TrackingError(str(exc)) from None
+    except JobAlreadyRunning as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def _checkpoint_to_resume(cfg: DictConfig, store: Any, identity: str, uri: str, experiment_id: str) -> Any:
+    """The job's checkpoint if it should be resumed (or skipped), else None (start afresh)."""
+    from al_experiments.resume import CorruptCheckpoint
+
+    if not cfg.resume:
+        if (store.folder(identity) / "checkpoint.json").exists():
+            log.info("resume=false: job %s starts afresh; its earlier results stay where they are.", identity)
+        store.discard(identity)
+        return None
+    try:
+        checkpoint = store.load(identity)
+    except CorruptCheckpoint as exc:
+        raise ConfigError(str(exc)) from None
+    if checkpoint is None:
+        return None
+    if (checkpoint.tracking_uri, checkpoint.experiment_id) != (uri, experiment_id) or not _run_exists(uri, checkpoint.run_id):
+        log.warning("Job %s has a checkpoint for another MLflow store, experiment or a deleted run; "
+                    "starting afresh.", identity)
+        store.discard(identity)
+        return None
+    return checkpoint
+
+
+def _run_exists(uri: str, run_id: str) -> bool:
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return MlflowClient(uri).get_run(run_id).info.lifecycle_stage == "active"
+    except MlflowException:
+        return False
+
+
+def _run(cfg: DictConfig, ctx: JobContext, job: Any, store: Any, identity: str, checkpoint: Any,
+         uri: str, experiment_id: str) -> dict[str, Any]:
+    """The job proper, fresh or resumed: sinks, rounds, summary."""
+    import al_experiments
+    from al_experiments.resume import Checkpoint
+    from al_experiments.tracking import mlflow_sink
+    from al_experiments.tracking.suit_metrics import ExperimentSuitMetrics
+    from al_experiments.utils.failpoints import failpoint
+
     loop, info = job.loop, job.data_info
     model_name, query_name = loop.get_model_name(), loop.get_query_fn_name()
-    experiment = f"{ctx.job_num}_{cfg.seed}_{model_name}_{query_name}"  # tf_al's <run>_<seed>_<model>_<query>
-    metrics_dir = metrics_dir_for(cfg, ctx)
+    if checkpoint is not None:
+        experiment, metrics_dir = checkpoint.experiment, checkpoint.metrics_dir
+        try:
+            loop.restore({**checkpoint.loop, "model": store.load_model_state(checkpoint)})
+        except ValueError as exc:
+            raise ConfigError(f"{exc} (checkpoint {store.folder(identity)})") from None
+        log.info("Resuming job %s after round %d of %d (MLflow run %s).", identity, loop.i, len(loop),
+                 checkpoint.run_id)
+    else:
+        experiment = f"{ctx.job_num}_{cfg.seed}_{model_name}_{query_name}"  # tf_al's <run>_<seed>_<model>_<query>
+        metrics_dir = metrics_dir_for(cfg, ctx)
     csv_path = os.path.join(metrics_dir, experiment + ".csv")
-    if os.path.exists(csv_path):
+    if checkpoint is None and os.path.exists(csv_path):
         raise ConfigError(
             f"The metrics file {csv_path} already exists; choose another metrics_dir "
             "(or hydra.run.dir / hydra.sweep.dir) or delete the old file."
         )
 
     # ---- sinks
-    try:
-        experiment_id = mlflow_sink.ensure_experiment(uri, cfg.mlflow.experiment_name)
-        parent = mlflow_sink.parent_run_for(ctx.sweep_dir, uri, experiment_id) if ctx.sweep_dir else None
-    except mlflow_sink.TrackingUnavailable as exc:
-        raise TrackingError(str(exc)) from None
+    parent = mlflow_sink.parent_run_for(ctx.sweep_dir, uri, experiment_id) if ctx.sweep_dir else None
+    _end_orphaned_runs(uri, experiment_id, identity, keep=checkpoint.run_id if checkpoint else None)
     suit = ExperimentSuitMetrics(metrics_dir)
     suit.add_dataset_meta(info.name, info.path, info.train_size, info.test_size or None, info.val_size or None,
                           content_hash=info.content_hash or None)
@@ -141,7 +217,7 @@ def run_job(cfg: DictConfig, ctx: JobContext | None = None) -> dict[str, Any]:
     tags = {
         "query": query_name, "model": cfg.model.name, "dataset": cfg.dataset.name,
         "seed": str(cfg.seed), "sweep": os.path.abspath(ctx.sweep_dir) if ctx.sweep_dir else "",
-        "experiment_file": experiment, **{str(k): str(v) for k, v in cfg.tags.items()},
+        "experiment_file": experiment, "job_identity": identity, **{str(k): str(v) for k, v in cfg.tags.items()},
     }
     run_name = cfg.run_name or f"{query_name}-{cfg.model.name}-s{cfg.seed}"
     params = mlflow_sink.flatten(OmegaConf.to_container(cfg, resolve=True, enum_to_str=True))
@@ -149,23 +225,66 @@ def run_job(cfg: DictConfig, ctx: JobContext | None = None) -> dict[str, Any]:
     params.update({f"data.{k}": v for k, v in asdict(info).items() if k != "name"})
     params["al_experiments.version"] = al_experiments.__version__
 
-    with mlflow_sink.JobRun(uri, experiment_id, run_name, tags, parent_run_id=parent) as run:
-        run.log_params(params)
+    with mlflow_sink.JobRun(uri, experiment_id, run_name, tags, parent_run_id=parent,
+                            resume_run_id=checkpoint.run_id if checkpoint else None) as run:
+        if checkpoint is None:
+            # Written as soon as the run exists: from here on, a kill resumes into this run.
+            checkpoint = Checkpoint(identity=identity, run_id=run.run_id, tracking_uri=uri,
+                                    experiment_id=experiment_id, metrics_dir=metrics_dir, experiment=experiment,
+                                    loop=_loop_state(loop)[0])
+            store.save(checkpoint)
+            failpoint("after_run_created")
+            run.log_params(params)
+        else:
+            # Whatever the interrupted attempt wrote after its last checkpoint is replaced by
+            # the checkpoint's rounds: no row twice, none missing.
+            run.log_missing_params(params)
+            suit.rewrite(experiment, loop.history)
+            run.log_missing_rounds(loop.history)
         run.add_json("config/resolved.json", OmegaConf.to_container(cfg, resolve=True, enum_to_str=True))
         if ctx.output_dir and os.path.isdir(os.path.join(ctx.output_dir, ".hydra")):
             run.add_artifact(os.path.join(ctx.output_dir, ".hydra"), "config/.hydra")
         run.add_artifact(csv_path, "metrics")
-        selections = {"initial_indices": [int(i) for i in loop.initial_indices], "rounds": []}
+        run.add_json("indices_selected.json", _selections(loop))
         for step in loop.rounds():
+            round_index = int(step["iteration"])
+            failpoint("before_checkpoint", round_index)
+            checkpoint.loop, model_state = _loop_state(loop)
+            store.save(checkpoint, model_state)
+            failpoint("after_checkpoint", round_index)
             suit.write_line(experiment, step)
+            failpoint("after_csv", round_index)
             run.log_round(step)
-            selections["rounds"].append(
-                {"iteration": step["iteration"], "indices_selected": step["indices_selected"]}
-            )
-            run.add_json("indices_selected.json", selections)
-            log.info("round %d/%d: %s", step["iteration"], len(loop),
+            failpoint("after_mlflow", round_index)
+            run.add_json("indices_selected.json", _selections(loop))
+            log.info("round %d/%d: %s", round_index, len(loop),
                      {k: round(v, 4) for k, v in (step.get("eval") or {}).items()})
         summary = summarize(loop.history)
-        run.log_metrics({f"summary.{k}": v for k, v in summary.items()})
+        run.log_missing_metrics([(0, {f"summary.{k}": v for k, v in summary.items()})])
+    failpoint("after_run_finished")
+    checkpoint.finished, checkpoint.summary = True, summary
+    store.save(checkpoint)
     log.info("run %s finished: %s (CSV %s)", run.run_id, summary, csv_path)
     return {**summary, "run_id": run.run_id, "csv": csv_path, "experiment": experiment}
+
+
+def _loop_state(loop: Any) -> tuple[dict[str, Any], Any]:
+    """The loop's state for the JSON checkpoint, and its model arrays apart."""
+    state = loop.state()
+    return state, state.pop("model", None)
+
+
+def _selections(loop: Any) -> dict[str, Any]:
+    return {"initial_indices": [int(i) for i in loop.initial_indices],
+            "rounds": [{"iteration": s["iteration"], "indices_selected": s["indices_selected"]} for s in loop.history]}
+
+
+def _end_orphaned_runs(uri: str, experiment_id: str, identity: str, keep: str | None) -> None:
+    """Runs of this job still RUNNING belong to an attempt that died (this process holds the
+    job's lock): record them as KILLED rather than leave them running for ever."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(uri)
+    for run in client.search_runs([experiment_id], f"tags.job_identity = '{identity}' and attributes.status = 'RUNNING'"):
+        if run.info.run_id != keep:
+            client.set_terminated(run.info.run_id, status="KILLED")

@@ -159,6 +159,8 @@ class AppConfig:
     run_name: Optional[str] = None
     tags: Dict[str, str] = field(default_factory=dict)
     report: bool = False  # at the end of a multirun, al-report of the sweep (see app.callbacks)
+    resume: bool = True  # continue an interrupted job, skip a finished one (see al_experiments.resume)
+    state_dir: str = ".al-state"  # where jobs keep their checkpoints
 
 
 def register_configs() -> None:

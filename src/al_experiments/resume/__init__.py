@@ -8,6 +8,6 @@ results live (MLflow run, CSV).
 """
 
 from al_experiments.resume.checkpoint import Checkpoint, CheckpointStore, CorruptCheckpoint
-from al_experiments.resume.identity import VOLATILE_KEYS, job_identity
+from al_experiments.resume.identity import VOLATILE_KEYS, job_identity, sweep_identity
 
-__all__ = ["Checkpoint", "CheckpointStore", "CorruptCheckpoint", "VOLATILE_KEYS", "job_identity"]
+__all__ = ["Checkpoint", "CheckpointStore", "CorruptCheckpoint", "VOLATILE_KEYS", "job_identity", "sweep_identity"]

@@ -20,3 +20,10 @@ def job_identity(config: Mapping[str, Any]) -> str:
     relevant = {k: v for k, v in config.items() if k not in VOLATILE_KEYS}
     text = json.dumps(relevant, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def sweep_identity(task_overrides: list[str]) -> str:
+    """A 16-hex-digit hash of a multirun's command-line overrides, without those of
+    ``VOLATILE_KEYS``: the same sweep command gets the same MLflow parent run again."""
+    kept = sorted(o for o in task_overrides if o.lstrip("+~").split("=", 1)[0].split(".", 1)[0] not in VOLATILE_KEYS)
+    return hashlib.sha256("\n".join(kept).encode("utf-8")).hexdigest()[:16]

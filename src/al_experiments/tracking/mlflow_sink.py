@@ -193,14 +193,21 @@ class JobRun:
     """
 
     def __init__(self, uri: str, experiment_id: str, run_name: str, tags: Mapping[str, str],
-                 parent_run_id: str | None = None) -> None:
+                 parent_run_id: str | None = None, resume_run_id: str | None = None) -> None:
         self.uri = uri
         self.client = _client(uri)
         tags = dict(tags)
         if parent_run_id:
             tags["mlflow.parentRunId"] = parent_run_id  # what the UI nests child runs by
-        run = self.client.create_run(experiment_id, run_name=run_name, tags=tags)
-        self.run_id: str = run.info.run_id
+        if resume_run_id is None:
+            run = self.client.create_run(experiment_id, run_name=run_name, tags=tags)
+            self.run_id: str = run.info.run_id
+        else:
+            # A resumed job continues its own run: RUNNING again, under the current sweep.
+            self.run_id = resume_run_id
+            self.client.update_run(resume_run_id, status="RUNNING")
+            for key, value in tags.items():
+                self.client.set_tag(resume_run_id, key, value)
         self._artifacts: list[tuple[str, str | None]] = []
         self._json: dict[str, Any] = {}
         self._previous_sigterm: Any = None
@@ -247,6 +254,25 @@ class JobRun:
         """Log a loop step dict at ``step = iteration`` (the round)."""
         self.log_metrics(round_metrics(step), step=int(step["iteration"]))
 
+    # ---- what an interrupted attempt left: log only what is missing, never twice
+    def log_missing_params(self, params: Mapping[str, Any]) -> None:
+        logged = self.client.get_run(self.run_id).data.params
+        self.log_params({k: v for k, v in params.items() if k not in logged})
+
+    def log_missing_metrics(self, steps: list[tuple[int, Mapping[str, float]]]) -> int:
+        """Log each ``(step, metrics)`` value that the run does not hold yet; returns how many."""
+        keys = {key for _, metrics in steps for key in metrics}
+        logged = {key: {m.step for m in self.client.get_metric_history(self.run_id, key)} for key in keys}
+        count = 0
+        for step, metrics in steps:
+            missing = {k: v for k, v in metrics.items() if step not in logged[k]}
+            self.log_metrics(missing, step=step)
+            count += len(missing)
+        return count
+
+    def log_missing_rounds(self, history: list[Mapping[str, Any]]) -> int:
+        return self.log_missing_metrics([(int(s["iteration"]), round_metrics(s)) for s in history])
+
     def add_artifact(self, path: str | os.PathLike[str], artifact_path: str | None = None) -> None:
         self._artifacts.append((os.fspath(path), artifact_path))
 
@@ -280,11 +306,47 @@ def _read_marker(sweep_dir: str | os.PathLike[str]) -> dict[str, Any] | None:
         return None
 
 
-def announce_sweep(sweep_dir: str | os.PathLike[str], uri: str, experiment_id: str) -> None:
-    """Called once by the launching process: jobs of this sweep share one parent run."""
+def announce_sweep(sweep_dir: str | os.PathLike[str], uri: str, experiment_id: str,
+                   previous: Mapping[str, Any] | None = None, record: str | os.PathLike[str] | None = None) -> None:
+    """Called once by the launching process: jobs of this sweep share one parent run.
+
+    ``previous`` (from ``recorded_sweep``) continues an earlier attempt of the same sweep: its
+    parent run is set RUNNING again and its metrics folder stays the sweep's. Otherwise the
+    first job creates the parent and writes it to ``record`` too, for the next attempt.
+    """
     os.makedirs(sweep_dir, exist_ok=True)
-    content = {"tracking_uri": uri, "experiment_id": experiment_id, "parent_run_id": None}
+    previous = previous or {}
+    if previous.get("parent_run_id"):
+        _client(uri).update_run(previous["parent_run_id"], status="RUNNING")
+    content = {"tracking_uri": uri, "experiment_id": experiment_id,
+               "parent_run_id": previous.get("parent_run_id"),
+               "metrics_dir": previous.get("metrics_dir") or os.path.join(os.path.abspath(sweep_dir), "metrics"),
+               "record": os.fspath(record) if record else None}
     atomic_write_text(_marker(sweep_dir), json.dumps(content, indent=2))
+
+
+def recorded_sweep(record: str | os.PathLike[str], uri: str, experiment_id: str) -> dict[str, Any] | None:
+    """What an earlier attempt of a sweep recorded (its parent run and metrics folder), if that
+    parent is in this store and experiment and still exists."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        content = json.loads(Path(record).read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(content, dict) or (content.get("tracking_uri"), content.get("experiment_id")) != (uri, experiment_id):
+        return None
+    try:
+        run = _client(uri).get_run(content["parent_run_id"])
+    except (MlflowException, KeyError):
+        return None
+    return content if run.info.lifecycle_stage == "active" else None
+
+
+def sweep_metrics_dir(sweep_dir: str | os.PathLike[str]) -> str | None:
+    """The metrics folder of an announced sweep (that of its first attempt when resumed)."""
+    marker = _read_marker(sweep_dir)
+    return marker.get("metrics_dir") if marker else None
 
 
 def parent_run_for(sweep_dir: str | os.PathLike[str], uri: str, experiment_id: str) -> str | None:
@@ -307,6 +369,11 @@ def parent_run_for(sweep_dir: str | os.PathLike[str], uri: str, experiment_id: s
             )
             marker["parent_run_id"] = run.info.run_id
             atomic_write_text(_marker(sweep_dir), json.dumps(marker, indent=2))
+            if marker.get("record"):
+                os.makedirs(os.path.dirname(marker["record"]), exist_ok=True)
+                atomic_write_text(marker["record"], json.dumps(
+                    {"tracking_uri": uri, "experiment_id": experiment_id, "parent_run_id": run.info.run_id,
+                     "metrics_dir": marker.get("metrics_dir")}))
         return marker["parent_run_id"]
 
 

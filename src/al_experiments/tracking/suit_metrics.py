@@ -15,6 +15,7 @@ bugs are fixed:
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import logging
@@ -310,6 +311,25 @@ class ExperimentSuitMetrics:
             atomic_write_text(path, append_row_text(existing, row, path=path))
         self.experiment_files[self._key(experiment_name)] = OPEN
         self._log("Wrote a row to %s", path)
+
+    def rewrite(self, experiment_name: str, rows: Iterable[Mapping[str, Any]], filter_nan: bool = True) -> None:
+        """Replace the experiment's CSV by exactly ``rows`` (built as by ``write_line``), in one
+        atomic write: a resumed job restores the rows of its checkpoint, whatever an
+        interrupted attempt left in the file (fewer rows, one more, or a torn copy)."""
+        text: str | None = None
+        path = self._file_path(experiment_name)
+        for values in rows:
+            row = self._build_row(values, None, filter_nan)
+            if row:
+                text = append_row_text(text, row, path=path)
+        with directory_lock(self.BASE_PATH):
+            if text is None:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(path)
+            else:
+                atomic_write_text(path, text)
+        self.experiment_files[self._key(experiment_name)] = OPEN
+        self._log("Rewrote %s", path)
 
     @staticmethod
     def _build_row(

@@ -1,0 +1,107 @@
+"""Resumable jobs through the real CLI: a finished job is skipped, a job killed (SIGKILL) at any
+point of a round resumes into the same MLflow run and CSV and ends with exactly the results of an
+uninterrupted run; resume=false starts afresh and leaves the old results alone."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from _app_helpers import AL_RUN, csv_files, mlflow_runs, run_cli, store_uri
+
+pytestmark = pytest.mark.slow
+
+# A short job: digits, 3 rounds, few epochs. Times and run ids are the only things that differ
+# between an interrupted and an uninterrupted run.
+JOB = ["+experiment=smoke", "loop.max_rounds=3", "seed=3"]
+TIME_COLUMNS = {"train_time", "query_time", "optim_time", "eval_time"}
+
+
+def csv_rows(path: Path) -> list[dict[str, str]]:
+    from al_experiments.tracking.files import read_csv_dicts, read_text
+
+    return [{k: v for k, v in row.items() if k not in TIME_COLUMNS} for row in read_csv_dicts(read_text(path))]
+
+
+def run_record(tmp_path: Path, run) -> dict:
+    """A run's content without times: params, tags we set, and every metric history."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(store_uri(tmp_path))
+    metrics = {}
+    for key in run.data.metrics:
+        if key.endswith("_time") or key.endswith("_seconds"):
+            continue
+        metrics[key] = sorted((m.step, m.value) for m in client.get_metric_history(run.info.run_id, key))
+    # The store's path is the only param that names the test's folder.
+    params = {k: v.replace(str(tmp_path), "<tmp>") for k, v in run.data.params.items()}
+    tags = {k: run.data.tags.get(k) for k in ("query", "seed", "job_identity", "experiment_file")}
+    return {"status": run.info.status, "params": params, "tags": tags, "metrics": metrics}
+
+
+def uninterrupted(tmp_path: Path, *extra: str) -> tuple[list, dict]:
+    done = run_cli(tmp_path, *JOB, *extra)
+    assert done.returncode == 0, done.stderr[-3000:]
+    (run,) = mlflow_runs(tmp_path)
+    (path,) = csv_files(tmp_path)
+    return csv_rows(path), run_record(tmp_path, run)
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    return uninterrupted(tmp_path_factory.mktemp("reference"))
+
+
+def killed_at(tmp_path: Path, point: str) -> subprocess.CompletedProcess:
+    env_extra = {"AL_EXPERIMENTS_FAILPOINTS": point}
+    from _app_helpers import cli_command
+
+    command, env = cli_command(tmp_path, *JOB)
+    env.update(env_extra)
+    return subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.parametrize("point", ["after_run_created", "before_checkpoint@1", "after_checkpoint@2",
+                                   "after_csv@2", "after_mlflow@1", "after_run_finished"])
+def test_a_job_killed_at_any_point_resumes_to_the_uninterrupted_results(tmp_path, reference, point):
+    killed = killed_at(tmp_path, point)
+    assert killed.returncode == -9, killed.stderr[-2000:]
+    resumed = run_cli(tmp_path, *JOB)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    runs = mlflow_runs(tmp_path)
+    assert len(runs) == 1, "the resumed job continued its own run"
+    (path,) = csv_files(tmp_path)
+    rows, record = reference
+    assert csv_rows(path) == rows
+    assert run_record(tmp_path, runs[0]) == record
+
+
+def test_a_finished_job_is_skipped_and_resume_false_runs_it_afresh_apart(tmp_path, reference):
+    first = run_cli(tmp_path, *JOB)
+    assert first.returncode == 0
+    (path,) = csv_files(tmp_path)
+    before = path.read_bytes()
+    again = run_cli(tmp_path, *JOB)
+    assert again.returncode == 0 and "finished before" in again.stderr + again.stdout
+    assert len(mlflow_runs(tmp_path)) == 1 and path.read_bytes() == before
+
+    # resume=false needs a place for its new CSV: the old one is kept, never overwritten.
+    fresh = run_cli(tmp_path, *JOB, "resume=false", f"metrics_dir={tmp_path / 'fresh'}")
+    assert fresh.returncode == 0, fresh.stderr[-3000:]
+    runs = mlflow_runs(tmp_path)
+    assert len(runs) == 2 and {r.info.status for r in runs} == {"FINISHED"}
+    assert path.read_bytes() == before
+    assert csv_rows(next((tmp_path / "fresh").glob("*.csv"))) == reference[0]
+
+
+def test_two_kills_in_a_row_then_a_resume(tmp_path, reference):
+    assert killed_at(tmp_path, "after_checkpoint@1").returncode == -9
+    assert killed_at(tmp_path, "after_csv@3").returncode == -9
+    resumed = run_cli(tmp_path, *JOB)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    (run,) = mlflow_runs(tmp_path)
+    (path,) = csv_files(tmp_path)
+    assert csv_rows(path) == reference[0] and run_record(tmp_path, run) == reference[1]
