@@ -224,7 +224,9 @@ class JobRun:
             signal.signal(signal.SIGTERM, self._previous_sigterm)
         if exc_type is None:
             status = "FINISHED"
-        elif issubclass(exc_type, KeyboardInterrupt):
+        elif issubclass(exc_type, (KeyboardInterrupt, SystemExit)):
+            # Ctrl-C, SIGTERM, or submitit's exit after a preemption requeue: the job was
+            # stopped from outside and a rerun (or the requeued job) resumes it.
             status = "KILLED"
         else:
             status = "FAILED"
