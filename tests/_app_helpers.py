@@ -82,6 +82,8 @@ def check_sweep(tmp_path: Path, jobs: int, rounds: int = 2) -> tuple[object, lis
     metrics = tmp_path / "sweep" / "metrics"
     csvs = sorted(p.name for p in metrics.glob("*.csv"))
     assert len(csvs) == jobs
+    for name in csvs:  # every round of every job once: a header and one row per round
+        assert len((metrics / name).read_text().splitlines()) == rounds + 1, name
     meta = json.loads((metrics / ".meta.json").read_text())
     assert sorted(e["experiment_name"] + ".csv" for e in meta["experiments"]) == csvs
     assert meta["dataset"]["name"] == "digits"

@@ -18,16 +18,42 @@ REPO = Path(__file__).resolve().parents[1]
 CLUSTER = REPO / "scripts" / "slurm_cluster.sh"
 
 
-def test_local_launcher_sweep(tmp_path):
+def test_local_launcher_sweep_with_parallel_writers(tmp_path):
+    """Four jobs in four processes at once write one metrics folder and one SQLite store:
+    every round of every job lands once in both, and .meta.json parses at every instant."""
+    import json
+    import threading
+
+    meta = tmp_path / "sweep" / "metrics" / ".meta.json"
+    reads, failures, done = [0], [], threading.Event()
+
+    def read_meta_continuously():
+        while not done.is_set():
+            try:
+                json.loads(meta.read_text())
+                reads[0] += 1
+            except FileNotFoundError:
+                pass
+            except ValueError as exc:
+                failures.append(str(exc))
+            time.sleep(0.005)
+
+    reader = threading.Thread(target=read_meta_continuously, daemon=True)
+    reader.start()
     start = time.perf_counter()
-    result = run_cli(tmp_path, "-m", "hydra/launcher=local", "hydra.launcher.timeout_min=10",
-                     *QUICK, "seed=0,1", timeout=400)
+    try:
+        result = run_cli(tmp_path, "-m", "hydra/launcher=local", "hydra.launcher.timeout_min=10",
+                         *QUICK, "loop.max_rounds=4", "query=random,bald", "seed=0,1", timeout=600)
+    finally:
+        done.set()
+        reader.join()
     elapsed = time.perf_counter() - start
     assert result.returncode == 0, result.stderr[-3000:]
-    parent, children = check_sweep(tmp_path, jobs=2)
+    parent, children = check_sweep(tmp_path, jobs=4, rounds=4)
     # each job ran in its own process: submitit's folder holds one log per job
-    assert len(list((tmp_path / "sweep" / ".submitit").rglob("*_log.out"))) == 2
-    print(f"local launcher, 2-job sweep: {elapsed:.1f} s")
+    assert len(list((tmp_path / "sweep" / ".submitit").rglob("*_log.out"))) == 4
+    assert failures == [] and reads[0] > 0
+    print(f"local launcher, 4-job sweep: {elapsed:.1f} s, .meta.json read {reads[0]} times")
 
 
 @pytest.fixture(scope="session")
