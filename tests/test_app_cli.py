@@ -89,6 +89,61 @@ def test_impossible_values_fail_before_work(tmp_path, args, needle):
     assert len(lines) == 1 and lines[0].startswith("Error: "), err
 
 
+def _hostile_npz(folder, case: str) -> str:
+    """A small .npz dataset with one thing wrong with it."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    x, y = rng.random((200, 8)).astype("float32"), np.arange(200) % 3
+    x_test, y_test = x[:30], y[:30]
+    if case == "nan_inputs":
+        x = x.copy()
+        x[5, 3] = np.nan
+    elif case == "inf_test_inputs":
+        x_test = x_test.copy()
+        x_test[2, 0] = np.inf
+    elif case == "negative_labels":
+        y = np.where(y == 2, -1, y)
+    elif case == "nan_labels":
+        y = np.where(y == 1, np.nan, y)
+    elif case == "labels_too_short":
+        y = y[:150]
+    elif case == "two_label_columns":
+        y = np.stack([y, y], axis=1)
+    elif case == "too_small":
+        x, y = x[:25], y[:25]
+    elif case == "test_shape":
+        x_test = rng.random((30, 5)).astype("float32")
+    path = folder / f"{case}.npz"
+    np.savez(path, x_train=x, y_train=y, x_test=x_test, y_test=y_test)
+    return str(path)
+
+
+@pytest.mark.parametrize("case, needle", [
+    ("nan_inputs", "Train inputs contain 1 NaN or infinite value(s)"),
+    ("inf_test_inputs", "Test inputs contain 1 NaN or infinite value(s)"),
+    ("negative_labels", "Train targets hold labels -1..1, outside the model's 3 classes"),
+    ("nan_labels", "holds 67 NaN, infinite or fractional label(s)"),
+    ("labels_too_short", "Train inputs and targets differ in length (200 vs 150)"),
+    ("two_label_columns", "Train inputs and targets differ in length (200 vs 400)"),
+    ("too_small", "has 25 points, fewer than loop.init_size=20 plus one round of loop.step_size=10"),
+    ("test_shape", "The test inputs have shape (5,) per point but the train inputs (8,)"),
+])
+def test_hostile_data_fails_before_work_with_one_sentence(tmp_path, case, needle):
+    result = run_cli(tmp_path, *QUICK, "dataset=npz", f"dataset.path={_hostile_npz(tmp_path, case)}")
+    err = _assert_nothing_created(tmp_path, result, needle)
+    lines = [line for line in err.splitlines() if line.strip() and not _TF_NOISE.match(line)]
+    assert len(lines) == 1 and lines[0].startswith("Error: "), err
+
+
+def test_metrics_dir_that_cannot_be_written(tmp_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    result = run_cli(tmp_path, *QUICK, f"metrics_dir={blocker / 'metrics'}")
+    err = _assert_nothing_created(tmp_path, result, f"Cannot write {blocker / 'metrics'}: Not a directory")
+    assert blocker.read_text() == "not a folder"
+
+
 def test_unreachable_tracking_server(tmp_path):
     result = run_cli(tmp_path, *QUICK, "mlflow.tracking_uri=http://127.0.0.1:9", "mlflow.timeout_s=2",
                      tracking=False)

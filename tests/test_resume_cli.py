@@ -37,7 +37,7 @@ def run_record(tmp_path: Path, run) -> dict:
             continue
         metrics[key] = sorted((m.step, m.value) for m in client.get_metric_history(run.info.run_id, key))
     # The store's path is the only param that names the test's folder.
-    params = {k: v.replace(str(tmp_path), "<tmp>") for k, v in run.data.params.items()}
+    params = {k: v.replace(str(tmp_path), "<tmp>") for k, v in run.data.params.items() if k != "state_dir"}
     tags = {k: run.data.tags.get(k) for k in ("query", "seed", "job_identity", "experiment_file")}
     return {"status": run.info.status, "params": params, "tags": tags, "metrics": metrics}
 
@@ -101,6 +101,39 @@ def test_two_kills_in_a_row_then_a_resume(tmp_path, reference):
     assert killed_at(tmp_path, "after_checkpoint@1").returncode == -9
     assert killed_at(tmp_path, "after_csv@3").returncode == -9
     resumed = run_cli(tmp_path, *JOB)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    (run,) = mlflow_runs(tmp_path)
+    (path,) = csv_files(tmp_path)
+    assert csv_rows(path) == reference[0] and run_record(tmp_path, run) == reference[1]
+
+
+@pytest.fixture
+def tiny_filesystem(tmp_path):
+    """A 16 KiB tmpfs with one free 4 KiB page: the second file written into it fails (ENOSPC)."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs to fill up needs root")
+    folder = tmp_path / "tiny"
+    folder.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16k", "tmpfs", str(folder)], capture_output=True, text=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
+    (folder / "filler").write_bytes(b"\0" * 12288)
+    yield folder
+    subprocess.run(["umount", str(folder)], check=False)
+
+
+def test_a_full_disk_fails_clearly_and_the_rerun_resumes_after_space_is_freed(tmp_path, reference, tiny_filesystem):
+    state = f"state_dir={tiny_filesystem / 'state'}"
+    full = run_cli(tmp_path, *JOB, state)
+    assert full.returncode == 1
+    lines = [line for line in full.stderr.splitlines() if line.startswith("Error: ")]
+    assert len(lines) == 1 and "No space left on device" in lines[0] and "re-run the same command" in lines[0], full.stderr[-2000:]
+    (run,) = mlflow_runs(tmp_path)
+    assert run.info.status == "FAILED" and "No space left" in run.data.tags["error"]
+    assert csv_files(tmp_path) == []  # nothing was written past the last checkpoint
+
+    (tiny_filesystem / "filler").unlink()  # space freed
+    resumed = run_cli(tmp_path, *JOB, state)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     (run,) = mlflow_runs(tmp_path)
     (path,) = csv_files(tmp_path)

@@ -103,11 +103,17 @@ def build_dataset(cfg: DictConfig) -> tuple[Any, DataInfo]:
     x_val, y_val = split.get_eval_split()
     x_train, x_test, x_val = _scale(data_cfg.scaling, np.asarray(x_train), x_test, x_val)
 
-    init_size = int(cfg.loop.init_size)
+    init_size, step_size = int(cfg.loop.init_size), int(cfg.loop.step_size)
     if init_size > len(x_train):
         raise ConfigError(
             f"loop.init_size={init_size} is larger than the training pool of dataset="
             f"{data_cfg.name} ({len(x_train)} points); lower loop.init_size."
+        )
+    if init_size + step_size > len(x_train):
+        raise ConfigError(
+            f"The training pool of dataset={data_cfg.name} has {len(x_train)} points, fewer than "
+            f"loop.init_size={init_size} plus one round of loop.step_size={step_size}; lower them "
+            "or use more data."
         )
     dataset = Dataset(
         x_train, y_train,
@@ -185,7 +191,10 @@ def build(cfg: DictConfig) -> Job:
     keras.backend.clear_session()
     seed_everything(cfg.seed)
     model = build_model(cfg, info.input_shape, info.num_classes)
-    loop = ActiveLearningLoop(
-        model, dataset, query, step_size=cfg.loop.step_size, max_rounds=cfg.loop.max_rounds, seed=cfg.seed
-    )
+    try:
+        loop = ActiveLearningLoop(
+            model, dataset, query, step_size=cfg.loop.step_size, max_rounds=cfg.loop.max_rounds, seed=cfg.seed
+        )
+    except ValueError as exc:  # labels the network cannot output
+        raise DataError(f"dataset={cfg.dataset.name} does not fit model={cfg.model.name}: {exc}") from None
     return Job(dataset=dataset, data_info=info, model=model, query=query, loop=loop)

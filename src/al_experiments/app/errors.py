@@ -23,3 +23,7 @@ class DataError(AppError):
 
 class TrackingError(AppError):
     """A tracking store that cannot be reached or used."""
+
+
+class StorageError(AppError):
+    """A results folder that cannot be written (permissions, a full disk)."""

@@ -7,6 +7,7 @@ metrics directory until every check has passed.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 from dataclasses import asdict, dataclass
@@ -15,7 +16,7 @@ from typing import Any
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
-from al_experiments.app.errors import ConfigError, TrackingError
+from al_experiments.app.errors import ConfigError, StorageError, TrackingError
 from al_experiments.app.schema import validate
 
 log = logging.getLogger(__name__)
@@ -142,6 +143,19 @@ def run_job(cfg: DictConfig, ctx: JobContext | None = None) -> dict[str, Any]:
         raise TrackingError(str(exc)) from None
     except JobAlreadyRunning as exc:
         raise ConfigError(str(exc)) from None
+    except OSError as exc:
+        if exc.errno not in _STORAGE_ERRNOS:
+            raise
+        raise StorageError(
+            f"Cannot write {exc.filename or 'the results'}: {exc.strerror}; free space or fix the folder "
+            "(metrics_dir, state_dir, the MLflow store), then re-run the same command: the job resumes "
+            "after its last completed round."
+        ) from None
+
+
+# A results folder the user must fix: full, read-only, not permitted, or a file in the way.
+_STORAGE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOTDIR,
+                   errno.EEXIST, errno.EISDIR}
 
 
 def _checkpoint_to_resume(cfg: DictConfig, store: Any, identity: str, uri: str, experiment_id: str) -> Any:

@@ -102,9 +102,25 @@ def load_npz(path: Optional[str]) -> RawData:
     except (OSError, ValueError) as exc:
         raise DatasetFileError(f"The dataset file {path!r} is not a readable .npz file ({exc}); {_NPZ_HINT}.") from None
     return RawData(
-        arrays["x_train"].astype("float32"), arrays["y_train"].astype("int64").reshape(-1),
-        arrays["x_test"].astype("float32"), arrays["y_test"].astype("int64").reshape(-1), path=path,
+        arrays["x_train"].astype("float32"), _class_numbers(arrays["y_train"], "y_train", path),
+        arrays["x_test"].astype("float32"), _class_numbers(arrays["y_test"], "y_test", path), path=path,
     )
+
+
+def _class_numbers(labels: np.ndarray, name: str, path: str) -> np.ndarray:
+    """Labels as int64 class numbers; NaN or fractional values are refused (a cast would turn
+    NaN into -9223372036854775808 and 1.5 into 1 without a word)."""
+    labels = np.asarray(labels)
+    if labels.dtype.kind == "f":
+        bad = ~np.isfinite(labels) | (labels != np.round(labels))
+        if bad.any():
+            raise DatasetFileError(
+                f"{name} in {path!r} holds {int(bad.sum())} NaN, infinite or fractional label(s); "
+                "labels must be whole class numbers 0..C-1."
+            )
+    elif labels.dtype.kind not in "iub":
+        raise DatasetFileError(f"{name} in {path!r} has labels of type {labels.dtype}; labels must be whole class numbers 0..C-1.")
+    return labels.astype("int64").reshape(-1)
 
 
 _IDX_FILES = {
