@@ -138,3 +138,87 @@ def test_a_full_disk_fails_clearly_and_the_rerun_resumes_after_space_is_freed(tm
     (run,) = mlflow_runs(tmp_path)
     (path,) = csv_files(tmp_path)
     assert csv_rows(path) == reference[0] and run_record(tmp_path, run) == reference[1]
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _start_server(tmp_path: Path, port: int) -> subprocess.Popen:
+    import sys
+    import time
+    import urllib.request
+
+    mlflow = Path(sys.executable).parent / "mlflow"
+    server = subprocess.Popen(
+        [str(mlflow), "server", "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}",
+         "--artifacts-destination", str(tmp_path / "server-artifacts"), "--host", "127.0.0.1",
+         "--port", str(port), "--workers", "1"],
+        cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1):
+                return server
+        except OSError:
+            time.sleep(0.5)
+    server.kill()
+    pytest.skip("mlflow server did not start within 120 s")
+
+
+def _stop(server: subprocess.Popen) -> None:
+    import signal
+
+    os.killpg(server.pid, signal.SIGKILL)
+    server.wait()
+
+
+def test_tracking_server_going_away_mid_run_then_coming_back(tmp_path):
+    """The server dies after round 2: one sentence, non-zero exit, the CSV keeps its rounds;
+    with the server back, the same command resumes the same run and completes it."""
+    import json
+    import time
+
+    from mlflow import MlflowClient
+
+    port = _free_port()
+    uri = f"http://127.0.0.1:{port}"
+    server = _start_server(tmp_path, port)
+    job = [*JOB[:-1], "seed=6", "loop.max_rounds=10", "model.fit.epochs=3000", f"mlflow.tracking_uri={uri}"]
+    command, env = __import__("_app_helpers").cli_command(tmp_path, *job, tracking=False)
+    env.update(MLFLOW_HTTP_REQUEST_MAX_RETRIES="0", MLFLOW_HTTP_REQUEST_TIMEOUT="5")
+    process = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 240
+        while True:
+            rounds = [json.loads(p.read_text())["loop"]["round"] for p in (tmp_path / ".al-state").glob("*/checkpoint.json")]
+            if rounds and rounds[0] >= 2:
+                break
+            assert process.poll() is None and time.monotonic() < deadline, process.stderr.read()[-3000:]
+            time.sleep(0.1)
+    finally:
+        _stop(server)
+    _, stderr = process.communicate(timeout=300)
+    assert process.returncode == 1, stderr[-3000:]
+    lines = [line for line in stderr.splitlines() if line.startswith("Error: ")]
+    assert len(lines) == 1 and "The tracking store went away during the job" in lines[0], stderr[-3000:]
+    (path,) = csv_files(tmp_path)
+    written = len(path.read_text().splitlines()) - 1
+    assert 2 <= written < 10
+
+    server = _start_server(tmp_path, port)
+    try:
+        resumed = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+        assert resumed.returncode == 0, resumed.stderr[-3000:]
+        client = MlflowClient(uri)
+        (run,) = client.search_runs([client.get_experiment_by_name("al-experiments").experiment_id])
+        assert run.info.status == "FINISHED"
+        steps = [m.step for m in client.get_metric_history(run.info.run_id, "labeled_pool_size")]
+        assert steps == list(range(1, 11))
+        assert len(path.read_text().splitlines()) == 11
+    finally:
+        _stop(server)

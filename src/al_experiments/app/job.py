@@ -138,7 +138,11 @@ def run_job(cfg: DictConfig, ctx: JobContext | None = None) -> dict[str, Any]:
                 return {**checkpoint.summary, "run_id": checkpoint.run_id, "experiment": checkpoint.experiment,
                         "csv": os.path.join(checkpoint.metrics_dir, checkpoint.experiment + ".csv"),
                         "skipped": True}
-            return _run(cfg, ctx, job, store, identity, checkpoint, uri, experiment_id)
+            try:
+                return _run(cfg, ctx, job, store, identity, checkpoint, uri, experiment_id)
+            except Exception as exc:
+                _raise_if_store_went_away(exc, uri, cfg.mlflow.timeout_s)
+                raise
     except mlflow_sink.TrackingUnavailable as exc:
         raise TrackingError(str(exc)) from None
     except JobAlreadyRunning as exc:
@@ -156,6 +160,24 @@ def run_job(cfg: DictConfig, ctx: JobContext | None = None) -> dict[str, Any]:
 # A results folder the user must fix: full, read-only, not permitted, or a file in the way.
 _STORAGE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOTDIR,
                    errno.EEXIST, errno.EISDIR}
+
+
+def _raise_if_store_went_away(exc: Exception, uri: str, timeout_s: float) -> None:
+    """An MLflow call failed mid-job: if the store is unreachable now, say so in one sentence."""
+    from mlflow.exceptions import MlflowException
+
+    from al_experiments.tracking import mlflow_sink
+
+    if not isinstance(exc, MlflowException):
+        return
+    try:
+        mlflow_sink.check_tracking_store(uri, timeout_s)
+    except mlflow_sink.TrackingUnavailable as gone:
+        reason = str(gone).split(";")[0].rstrip(".")
+        raise TrackingError(
+            f"The tracking store went away during the job ({reason}); its completed rounds are "
+            "checkpointed: bring the store back and re-run the same command to resume."
+        ) from None
 
 
 def _checkpoint_to_resume(cfg: DictConfig, store: Any, identity: str, uri: str, experiment_id: str) -> Any:

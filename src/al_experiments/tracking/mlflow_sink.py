@@ -14,6 +14,7 @@ A sweep whose jobs all fail validation thus leaves no run behind.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import signal
@@ -30,6 +31,8 @@ from urllib.parse import urlparse
 import filelock
 
 from al_experiments.tracking.files import atomic_write_text
+
+log = logging.getLogger(__name__)
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 PARENT_MARKER = ".mlflow_sweep.json"
@@ -230,11 +233,24 @@ class JobRun:
             status = "KILLED"
         else:
             status = "FAILED"
-            self.client.set_tag(self.run_id, "error", f"{exc_type.__name__}: {exc}"[:5000])
+        if exc_type is None:
+            try:
+                self._upload()
+            finally:
+                self.client.set_terminated(self.run_id, status=status)
+            return False
+        # Ending after an error: the store itself may be what failed, so recording the end must
+        # not replace the job's own error with a second one.
+        from mlflow.exceptions import MlflowException
+
         try:
+            if status == "FAILED":
+                self.client.set_tag(self.run_id, "error", f"{exc_type.__name__}: {exc}"[:5000])
             self._upload()
-        finally:
             self.client.set_terminated(self.run_id, status=status)
+        except (MlflowException, OSError) as failure:
+            log.warning("Could not record the end of MLflow run %s (%s); a rerun of the same command "
+                        "resumes it.", self.run_id, str(failure).splitlines()[0][:300])
         return False
 
     def log_params(self, params: Mapping[str, Any]) -> None:
