@@ -222,3 +222,26 @@ def test_tracking_server_going_away_mid_run_then_coming_back(tmp_path):
         assert len(path.read_text().splitlines()) == 11
     finally:
         _stop(server)
+
+
+def test_a_torn_csv_from_an_earlier_crash_is_rebuilt_from_the_checkpoint(tmp_path, reference):
+    assert killed_at(tmp_path, "after_csv@2").returncode == -9
+    (path,) = csv_files(tmp_path)
+    text = path.read_bytes()
+    path.write_bytes(text[: len(text) - 40])  # the last row cut in the middle
+    resumed = run_cli(tmp_path, *JOB)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    (run,) = mlflow_runs(tmp_path)
+    assert csv_rows(path) == reference[0] and run_record(tmp_path, run) == reference[1]
+
+
+def test_a_corrupt_meta_file_stops_the_job_before_any_run_and_is_left_alone(tmp_path):
+    metrics = tmp_path / "old-metrics"
+    metrics.mkdir()
+    (metrics / ".meta.json").write_text('{"dataset": {"name": "digits"')  # truncated JSON
+    result = run_cli(tmp_path, *JOB, f"metrics_dir={metrics}")
+    assert result.returncode == 1
+    lines = [line for line in result.stderr.splitlines() if line.startswith("Error: ")]
+    assert len(lines) == 1 and ".meta.json" in lines[0], result.stderr[-3000:]
+    assert (metrics / ".meta.json").read_text() == '{"dataset": {"name": "digits"'
+    assert mlflow_runs(tmp_path) == []

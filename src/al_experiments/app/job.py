@@ -245,10 +245,13 @@ def _run(cfg: DictConfig, ctx: JobContext, job: Any, store: Any, identity: str, 
     # ---- sinks
     parent = mlflow_sink.parent_run_for(ctx.sweep_dir, uri, experiment_id) if ctx.sweep_dir else None
     _end_orphaned_runs(uri, experiment_id, identity, keep=checkpoint.run_id if checkpoint else None)
-    suit = ExperimentSuitMetrics(metrics_dir)
-    suit.add_dataset_meta(info.name, info.path, info.train_size, info.test_size or None, info.val_size or None,
-                          content_hash=info.content_hash or None)
-    suit.add_experiment_meta(experiment, model_name, query_name, loop.collect_meta_params())
+    try:
+        suit = ExperimentSuitMetrics(metrics_dir)
+        suit.add_dataset_meta(info.name, info.path, info.train_size, info.test_size or None, info.val_size or None,
+                              content_hash=info.content_hash or None)
+        suit.add_experiment_meta(experiment, model_name, query_name, loop.collect_meta_params())
+    except ValueError as exc:  # a damaged .meta.json: left alone, the message says what to do
+        raise StorageError(str(exc)) from None
 
     tags = {
         "query": query_name, "model": cfg.model.name, "dataset": cfg.dataset.name,
