@@ -185,3 +185,14 @@ def test_sections_per_dataset_model_and_notes():
     assert any("No random runs" in n for n in cnn.notes) and not cnn.comparisons
     assert any("do not share one label grid" in n for n in mlp.notes)
     assert "## digits / cnn" in markdown(report) and "## digits / mlp" in markdown(report)
+
+
+def test_job_summary_uses_the_report_definition_of_aulc():
+    from al_experiments.app.job import summarize
+
+    history = [{"labeled_pool_size": n, "eval": {"accuracy": a}, "train_time": 1.0}
+               for n, a in [(20, 0.5), (30, 0.7), (40, 0.8)]]
+    summary = summarize(history)
+    # trapezoid by hand: (10 * (0.5 + 0.7) / 2 + 10 * (0.7 + 0.8) / 2) / 20 = 0.675
+    assert summary["aulc"] == pytest.approx(0.675)
+    assert summary["final_accuracy"] == 0.8 and summary["rounds"] == 3 and summary["train_seconds"] == 3.0

@@ -13,7 +13,6 @@ import os
 from dataclasses import asdict, dataclass
 from typing import Any
 
-import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
 from al_experiments.app.errors import ConfigError, StorageError, TrackingError
@@ -65,14 +64,13 @@ def summarize(history: list[dict[str, Any]]) -> dict[str, float]:
     The area is normalised by the labelled-size range, so it is a mean accuracy comparable
     across runs of different lengths (a single round gives its accuracy).
     """
+    from al_experiments.report.stats import aulc
+
     summary: dict[str, float] = {"rounds": float(len(history))}
     accuracy = [_accuracy(step.get("eval")) for step in history]
     if history and all(a is not None for a in accuracy):
-        sizes = np.array([step["labeled_pool_size"] for step in history], dtype=float)
-        acc = np.array(accuracy, dtype=float)
-        summary["final_accuracy"] = float(acc[-1])
-        span = sizes[-1] - sizes[0]
-        summary["aulc"] = float(np.trapezoid(acc, sizes) / span) if span > 0 else float(acc.mean())
+        summary["final_accuracy"] = float(accuracy[-1])
+        summary["aulc"] = aulc([step["labeled_pool_size"] for step in history], accuracy)
     for phase in ("train", "query", "optim", "eval"):
         times = [step.get(f"{phase}_time") for step in history]
         summary[f"{phase}_seconds"] = float(sum(t for t in times if t is not None))
