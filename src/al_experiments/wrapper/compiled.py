@@ -100,6 +100,11 @@ def deterministic_prefix(model) -> int:
     return count
 
 
+def mean_over_samples(probs):
+    """The predictive distribution: class probabilities averaged over the sample axis."""
+    return tf.reduce_mean(probs, axis=1)
+
+
 def _batch_norm_layers(model) -> list:
     import keras
 
@@ -118,6 +123,7 @@ class Sampler:
         signature = input_signature(model)
         self._spec = tf.TensorSpec([None, *signature[0]], signature[1]) if signature is not None else None
         self._fns: dict[tuple, Callable] = {}
+        self._checked: dict[Callable, Callable] = {}
         # Seconds spent inside compiled forward passes (read by benchmarks/ for the overhead share).
         self.forward_seconds = 0.0
 
@@ -160,11 +166,9 @@ class Sampler:
                 out = tf.expand_dims(out, 1)
             if reduction is None:
                 return out
-            from al_experiments.acquisition.graph_scores import reduce_with_checks
-
             if out.shape[-1] == 1:  # one sigmoid unit: the two class probabilities [1 - p, p]
                 out = tf.concat([1.0 - out, out], axis=-1)
-            return reduce_with_checks(out, reduction)
+            return reduction(out)
 
         compiled = tf.function(forward, input_signature=[self._spec]) if self._spec is not None else tf.function(
             forward, reduce_retracing=True)
@@ -192,6 +196,11 @@ class Sampler:
             return int(batch_size)
         return max(1, DEFAULT_ROWS_PER_PASS // max(1, samples if self._stochastic else 1))
 
+    def mean_chunks(self, inputs: Any, samples: int, batch_size: int | None = None):
+        """Yield ``(start, stop, mean)``: the class probabilities averaged over the T samples
+        inside the compiled call, shape ``(stop - start, C)`` (two columns for one sigmoid)."""
+        yield from self._chunked(inputs, samples, batch_size, mean_over_samples)
+
     def _chunked(self, inputs: Any, samples: int, batch_size: int | None, reduction: Callable | None):
         if samples < 1:
             raise ValueError(f"sample_size must be >= 1, got {samples}.")
@@ -203,7 +212,7 @@ class Sampler:
             chunk = np.asarray(inputs[start:stop], dtype=self._dtype())
             began = time.perf_counter()
             out = fn(chunk)
-            out = out.numpy() if reduction is None else (out[0].numpy(), out[1].numpy())
+            out = out.numpy() if not isinstance(out, tuple) else tuple(part.numpy() for part in out)
             self.forward_seconds += time.perf_counter() - began
             yield start, stop, out
 
@@ -221,7 +230,12 @@ class Sampler:
         """
         from al_experiments.acquisition.functions import check_value_range
 
-        for start, stop, (scores, (nonfinite, lo, hi)) in self._chunked(inputs, samples, batch_size, reduction):
+        checked = self._checked.get(reduction)
+        if checked is None:  # one wrapper per reduction: the compiled function is cached by it
+            from al_experiments.acquisition.graph_scores import reduce_with_checks
+
+            checked = self._checked[reduction] = lambda probs: reduce_with_checks(probs, reduction)
+        for start, stop, (scores, (nonfinite, lo, hi)) in self._chunked(inputs, samples, batch_size, checked):
             check_value_range(int(nonfinite), float(lo), float(hi), (stop - start, samples, "C"))
             yield start, stop, scores
 

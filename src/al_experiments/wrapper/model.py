@@ -187,11 +187,11 @@ class Model:
             resetter.reseed_layers(seed)
             return
         if self.reset_policy in ("reinit", "warm"):
-            resetter.redraw(seed)
+            resetter.fresh_start(seed)
         else:
             resetter.restore_initial()
             resetter.reseed_layers(seed)
-        resetter.reset_optimizer()
+            resetter.reset_optimizer()
 
     def resume_state(self) -> dict[str, list[np.ndarray]] | None:
         """What a resumed job needs from this model to continue after the current round: the
@@ -285,7 +285,21 @@ class Model:
         """Mean predicted class probabilities ``(N, C)``."""
         sample_size = int(kwargs.pop("sample_size", 1))
         batch_size = kwargs.pop("batch_size", None)
+        if not self._draws_samples_itself():
+            # Averaged inside the compiled call: the (N, T, C) samples never reach the host.
+            if sample_size < 1:
+                raise ValueError(f"sample_size must be >= 1, got {sample_size}.")
+            sampler = self._sampler(self.stochastic())
+            parts = [mean for _, _, mean in sampler.mean_chunks(inputs, sample_size, batch_size)]
+            if parts:
+                return np.concatenate(parts, axis=0)
         return self.predictive_samples(inputs, sample_size, batch_size).mean(axis=1)
+
+    def _draws_samples_itself(self) -> bool:
+        """Does a subclass produce its samples its own way? Then every shortcut through the
+        compiled sampler is skipped and its ``sample_chunks``/``predictive_samples`` are used."""
+        cls = type(self)
+        return cls.sample_chunks is not Model.sample_chunks or cls.predictive_samples is not Model.predictive_samples
 
     def batch_prediction(self, inputs: Any, batch_size: int = 1, **kwargs: Any) -> np.ndarray:
         return self.predict(inputs, batch_size=batch_size, **kwargs)
@@ -337,7 +351,7 @@ class Model:
         overriding ``sample_chunks``) are scored from ``sample_chunks`` with numpy.
         """
         reduction = None
-        if type(self).sample_chunks is Model.sample_chunks:
+        if not self._draws_samples_itself():
             from al_experiments.acquisition.graph_scores import graph_reduction
 
             reduction = graph_reduction(strategy, max(2, self.num_outputs()))

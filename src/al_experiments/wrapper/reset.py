@@ -55,7 +55,7 @@ class WeightResetter:
         optimizer = getattr(self._model, "optimizer", None)
         if optimizer is not None and optimizer.built:
             self._optimizer_state = [np.array(v) for v in optimizer.variables]
-            self._reset_optimizer_fn = None
+            self._reset_optimizer_fn = self._fresh_start_fn = None
 
     def reset_optimizer(self) -> None:
         optimizer = getattr(self._model, "optimizer", None)
@@ -77,6 +77,16 @@ class WeightResetter:
 
     def restore_initial(self) -> None:
         self._model.set_weights(self._initial_weights)
+
+    def fresh_start(self, seed: int) -> None:
+        """``redraw(seed)`` and ``reset_optimizer()`` in one compiled call (a round's reset)."""
+        if not self.can_redraw:
+            self.redraw(seed)
+            self.reset_optimizer()
+            return
+        if getattr(self, "_fresh_start_fn", None) is None:
+            self._fresh_start_fn = self._compile(with_weights=True, with_optimizer=True)
+        self._fresh_start_fn(np.int64(seed))
 
     def redraw(self, seed: int) -> None:
         """New weights from each layer's initialiser, seeded by ``seed`` and the weight's position.
@@ -101,7 +111,7 @@ class WeightResetter:
             self._reseed_fn = self._compile(with_weights=False)
         self._reseed_fn(np.int64(seed))
 
-    def _compile(self, with_weights: bool):
+    def _compile(self, with_weights: bool, with_optimizer: bool = False):
         import keras
 
         from al_experiments.utils.tf_import import import_tensorflow
@@ -121,6 +131,10 @@ class WeightResetter:
             if isinstance(generator := getattr(layer, "seed_generator", None), keras.random.SeedGenerator)
         ]
 
+        optimizer = getattr(self._model, "optimizer", None)
+        optimizer_values = (list(zip(optimizer.variables, self._optimizer_state))
+                            if with_optimizer and optimizer is not None and self._optimizer_state is not None else [])
+
         def state(generator, value):
             return tf.cast(tf.stack([value % 2**31, tf.constant(0, tf.int64)]), generator.state.dtype)
 
@@ -132,5 +146,7 @@ class WeightResetter:
                 variable.assign(initializer(tuple(variable.shape), dtype=variable.dtype))
             for position, generator in layer_generators:
                 generator.state.assign(state(generator, seed * 7919 + position))
+            for variable, value in optimizer_values:
+                variable.assign(value)
 
         return redraw
