@@ -220,9 +220,13 @@ def main() -> None:
     if tfal:
         figures["speedup"] = tfal["mean_round_seconds_2_to_6"] / ours["mean_round_seconds_2_to_6"]
         figures["accuracy_difference"] = ours["final_test_accuracy"] - tfal["final_test_accuracy"]
+        # Seeds are independent on each side (no pairing across frameworks): Welch's standard error.
+        figures["accuracy_difference_se"] = float(np.sqrt(
+            (ours["final_test_accuracy_std"] ** 2 + tfal["final_test_accuracy_std"] ** 2) / len(seeds)))
         rows.append(("speed-up per round (goal >= 10x, aim 30x)", f"{figures['speedup']:.1f}x", ""))
         rows.append(("accuracy difference, ours - tf_al (goal: within 0.02)",
-                     f"{figures['accuracy_difference']:+.4f}", ""))
+                     f"{figures['accuracy_difference']:+.4f} (95% interval +- "
+                     f"{1.96 * figures['accuracy_difference_se']:.4f})", ""))
     sc = figures["scoring"]
     rows.append(("BALD scoring / compute floor (goal <= 1.3)",
                  f"{sc['ratio']:.2f} ({sc['bald_seconds']:.2f} s / {sc['floor_seconds']:.2f} s)", ""))
