@@ -135,8 +135,28 @@ def test_compiled_scoring_reports_non_finite_outputs_like_the_numpy_check():
     net = wrapper.get_model()
     net.set_weights([np.full_like(w, np.nan) for w in net.get_weights()])
     x = np.ones((10, 4), dtype=np.float32)
-    with pytest.raises(ValueError, match="non-finite probabilities"):
+    classes = net.outputs[0].shape[-1]
+    with pytest.raises(ValueError, match=rf"non-finite probabilities.*shape \(10, 4, {classes}\)"):
         wrapper.get_query_fn("bald")(x, sample_size=4)
+
+
+def test_one_logit_unit_is_read_through_a_sigmoid():
+    """A binary network with one logit and from_logits=True: its probability is the sigmoid of
+    the logit (a softmax over one column would be 1 everywhere)."""
+    keras.utils.set_random_seed(4)
+    logits_net = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
+    sigmoid_net = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1, activation="sigmoid")])
+    sigmoid_net.set_weights(logits_net.get_weights())
+    with_logits, with_sigmoid = Model(logits_net), Model(sigmoid_net)
+    with_logits.compile(optimizer="adam", loss=keras.losses.BinaryCrossentropy(from_logits=True))
+    with_sigmoid.compile(optimizer="adam", loss="binary_crossentropy")
+    x = np.random.default_rng(5).normal(size=(30, 4)).astype(np.float32)
+    expected = 1.0 / (1.0 + np.exp(-np.asarray(logits_net(x), dtype=np.float64)))
+    assert np.ptp(expected) > 0.1  # the check below could not pass by a constant
+    np.testing.assert_allclose(with_sigmoid.predict(x), with_logits.predict(x), rtol=1e-5)
+    np.testing.assert_allclose(with_logits.predict(x)[..., -1].reshape(-1), expected.reshape(-1), rtol=1e-5)
+    np.testing.assert_allclose(with_logits.get_query_fn("max_entropy")(x, sample_size=1),
+                               with_sigmoid.get_query_fn("max_entropy")(x, sample_size=1), rtol=1e-5)
 
 
 def test_a_user_query_function_is_scored_from_the_samples():

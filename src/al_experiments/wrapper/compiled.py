@@ -157,8 +157,8 @@ class Sampler:
             else:
                 out = model(x, training=False)
             out = tf.cast(out, tf.float32)
-            if softmax:
-                out = tf.nn.softmax(out, axis=-1)
+            if softmax:  # logits: one unit is a sigmoid's, several a softmax's
+                out = tf.sigmoid(out) if out.shape[-1] == 1 else tf.nn.softmax(out, axis=-1)
             if stochastic:
                 out = tf.reshape(out, tf.concat([[samples, n], tf.shape(out)[1:]], 0))
                 out = tf.transpose(out, tf.concat([[1, 0], tf.range(2, tf.rank(out))], 0))
@@ -235,8 +235,10 @@ class Sampler:
             from al_experiments.acquisition.graph_scores import reduce_with_checks
 
             checked = self._checked[reduction] = lambda probs: reduce_with_checks(probs, reduction)
+        # The shape the checked samples had inside the call, for the error messages.
+        passes, classes = (samples if self._stochastic else 1), max(2, output_width(self._model))
         for start, stop, (scores, (nonfinite, lo, hi)) in self._chunked(inputs, samples, batch_size, checked):
-            check_value_range(int(nonfinite), float(lo), float(hi), (stop - start, samples, "C"))
+            check_value_range(int(nonfinite), float(lo), float(hi), (stop - start, passes, classes))
             yield start, stop, scores
 
     def _dtype(self):
