@@ -77,6 +77,7 @@ class Model:
             raise ValueError(f"reset must be one of {', '.join(RESET_POLICIES)}; got {reset!r}.")
         self.reset_policy = reset
         self.fast_fit = bool(kwargs.pop("fast_fit", True))
+        # tf_al's name for the last compile kwargs; unused here, kept for subclasses written for tf_al.
         self._compile_params: dict[str, Any] = {}
         # Set before any compile: sampling an uncompiled network must work (it did in tf_al).
         self._loss: Any = None
