@@ -124,6 +124,7 @@ class Sampler:
         self._spec = tf.TensorSpec([None, *signature[0]], signature[1]) if signature is not None else None
         self._fns: dict[tuple, Callable] = {}
         self._checked: dict[Callable, Callable] = {}
+        self._classes: int | None = None
         # Seconds spent inside compiled forward passes (read by benchmarks/ for the overhead share).
         self.forward_seconds = 0.0
 
@@ -235,8 +236,11 @@ class Sampler:
             from al_experiments.acquisition.graph_scores import reduce_with_checks
 
             checked = self._checked[reduction] = lambda probs: reduce_with_checks(probs, reduction)
-        # The shape the checked samples had inside the call, for the error messages.
-        passes, classes = (samples if self._stochastic else 1), max(2, output_width(self._model))
+        # The shape the checked samples had inside the call, for the error messages (the width
+        # is looked up once: for a subclassed model that means a symbolic call).
+        if self._classes is None:
+            self._classes = max(2, output_width(self._model))
+        passes, classes = (samples if self._stochastic else 1), self._classes
         for start, stop, (scores, (nonfinite, lo, hi)) in self._chunked(inputs, samples, batch_size, checked):
             check_value_range(int(nonfinite), float(lo), float(hi), (stop - start, passes, classes))
             yield start, stop, scores
