@@ -124,7 +124,6 @@ class Sampler:
         self._spec = tf.TensorSpec([None, *signature[0]], signature[1]) if signature is not None else None
         self._fns: dict[tuple, Callable] = {}
         self._checked: dict[Callable, Callable] = {}
-        self._classes: int | None = None
         # Seconds spent inside compiled forward passes (read by benchmarks/ for the overhead share).
         self.forward_seconds = 0.0
 
@@ -224,10 +223,12 @@ class Sampler:
                 out = np.repeat(out, samples, axis=1)
             yield start, stop, out
 
-    def score_chunks(self, inputs: Any, samples: int, reduction: Callable, batch_size: int | None = None):
+    def score_chunks(self, inputs: Any, samples: int, reduction: Callable, classes: int,
+                     batch_size: int | None = None):
         """Yield ``(start, stop, scores)`` per chunk, reduced inside the compiled call.
 
-        The samples are checked as ``functions.check_probs`` would check them on the host.
+        The samples are checked as ``functions.check_probs`` would check them on the host;
+        ``classes`` (the width the reduction was built for) names their shape in its errors.
         """
         from al_experiments.acquisition.functions import check_value_range
 
@@ -236,11 +237,7 @@ class Sampler:
             from al_experiments.acquisition.graph_scores import reduce_with_checks
 
             checked = self._checked[reduction] = lambda probs: reduce_with_checks(probs, reduction)
-        # The shape the checked samples had inside the call, for the error messages (the width
-        # is looked up once: for a subclassed model that means a symbolic call).
-        if self._classes is None:
-            self._classes = max(2, output_width(self._model))
-        passes, classes = (samples if self._stochastic else 1), self._classes
+        passes = samples if self._stochastic else 1  # the sample axis inside the call
         for start, stop, (scores, (nonfinite, lo, hi)) in self._chunked(inputs, samples, batch_size, checked):
             check_value_range(int(nonfinite), float(lo), float(hi), (stop - start, passes, classes))
             yield start, stop, scores

@@ -355,10 +355,11 @@ class Model:
         if not self._draws_samples_itself():
             from al_experiments.acquisition.graph_scores import graph_reduction
 
-            reduction = graph_reduction(strategy, max(2, self.num_outputs()))
+            classes = max(2, self.num_outputs())  # one sigmoid unit is scored as two classes
+            reduction = graph_reduction(strategy, classes)
         if reduction is not None:
             sampler = self._sampler(self.stochastic())
-            yield from sampler.score_chunks(inputs, int(sample_size), reduction, batch_size)
+            yield from sampler.score_chunks(inputs, int(sample_size), reduction, classes, batch_size)
             return
         for start, stop, probs in self.sample_chunks(inputs, sample_size, batch_size):
             yield start, stop, strategy.scores(probs)
