@@ -249,3 +249,53 @@ def test_init_size_larger_than_pool_is_rejected_when_building():
     cfg = compose("config", overrides=["loop.init_size=100000"])
     with pytest.raises(ConfigError, match="loop.init_size=100000 is larger than the training pool"):
         build_dataset(cfg)
+
+
+@pytest.mark.parametrize("overrides, match", [
+    (["query=batch_bald", "query.options.num_samples=0"], r"query\.options: num_samples=0 is invalid"),
+    (["query=power_bald", "query.options.temperature=-1"], r"query\.options: temperature must be"),
+    (["query=bald", "query.options.stochastic=gumbel"], r"query\.options: stochastic='gumbel'"),
+    (["query=epig", "query.options.target=test"], r"query\.options: target='test'"),
+    (["query=coreset", "+query.options.temperature=1"], r"query\.options: .*'coreset' got unknown option"),
+    (["dataset.repeat=0"], r"dataset\.repeat=0"),
+    (["dataset.repeat_noise=-0.1"], r"dataset\.repeat_noise=-0.1"),
+])
+def test_strategy_options_and_repeats_are_checked_before_any_work(overrides, match):
+    cfg = compose("config", overrides=overrides)
+    with pytest.raises(ConfigError, match=match) as info:
+        validate(cfg)
+    assert "\n" not in str(info.value)
+
+
+def test_query_options_reach_the_acquisition_function():
+    from al_experiments.app.build import build_query
+
+    cfg = compose("config", overrides=["query=bald", "query.options.stochastic=softmax",
+                                       "query.options.temperature=0.5"])
+    validate(cfg)
+    assert build_query(cfg).settings == {"stochastic": "softmax", "temperature": 0.5}
+    cfg = compose("config", overrides=["query=epig", "query.options.target_size=7"])
+    assert build_query(cfg).settings["target_size"] == 7
+
+
+def test_repeated_pool_holds_noisy_copies_and_leaves_test_alone():
+    from al_experiments.app.build import build_dataset
+
+    plain, _ = build_dataset(compose("config", overrides=["seed=3"]))
+    exact, info = build_dataset(compose("config", overrides=["seed=3", "dataset.repeat=3"]))
+    noisy, _ = build_dataset(compose("config", overrides=["seed=3", "dataset.repeat=3", "dataset.repeat_noise=0.1"]))
+    x, y = plain.get_train_split()
+    xr, yr = exact.get_train_split()
+    xn, yn = noisy.get_train_split()
+    n = len(x)
+    assert info.train_size == 3 * n and len(xr) == len(xn) == 3 * n
+    for copy in range(3):
+        np.testing.assert_array_equal(xr[copy * n:(copy + 1) * n], x)
+        np.testing.assert_array_equal(yr[copy * n:(copy + 1) * n], y)
+        np.testing.assert_array_equal(yn[copy * n:(copy + 1) * n], y)
+    residual = xn - xr
+    assert abs(residual.std() - 0.1) < 0.005 and abs(residual.mean()) < 0.005
+    assert not np.allclose(residual[:n], residual[n:2 * n])  # each copy has its own noise
+    for split in ("get_test_split", "get_eval_split"):
+        for a, b in zip(getattr(plain, split)(), getattr(noisy, split)()):
+            assert (a is None and b is None) or np.array_equal(a, b)

@@ -159,7 +159,8 @@ class ActiveLearningLoop:
 
         rng = round_rng(self.seed, round_index, "query")
         (indices, _scores), query_time = _timed(
-            self.query_fn, model, pool, step_size=self.step_size, rng=rng, **self.query_config
+            self.query_fn, model, pool, step_size=self.step_size, rng=rng, dataset=dataset,
+            **self.query_config
         )
         self.oracle.annotate(pool, indices)
 

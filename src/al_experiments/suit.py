@@ -112,8 +112,7 @@ class ExperimentSuit:
             if seed is not None:
                 seed_everything(seed)
             loop = ActiveLearningLoop(
-                model, self.dataset, AcquisitionFunction(query.name, batch_size=query.batch_size,
-                                                         pool_subset=query.pool_subset),
+                model, self.dataset, query.copy(),
                 step_size=self.step_size, max_rounds=self.max_rounds, pseudo=True,
                 verbose=self.verbose, seed=seed,
             )

@@ -1,9 +1,18 @@
-"""Acquisition: query functions as pure array math on predictive samples, plus selection.
+"""Acquisition: query strategies, the per-round view they select from, and their array math.
 
-Score functions take predictive samples of shape ``(N, T, C)`` and return ``(N,)`` scores,
-higher = more worth labelling; :func:`top_k` turns scores into positions, best first. Strategies
-are looked up by name (tf_al's strings included) in a registry users extend with
-:func:`register_query`. Nothing here imports TensorFlow.
+A strategy owns selection: it gets a :class:`RoundView` of the round (candidates, labelled set,
+and on demand scores, samples, consistent joint samples, embeddings, a target set), a batch size
+and a seeded generator, and returns candidate positions, best first. Two kinds:
+
+* per-point score functions (``(N, T, C)`` samples -> ``(N,)`` scores, higher = more worth
+  labelling), followed by :func:`top_k` or :func:`stochastic_top_k`; users add theirs with
+  :func:`register_query`;
+* batch selectors (BatchBALD, Core-set, BADGE, EPIG, PowerBALD), added with
+  :func:`register_batch_query`.
+
+Every built-in is also a pure function on arrays importable from here (``batch_bald``,
+``stochastic_top_k``, ``k_center_greedy``, ``badge``, ``epig_scores``). Nothing here imports
+TensorFlow.
 """
 
 from __future__ import annotations
@@ -21,25 +30,39 @@ from .functions import (
     variation_ratio,
 )
 from .registry import (
+    BatchStrategy,
     QueryStrategy,
     UnknownQueryError,
     available_queries,
     canonical_query_name,
     get_query,
+    register_batch_query,
     register_query,
     unregister_query,
 )
+from .round import RoundView
 from .selection import top_k
+from .strategy import Selection
 
 __all__ = [
     "QueryStrategy",
+    "BatchStrategy",
+    "RoundView",
+    "Selection",
     "UnknownQueryError",
     "available_queries",
     "canonical_query_name",
     "get_query",
     "register_query",
+    "register_batch_query",
     "unregister_query",
     "top_k",
+    "stochastic_top_k",
+    "STOCHASTIC_MODES",
+    "batch_bald",
+    "k_center_greedy",
+    "badge",
+    "epig_scores",
     "check_probs",
     "max_entropy",
     "bald",
@@ -51,7 +74,23 @@ __all__ = [
 ]
 
 
+# The batch methods' array math, loaded on first use (``from al_experiments.acquisition import
+# batch_bald`` works as usual) so importing the package stays cheap.
+_LAZY = {
+    "batch_bald": "batch_bald",
+    "stochastic_top_k": "stochastic",
+    "STOCHASTIC_MODES": "stochastic",
+    "k_center_greedy": "coreset",
+    "badge": "badge",
+    "epig_scores": "epig",
+}
+
+
 def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
     # AcquisitionFunction (tf_al's model-calling wrapper) lives in acquisition_function.py and may
     # import model code; load it on first access so the array math stays importable on its own
     # and no import cycle arises.

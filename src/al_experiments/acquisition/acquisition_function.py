@@ -1,8 +1,9 @@
 """``AcquisitionFunction``: picks the next points to label (tf_al's API, stateless per call).
 
 tf_al cached the first model's scoring function and its chunk size forever (bugs B4, B19) and
-silently turned unknown names into random selection (B3). Here the name is checked when the
-object is made, and every call asks the given model for its scorer afresh.
+silently turned unknown names into random selection (B3). Here the name and the strategy's
+options are checked when the object is made, and every call builds a fresh ``RoundView`` of the
+given model and pool for the strategy to select from.
 """
 
 from __future__ import annotations
@@ -13,50 +14,34 @@ from typing import Any
 import numpy as np
 
 from al_experiments.acquisition.registry import canonical_query_name, get_query
-from al_experiments.acquisition.selection import top_k
+from al_experiments.acquisition.round import IndexedInputs, RoundView
+from al_experiments.acquisition.strategy import check_options
 
 log = logging.getLogger(__name__)
 
-
-class IndexedInputs:
-    """A lazy view ``inputs[indices]``: slicing gathers only the requested chunk.
-
-    Scoring a pool chunk by chunk through this view never copies the whole unlabelled pool.
-    """
-
-    def __init__(self, inputs: Any, indices: np.ndarray) -> None:
-        self._inputs = inputs
-        self._indices = indices
-
-    def __len__(self) -> int:
-        return len(self._indices)
-
-    def __getitem__(self, item: Any) -> Any:
-        return self._inputs[self._indices[item]]
-
-    def __array__(self, dtype=None, copy=None):
-        array = np.asarray(self._inputs[self._indices])
-        return array if dtype is None else array.astype(dtype)
-
-    @property
-    def shape(self) -> tuple:
-        return (len(self._indices),) + tuple(np.shape(self._inputs)[1:])
+__all__ = ["AcquisitionFunction", "IndexedInputs"]
 
 
 class AcquisitionFunction:
-    """A named query function applied to a model and a pool.
+    """A named query strategy applied to a model and a pool.
 
     Args:
-        fn_name: A registered query function name (``random``, ``max_entropy``, ``bald``,
-            ``max_var_ratio``, ``std_mean`` / ``mean_std``, ``variation_ratio``, ``margin``,
-            ``least_confidence``, or one added with ``register_query``).
+        fn_name: A registered strategy name: a per-point score (``random``, ``max_entropy``,
+            ``bald``, ``max_var_ratio``, ``std_mean`` / ``mean_std``, ``variation_ratio``,
+            ``margin``, ``least_confidence``), a batch strategy (``batch_bald``,
+            ``power_bald``, ``power_entropy``, ``coreset``, ``badge``, ``epig``), or one added
+            with ``register_query`` / ``register_batch_query``.
         batch_size: Pool points per compiled forward chunk (None: chosen from the sample count).
-        pool_subset: Score only a random subset of this many unlabelled points per round
-            (Gal et al.'s released code scored 2,000 of the pool); None scores the whole pool.
+        pool_subset: Choose only from a random subset of this many unlabelled points per round
+            (Gal et al.'s released code scored 2,000 of the pool); None uses the whole pool.
+        options: The strategy's settings, e.g. ``stochastic="power", temperature=1.0`` for a
+            score strategy or ``num_samples=10000`` for ``batch_bald`` (``options()`` lists
+            them with their defaults); an unknown name is a ``TypeError``.
     """
 
     def __init__(self, fn_name: str, batch_size: int | None = None, verbose: bool = False,
-                 pool_subset: int | None = None, **kwargs: Any) -> None:
+                 pool_subset: int | None = None, options: dict[str, Any] | None = None,
+                 **kwargs: Any) -> None:
         self.name = canonical_query_name(fn_name)
         self.strategy = get_query(self.name)
         if batch_size is not None and int(batch_size) < 1:
@@ -66,7 +51,9 @@ class AcquisitionFunction:
         self.batch_size = batch_size
         self.pool_subset = pool_subset
         self.verbose = verbose
-        self.kwargs = kwargs
+        self.options = dict(options or {})
+        self.options.update(kwargs)
+        self.settings = check_options(self.strategy, self.options)
         self.fn = None
 
     def get_name(self) -> str:
@@ -76,13 +63,23 @@ class AcquisitionFunction:
         return self.name
 
     def set_fn(self, fn) -> None:
+        """Score points with ``fn(inputs, **kwargs) -> scores`` instead of the model's scorer."""
         self.fn = fn
 
+    def copy(self) -> "AcquisitionFunction":
+        """A new object with the same name and settings (and no per-model state)."""
+        fresh = AcquisitionFunction(self.name, batch_size=self.batch_size, verbose=self.verbose,
+                                    pool_subset=self.pool_subset, options=self.options)
+        fresh.fn = self.fn
+        return fresh
+
     def __call__(self, model: Any, pool: Any, step_size: int = 20,
-                 rng: np.random.Generator | None = None, **kwargs: Any) -> tuple[np.ndarray, np.ndarray]:
+                 rng: np.random.Generator | None = None, dataset: Any = None,
+                 **kwargs: Any) -> tuple[np.ndarray, np.ndarray]:
         """Choose up to ``step_size`` unlabelled pool indices.
 
-        Returns ``(indices, scores)`` in ascending score order, best last, as tf_al did.
+        Returns ``(indices, scores)`` in ascending score order, best last, as tf_al did (a batch
+        strategy without scores of its own reports its pick order, first pick highest).
         """
         if step_size < 1:
             raise ValueError(f"step_size must be >= 1, got {step_size}.")
@@ -94,27 +91,10 @@ class AcquisitionFunction:
         if self.pool_subset is not None and self.pool_subset < len(candidates):
             candidates = np.sort(rng.choice(candidates, self.pool_subset, replace=False))
         kwargs.pop("step_size", None)
-        if not self.strategy.needs_samples:
-            scores = self.strategy.scores(n=len(candidates), rng=rng)
-        else:
-            scores = self._score(model, pool, candidates, kwargs)
-        chosen = top_k(scores, min(int(step_size), len(candidates)))
-        return candidates[chosen][::-1].copy(), scores[chosen][::-1].copy()
-
-    def _score(self, model: Any, pool: Any, candidates: np.ndarray, kwargs: dict) -> np.ndarray:
-        fn = self.fn or model.get_query_fn(self.name)
-        if fn is None:
-            raise ValueError(
-                f"The model {model} cannot score the query function '{self.name}'; "
-                "wrap the network in McDropout (or another Bayesian wrapper) or use 'random'."
-            )
-        if self.batch_size is not None:
-            kwargs.setdefault("batch_size", self.batch_size)
-        view = IndexedInputs(pool._inputs, candidates)
-        scores = np.asarray(fn(view, **kwargs), dtype=np.float64).reshape(-1)
-        if scores.shape != (len(candidates),):
-            raise ValueError(
-                f"The query function '{self.name}' returned {scores.size} scores for "
-                f"{len(candidates)} pool points; it must return one score per point."
-            )
-        return scores
+        sample_size = int(kwargs.pop("sample_size", 10))
+        view = RoundView(model, pool, candidates, rng, sample_size=sample_size,
+                         chunk_size=kwargs.pop("batch_size", self.batch_size), dataset=dataset,
+                         scorer=self.fn, score_kwargs=kwargs)
+        chosen, scores = self.strategy.select(view, min(int(step_size), len(candidates)), rng,
+                                              **self.settings)
+        return candidates[chosen][::-1].copy(), scores[::-1].copy()

@@ -1,7 +1,8 @@
 """Registry of query strategies, extensible without subclassing.
 
-A strategy is a named scoring function. Users add their own with :func:`register_query`
-(as a decorator or a plain call) and look any of them up with :func:`get_query`. Unknown names
+A strategy is a named per-point score function (:func:`register_query`) or a named batch
+selector (:func:`register_batch_query`); both are decorators or plain calls, and
+:func:`get_query` looks either up by name or alias. Unknown names
 raise :class:`UnknownQueryError` instead of silently turning into random selection, which is what
 tf_al 0.1.1 did (bug B3, including for its own documented name ``mean_std``).
 """
@@ -10,18 +11,20 @@ from __future__ import annotations
 
 import difflib
 import threading
-from dataclasses import dataclass
-from typing import Callable, Iterable, overload
+from typing import Any, Callable, Iterable, overload
 
 import numpy as np
 from numpy.typing import ArrayLike
 
 from . import functions as _f
+from .strategy import BatchStrategy, QueryStrategy, Strategy
 
 __all__ = [
     "QueryStrategy",
+    "BatchStrategy",
     "UnknownQueryError",
     "register_query",
+    "register_batch_query",
     "unregister_query",
     "get_query",
     "canonical_query_name",
@@ -40,103 +43,9 @@ class UnknownQueryError(ValueError, KeyError):
         return str(self.args[0]) if self.args else ""
 
 
-@dataclass(frozen=True)
-class QueryStrategy:
-    """A named scoring function; higher scores mean more worth labelling.
-
-    ``fn(probs)`` maps predictive samples ``(N, T, C)`` to scores ``(N,)`` when
-    ``needs_samples`` is True; otherwise ``fn(n, rng)`` maps a pool size and a
-    ``numpy.random.Generator`` to ``(N,)`` scores (e.g. ``random``), so no model call is needed.
-    """
-
-    name: str
-    fn: Callable[..., ArrayLike]
-    needs_samples: bool = True
-    description: str = ""
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.name, str) or not self.name.strip():
-            raise ValueError(f"a query strategy needs a non-empty string name; got {self.name!r}.")
-        if not callable(self.fn):
-            raise TypeError(
-                f"query strategy {self.name!r} needs a callable fn; got {type(self.fn).__name__}."
-            )
-
-    def scores(
-        self,
-        probs: ArrayLike | None = None,
-        *,
-        n: int | None = None,
-        rng: np.random.Generator | int | None = None,
-    ) -> np.ndarray:
-        """Validate the inputs, call ``fn`` and return float64 scores of shape ``(N,)``.
-
-        Sample-based strategies need ``probs`` (``n`` and ``rng`` are only checked/ignored).
-        Sample-free ones need ``n`` or ``probs`` (only its length is used) and take ``rng`` as a
-        Generator or int seed; ``rng=None`` draws fresh OS entropy, so pass one for
-        reproducible runs.
-        """
-        if self.needs_samples:
-            if probs is None:
-                raise ValueError(
-                    f"query strategy {self.name!r} scores predictive samples: pass probs of "
-                    "shape (N, T, C)."
-                )
-            p = _f.check_probs(probs)
-            if n is not None and n != p.shape[0]:
-                raise ValueError(
-                    f"n={n} does not match the {p.shape[0]} points in probs of shape {p.shape}: "
-                    "drop n or pass matching values."
-                )
-            out = self.fn(p)
-            expected = p.shape[0]
-        else:
-            if probs is not None:
-                size = len(probs)
-                if n is not None and n != size:
-                    raise ValueError(
-                        f"n={n} does not match the {size} points in probs: drop n or pass "
-                        "matching values."
-                    )
-                n = size
-            if n is None:
-                raise ValueError(
-                    f"query strategy {self.name!r} needs the pool size: pass n=<number of "
-                    "unlabelled points> (or probs)."
-                )
-            n = int(n)
-            if n < 0:
-                raise ValueError(f"n must be >= 0; got n={n}.")
-            generator = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
-            out = self.fn(n, generator)
-            expected = n
-        return self._check_output(out, expected)
-
-    def _check_output(self, out: ArrayLike, expected: int) -> np.ndarray:
-        """Make sure a (possibly user-written) fn returned ``expected`` real numbers."""
-        try:
-            arr = np.asarray(out, dtype=np.float64)
-        except (TypeError, ValueError):
-            raise ValueError(
-                f"query strategy {self.name!r} must return numeric scores; got "
-                f"{type(out).__name__}."
-            ) from None
-        if arr.shape != (expected,):
-            raise ValueError(
-                f"query strategy {self.name!r} returned scores of shape {arr.shape}; expected "
-                f"({expected},), one score per pool point."
-            )
-        if np.isnan(arr).any():
-            raise ValueError(
-                f"query strategy {self.name!r} returned NaN scores: make it return a real "
-                "number for every point."
-            )
-        return arr
-
-
 # name -> strategy, and alias -> canonical name. Guarded by a lock so registration from
 # plug-in imports running in threads cannot interleave.
-_STRATEGIES: dict[str, QueryStrategy] = {}
+_STRATEGIES: dict[str, Strategy] = {}
 _ALIASES: dict[str, str] = {}
 _LOCK = threading.RLock()
 
@@ -154,14 +63,19 @@ def _register(
     aliases: Iterable[str],
     description: str,
     overwrite: bool,
-) -> QueryStrategy:
+    batch: bool = False,
+    check: Callable[[dict[str, Any]], None] | None = None,
+) -> Strategy:
     key = _normalise(name)
     if isinstance(aliases, str):
         aliases = (aliases,)  # a lone string is one alias, not a sequence of letters
     alias_keys = [_normalise(a) for a in aliases]
-    if not description and fn.__doc__:
+    if not description and getattr(fn, "__doc__", None):
         description = fn.__doc__.strip().splitlines()[0]
-    strategy = QueryStrategy(key, fn, needs_samples=needs_samples, description=description)
+    if batch:
+        strategy: Strategy = BatchStrategy(key, fn, description=description, check=check)
+    else:
+        strategy = QueryStrategy(key, fn, needs_samples=needs_samples, description=description)
     with _LOCK:
         if not overwrite and (key in _STRATEGIES or key in _ALIASES):
             raise ValueError(
@@ -252,6 +166,32 @@ def register_query(
     return decorator
 
 
+def register_batch_query(name, fn=None, *, aliases: Iterable[str] = (), description: str = "",
+                         overwrite: bool = False, check: Callable[[dict[str, Any]], None] | None = None):
+    """Register a batch selector under ``name``: ``fn(view, batch_size, rng, **options)``
+    returns candidate positions, best first (or a ``(positions, scores)`` pair).
+
+    ``view`` is the round's :class:`~al_experiments.acquisition.RoundView` (ask it for
+    ``joint_samples()``, ``embeddings()``, ``labelled_embeddings()``, ``predictive()``,
+    ``target_samples()``, ``scores(name)``); keyword parameters after ``rng`` are the strategy's
+    options (``query.options`` in the config) and need defaults. Decorator or call, like
+    :func:`register_query`. ``check(settings)`` may raise ``ValueError`` for settings out of
+    range, so a config check catches them before any training.
+    """
+    if callable(name) and fn is None:
+        _register(name.__name__, name, True, aliases, description, overwrite, batch=True, check=check)
+        return name
+    if fn is not None:
+        return _register(name, fn, True, aliases, description, overwrite, batch=True, check=check)
+    _normalise(name)
+
+    def decorator(func: Callable[..., Any]) -> Callable[..., Any]:
+        _register(name, func, True, aliases, description, overwrite, batch=True, check=check)
+        return func
+
+    return decorator
+
+
 def unregister_query(name: str) -> None:
     """Remove a strategy and every alias pointing at it (mostly for tests and plug-in reloads)."""
     key = canonical_query_name(name)
@@ -278,12 +218,13 @@ def canonical_query_name(name: str) -> str:
     )
 
 
-def get_query(name: str | QueryStrategy) -> QueryStrategy:
+def get_query(name: str | Strategy) -> Strategy:
     """Return the strategy registered under ``name`` or one of its aliases.
 
-    A :class:`QueryStrategy` passes through unchanged, so callers may accept either.
+    A :class:`QueryStrategy` or :class:`BatchStrategy` passes through unchanged, so callers may
+    accept either.
     """
-    if isinstance(name, QueryStrategy):
+    if isinstance(name, (QueryStrategy, BatchStrategy)):
         return name
     key = canonical_query_name(name)
     with _LOCK:
@@ -314,3 +255,8 @@ def _register_builtins() -> None:
 
 
 _register_builtins()
+
+from . import batch_strategies as _batch_strategies  # noqa: E402  (built on the registry's kinds)
+
+for _name, (_selector, _check) in _batch_strategies.BUILTINS.items():
+    _register(_name, _selector, True, (), "", False, batch=True, check=_check)

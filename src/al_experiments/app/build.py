@@ -79,6 +79,20 @@ def _scale(scaling: Scaling, train: np.ndarray, *others: np.ndarray | None) -> l
     return [x if x is None else ((x - mean) / std).astype("float32") for x in (train, *others)]
 
 
+def repeat_pool(x: np.ndarray, y: np.ndarray, repeat: int, noise: float,
+                seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """The training pool with every point ``repeat`` times (copies follow the originals as
+    blocks), each copy plus Gaussian noise of standard deviation ``noise``, seeded by ``seed``."""
+    if repeat == 1 and noise == 0:
+        return x, y
+    x_rep = np.concatenate([x] * int(repeat), axis=0)
+    y_rep = np.concatenate([np.asarray(y)] * int(repeat), axis=0)
+    if noise > 0:
+        rng = np.random.default_rng(np.random.SeedSequence([int(seed) % 2**32, 0x5EED]))
+        x_rep = (x_rep + rng.normal(0.0, float(noise), size=x_rep.shape)).astype(x.dtype, copy=False)
+    return x_rep, y_rep
+
+
 def build_dataset(cfg: DictConfig) -> tuple[Any, DataInfo]:
     """Load, split and scale the data; create the ``Dataset`` with the initial labelled set."""
     from al_experiments.dataset import Dataset
@@ -102,6 +116,7 @@ def build_dataset(cfg: DictConfig) -> tuple[Any, DataInfo]:
     x_test, y_test = split.get_test_split()
     x_val, y_val = split.get_eval_split()
     x_train, x_test, x_val = _scale(data_cfg.scaling, np.asarray(x_train), x_test, x_val)
+    x_train, y_train = repeat_pool(x_train, y_train, data_cfg.repeat, data_cfg.repeat_noise, split_seed)
 
     init_size, step_size = int(cfg.loop.init_size), int(cfg.loop.step_size)
     if init_size > len(x_train):
@@ -169,9 +184,12 @@ def build_query(cfg: DictConfig) -> Any:
 
     query = cfg.query
     try:
-        return AcquisitionFunction(query.name, batch_size=query.batch_size, pool_subset=query.pool_subset)
+        return AcquisitionFunction(query.name, batch_size=query.batch_size, pool_subset=query.pool_subset,
+                                   options=dict(query.options))
     except UnknownQueryError as exc:
         raise ConfigError(f"query.name={query.name!r} is not a query function: {exc}") from None
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"query.options: {exc}") from None
 
 
 def build(cfg: DictConfig) -> Job:

@@ -57,6 +57,11 @@ class DatasetConf:
     test_size: float = 0.25
     val_size: float = 0.0
     split_seed: Optional[int] = None  # null: the job's seed
+    # Repeated data (BatchBALD's Repeated-MNIST): each training point appears ``repeat`` times in
+    # the pool, each copy with Gaussian noise of this standard deviation (scaled input units;
+    # 0 = exact copies). Test and validation splits are untouched.
+    repeat: int = 1
+    repeat_noise: float = 0.0
 
 
 # ----------------------------------------------------------------------------- model
@@ -86,6 +91,8 @@ class WrapperConf:
     _target_: str = "al_experiments.wrapper.McDropout"
     name: Optional[str] = None
     reset: str = "reinit"
+    # The layer whose output Core-set and BADGE embed with; null: the input of the last Dense layer.
+    embedding_layer: Optional[str] = None
 
 
 @dataclass
@@ -131,6 +138,9 @@ class QueryConf:
     sample_size: int = 10
     batch_size: Optional[int] = None
     pool_subset: Optional[int] = None
+    # The strategy's own settings (listed with their defaults in conf/query/<name>.yaml), e.g.
+    # query.options.temperature=0.5; see AcquisitionFunction.
+    options: Dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -183,7 +193,8 @@ def validate(cfg: DictConfig) -> None:
     ``model.wrapper.reset``) are checked by the classes themselves when built.
     """
     # Only TF-free imports here: a bad value should be reported in a second, not after TF loads.
-    from al_experiments.acquisition import UnknownQueryError, canonical_query_name
+    from al_experiments.acquisition import UnknownQueryError, get_query
+    from al_experiments.acquisition.strategy import check_options
 
     loop, query, model, data = cfg.loop, cfg.query, cfg.model, cfg.dataset
     _at_least("loop.step_size", loop.step_size, 1)
@@ -191,9 +202,13 @@ def validate(cfg: DictConfig) -> None:
     if loop.max_rounds is not None:
         _at_least("loop.max_rounds", loop.max_rounds, 0)
     try:
-        canonical_query_name(query.name)
+        strategy = get_query(query.name)
     except UnknownQueryError as exc:
         raise ConfigError(f"query.name={query.name!r} is not a query function: {exc}") from None
+    try:
+        check_options(strategy, dict(query.options))
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"query.options: {exc}") from None
     _at_least("query.sample_size", query.sample_size, 1)
     if query.batch_size is not None:
         _at_least("query.batch_size", query.batch_size, 1)
@@ -216,6 +231,9 @@ def validate(cfg: DictConfig) -> None:
             raise ConfigError(
                 f"dataset.{key}={size} must be 0 (none), a fraction in (0, 1) or a whole count."
             )
+    _at_least("dataset.repeat", data.repeat, 1)
+    if not data.repeat_noise >= 0:
+        raise ConfigError(f"dataset.repeat_noise={data.repeat_noise} must be >= 0 (a standard deviation).")
     if not cfg.mlflow.experiment_name.strip():
         raise ConfigError("mlflow.experiment_name is empty; give the MLflow experiment a name.")
     if cfg.mlflow.timeout_s <= 0:

@@ -1,0 +1,112 @@
+"""The built-in batch strategies: each asks the round's view for what it needs and hands it to
+the pure array function of the same name.
+
+Which samples each uses: ``batch_bald`` and ``epig`` need consistent joint samples (sample t
+is one parameter draw for every candidate and target point); ``power_bald`` and
+``power_entropy`` score points one by one, so they use the cheaper independent samples;
+``coreset`` and ``badge`` use deterministic embeddings (and, for BADGE, the deterministic
+predictive of the same pass).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+__all__ = ["BUILTINS"]
+
+
+def batch_bald(view: Any, batch_size: int, rng: np.random.Generator, num_samples: int = 10_000,
+               prefilter: int | None = None) -> np.ndarray:
+    """BatchBALD (Kirsch et al. 2019): greedy joint mutual information on consistent samples."""
+    from al_experiments.acquisition.batch_bald import batch_bald as select
+
+    return select(view.joint_samples(), batch_size, num_samples=num_samples, rng=rng, prefilter=prefilter)
+
+
+def power_bald(view: Any, batch_size: int, rng: np.random.Generator, temperature: float = 1.0) -> np.ndarray:
+    """PowerBALD (Kirsch et al. 2023): sample the batch with probability proportional to BALD^(1/temperature)."""
+    return _power(view, "bald", batch_size, rng, temperature)
+
+
+def power_entropy(view: Any, batch_size: int, rng: np.random.Generator, temperature: float = 1.0) -> np.ndarray:
+    """PowerEntropy: sample the batch with probability proportional to entropy^(1/temperature)."""
+    return _power(view, "max_entropy", batch_size, rng, temperature)
+
+
+def _power(view: Any, score: str, batch_size: int, rng: np.random.Generator, temperature: float):
+    from al_experiments.acquisition.stochastic import stochastic_top_k
+
+    scores = view.scores(score)
+    chosen = stochastic_top_k(scores, batch_size, mode="power", temperature=temperature, rng=rng)
+    return chosen, scores[chosen]
+
+
+def coreset(view: Any, batch_size: int, rng: np.random.Generator) -> np.ndarray:
+    """Core-set (Sener & Savarese 2018): greedy k-center on deterministic embeddings."""
+    from al_experiments.acquisition.coreset import k_center_greedy
+
+    return k_center_greedy(view.embeddings(), view.labelled_embeddings(), batch_size, rng=rng)
+
+
+def badge(view: Any, batch_size: int, rng: np.random.Generator) -> np.ndarray:
+    """BADGE (Ash et al. 2020): k-means++ seeding on last-layer gradient embeddings."""
+    from al_experiments.acquisition.badge import badge as select
+
+    return select(view.predictive(), view.embeddings(), batch_size, rng=rng)
+
+
+def epig(view: Any, batch_size: int, rng: np.random.Generator, target_size: int = 100,
+         target: str = "pool", stochastic: str | None = None, temperature: float = 1.0):
+    """EPIG (Bickford Smith et al. 2023): expected information gain about predictions on a target set."""
+    from al_experiments.acquisition.epig import epig_scores
+    from al_experiments.acquisition.selection import top_k
+    from al_experiments.acquisition.stochastic import stochastic_top_k
+
+    scores = epig_scores(view.joint_samples(), view.target_samples(target_size, source=target))
+    if stochastic is None:
+        chosen = top_k(scores, batch_size)
+    else:
+        chosen = stochastic_top_k(scores, batch_size, mode=stochastic, temperature=temperature, rng=rng)
+    return chosen, scores[chosen]
+
+
+def _whole_at_least(settings: dict[str, Any], key: str, minimum: int, optional: bool = False) -> None:
+    value = settings[key]
+    if optional and value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        allowed = f"a whole number >= {minimum}" + (" or null" if optional else "")
+        raise ValueError(f"{key}={value!r} is invalid: it must be {allowed}.")
+
+
+def _check_batch_bald(settings: dict[str, Any]) -> None:
+    _whole_at_least(settings, "num_samples", 1)
+    _whole_at_least(settings, "prefilter", 1, optional=True)
+
+
+def _check_power(settings: dict[str, Any]) -> None:
+    from al_experiments.acquisition.strategy import check_stochastic
+
+    check_stochastic("power", settings["temperature"])
+
+
+def _check_epig(settings: dict[str, Any]) -> None:
+    from al_experiments.acquisition.round import TARGET_SOURCES
+
+    _whole_at_least(settings, "target_size", 1)
+    if settings["target"] not in TARGET_SOURCES:
+        raise ValueError(f"target={settings['target']!r} is not a target set; use one of "
+                         f"{', '.join(TARGET_SOURCES)}.")
+
+
+# name -> (selector, check of its settings)
+BUILTINS = {
+    "batch_bald": (batch_bald, _check_batch_bald),
+    "power_bald": (power_bald, _check_power),
+    "power_entropy": (power_entropy, _check_power),
+    "coreset": (coreset, None),
+    "badge": (badge, None),
+    "epig": (epig, _check_epig),
+}

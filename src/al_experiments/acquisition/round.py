@@ -1,0 +1,268 @@
+"""``RoundView``: what a strategy may ask about one acquisition round.
+
+The view holds the round's candidates (unlabelled pool indices, after any ``pool_subset``), the
+labelled set, the sample count and a seeded generator. Everything that costs a model call is
+computed on first request and kept for the round, so strategies that share a building block
+(BALD scores, joint samples, embeddings) pay for it once.
+
+The model supplies building blocks only (see ``wrapper.Model``): predictive samples
+(independent or consistent), scores reduced inside its compiled sampler, embeddings. Choosing
+which block answers a request is done here, on the acquisition side.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .registry import get_query
+from .strategy import QueryStrategy
+
+__all__ = ["RoundView", "IndexedInputs", "point_scores", "TARGET_SOURCES"]
+
+TARGET_SOURCES = ("pool", "validation")
+
+
+class IndexedInputs:
+    """A lazy view ``inputs[indices]``: slicing gathers only the requested chunk.
+
+    Scoring a pool chunk by chunk through this view never copies the whole unlabelled pool.
+    """
+
+    def __init__(self, inputs: Any, indices: np.ndarray) -> None:
+        self._inputs = inputs
+        self._indices = indices
+
+    def __len__(self) -> int:
+        return len(self._indices)
+
+    def __getitem__(self, item: Any) -> Any:
+        return self._inputs[self._indices[item]]
+
+    def __array__(self, dtype=None, copy=None):
+        array = np.asarray(self._inputs[self._indices])
+        return array if dtype is None else array.astype(dtype)
+
+    @property
+    def shape(self) -> tuple:
+        return (len(self._indices),) + tuple(np.shape(self._inputs)[1:])
+
+
+def point_scores(model: Any, inputs: Any, strategy: QueryStrategy, sample_size: int = 10,
+                 batch_size: int | None = None) -> np.ndarray:
+    """Per-point scores of ``strategy`` for ``inputs``, chunk by chunk, from ``model``'s cheapest
+    building block: scores reduced inside its compiled sampler where the strategy has an in-graph
+    form, else its independent predictive samples scored with numpy."""
+    scores = np.empty(len(inputs), dtype=np.float64)
+    reduced = getattr(model, "reduced_score_chunks", None)
+    reduction = None
+    if reduced is not None:
+        from .graph_scores import graph_reduction
+
+        reduction = graph_reduction(strategy, max(2, model.num_outputs()))  # one sigmoid unit = 2 classes
+    if reduction is not None:
+        chunks = reduced(inputs, int(sample_size), reduction, batch_size)
+        if chunks is not None:
+            for start, stop, values in chunks:
+                scores[start:stop] = values
+            return scores
+    sample_chunks = getattr(model, "sample_chunks", None)
+    if sample_chunks is not None:
+        for start, stop, probs in sample_chunks(inputs, int(sample_size), batch_size):
+            scores[start:stop] = strategy.scores(probs)
+        return scores
+    return strategy.scores(_samples(model, inputs, sample_size, batch_size))
+
+
+def _samples(model: Any, inputs: Any, sample_size: int, batch_size: int | None) -> np.ndarray:
+    predictive = getattr(model, "predictive_samples", None)
+    if predictive is not None:
+        return np.asarray(predictive(inputs, int(sample_size), batch_size))
+    if callable(model):
+        return np.asarray(model(np.asarray(inputs), sample_size=int(sample_size)))
+    raise ValueError(
+        f"The model {model!r} gives no predictive samples: wrap the network in McDropout, "
+        "DeepEnsemble or another al_experiments wrapper, or use query=random."
+    )
+
+
+def _own_scorer(model: Any):
+    """A tf_al-style ``get_query_fn`` the model (or its class) defines itself, else None."""
+    getter = getattr(model, "get_query_fn", None)
+    if getter is None or getattr(getter, "acquisition_dispatch", False):
+        return None
+    return getter
+
+
+class RoundView:
+    """One round's candidates and, on demand, the model's building blocks for them.
+
+    Args:
+        model: The wrapped model (``wrapper.Model`` or a tf_al-style object).
+        pool: The ``Pool``.
+        candidates: Unlabelled pool indices to choose from.
+        rng: The round's generator (seeded from (seed, round)); strategies draw from it.
+        sample_size: Predictive samples T per point.
+        chunk_size: Points per forward chunk (None: the model chooses).
+        dataset: The ``Dataset``, for a validation-split target set.
+        scorer: A function ``fn(inputs, **kwargs) -> scores`` that overrides per-point scoring
+            (``AcquisitionFunction.set_fn``).
+    """
+
+    def __init__(self, model: Any, pool: Any, candidates: np.ndarray, rng: np.random.Generator,
+                 sample_size: int = 10, chunk_size: int | None = None, dataset: Any = None,
+                 scorer: Any = None, score_kwargs: dict[str, Any] | None = None) -> None:
+        self.model = model
+        self.pool = pool
+        self.candidates = np.asarray(candidates, dtype=np.int64)
+        self.rng = rng
+        self.sample_size = int(sample_size)
+        self.chunk_size = chunk_size
+        self.dataset = dataset
+        self._scorer = scorer
+        self._score_kwargs = dict(score_kwargs or {})
+        self._cache: dict[Any, Any] = {}
+        # The view's own draws (the consistent-sample seed, the target set) come from a child of
+        # the round's generator, so they never shift what a strategy draws from ``rng``.
+        self._aux = _child(rng)
+        self._joint_seed = int(self._aux.integers(0, 2**31 - 1))
+
+    def __len__(self) -> int:
+        return len(self.candidates)
+
+    @property
+    def labelled(self) -> np.ndarray:
+        """Labelled pool indices."""
+        return self.pool.get_labeled_indices()
+
+    def candidate_inputs(self) -> IndexedInputs:
+        return IndexedInputs(self.pool._inputs, self.candidates)
+
+    def labelled_inputs(self) -> IndexedInputs:
+        return IndexedInputs(self.pool._inputs, self.labelled)
+
+    # ------------------------------------------------------------------ per-point scores
+    def scores(self, strategy: str | QueryStrategy) -> np.ndarray:
+        """Per-point scores ``(N,)`` of a score strategy (e.g. ``"bald"``) for the candidates."""
+        strategy = get_query(strategy)
+        if not isinstance(strategy, QueryStrategy) or not strategy.needs_samples:
+            raise ValueError(
+                f"view.scores needs a per-point score strategy that uses predictive samples; "
+                f"{strategy.name!r} is not one."
+            )
+        key = ("scores", strategy.name)
+        if key not in self._cache:
+            self._cache[key] = self._compute_scores(strategy)
+        return self._cache[key]
+
+    def _compute_scores(self, strategy: QueryStrategy) -> np.ndarray:
+        inputs = self.candidate_inputs()
+        own = self._scorer or _own_scorer(self.model)
+        if own is not None:
+            fn = own if self._scorer is not None else own(strategy.name)
+            if fn is None:
+                raise ValueError(
+                    f"The model {self.model} cannot score the query function '{strategy.name}'; "
+                    "wrap the network in McDropout (or another Bayesian wrapper) or use 'random'."
+                )
+            kwargs = {"sample_size": self.sample_size, **self._score_kwargs}
+            if self.chunk_size is not None:
+                kwargs.setdefault("batch_size", self.chunk_size)
+            out = np.asarray(fn(inputs, **kwargs), dtype=np.float64).reshape(-1)
+            if out.shape != (len(inputs),):
+                raise ValueError(
+                    f"The query function '{strategy.name}' returned {out.size} scores for "
+                    f"{len(inputs)} pool points; it must return one score per point."
+                )
+            return out
+        return point_scores(self.model, inputs, strategy, self.sample_size, self.chunk_size)
+
+    # ------------------------------------------------------------------ samples
+    def samples(self) -> np.ndarray:
+        """Independent predictive samples ``(N, T, C)`` of the candidates (per-point use only)."""
+        if "samples" not in self._cache:
+            self._cache["samples"] = _samples(self.model, self.candidate_inputs(), self.sample_size,
+                                              self.chunk_size)
+        return self._cache["samples"]
+
+    def joint_samples(self) -> np.ndarray:
+        """Consistent samples ``(N, T, C)``: sample t is one parameter draw for every candidate
+        (and for ``target_samples``), as BatchBALD's and EPIG's joint terms need."""
+        if "joint" not in self._cache:
+            self._cache["joint"] = self._consistent(self.candidate_inputs())
+        return self._cache["joint"]
+
+    def target_samples(self, size: int = 100, source: str = "pool") -> np.ndarray:
+        """Consistent samples ``(M, T, C)`` of a target set, drawn with the same parameter draws
+        as ``joint_samples``: ``size`` unlabelled pool points drawn afresh each round
+        (``source="pool"``), or up to ``size`` points of the validation split."""
+        if source not in TARGET_SOURCES:
+            raise ValueError(f"target={source!r} is not a target set; use one of {', '.join(TARGET_SOURCES)}.")
+        if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 1:
+            raise ValueError(f"target_size must be a whole number >= 1; got {size!r}.")
+        key = ("target", int(size), source)
+        if key not in self._cache:
+            self._cache[key] = self._consistent(self._target_inputs(int(size), source))
+        return self._cache[key]
+
+    def _target_inputs(self, size: int, source: str) -> Any:
+        if source == "validation":
+            x_val = None if self.dataset is None else self.dataset.get_eval_split()[0]
+            if x_val is None or len(x_val) == 0:
+                raise ValueError(
+                    "target=validation needs a validation split: set dataset.val_size > 0, or use "
+                    "target=pool."
+                )
+            if len(x_val) <= size:
+                return x_val
+            return np.asarray(x_val)[np.sort(self._aux.choice(len(x_val), size, replace=False))]
+        unlabelled = self.pool.get_unlabeled_indices()
+        if len(unlabelled) > size:
+            unlabelled = np.sort(self._aux.choice(unlabelled, size, replace=False))
+        return IndexedInputs(self.pool._inputs, unlabelled)
+
+    def _consistent(self, inputs: Any) -> np.ndarray:
+        consistent = getattr(self.model, "consistent_samples", None)
+        if consistent is None:
+            raise ValueError(
+                f"This strategy needs consistent joint samples, which {type(self.model).__name__} "
+                "does not give: use an al_experiments wrapper (McDropout, DeepEnsemble)."
+            )
+        return np.asarray(consistent(inputs, self.sample_size, self._joint_seed, self.chunk_size))
+
+    # ------------------------------------------------------------------ embeddings
+    def embeddings(self) -> np.ndarray:
+        """Deterministic embeddings ``(N, D)`` of the candidates."""
+        return self._embedded("candidates")[0]
+
+    def predictive(self) -> np.ndarray:
+        """Deterministic class probabilities ``(N, C)`` of the candidates (same pass as
+        ``embeddings``)."""
+        return self._embedded("candidates")[1]
+
+    def labelled_embeddings(self) -> np.ndarray:
+        """Deterministic embeddings ``(L, D)`` of the labelled points."""
+        return self._embedded("labelled")[0]
+
+    def _embedded(self, which: str) -> tuple[np.ndarray, np.ndarray]:
+        key = ("embedded", which)
+        if key not in self._cache:
+            embed = getattr(self.model, "embeddings", None)
+            if embed is None:
+                raise ValueError(
+                    f"This strategy needs embeddings, which {type(self.model).__name__} does not "
+                    "give: use an al_experiments wrapper (Model, McDropout, DeepEnsemble)."
+                )
+            inputs = self.candidate_inputs() if which == "candidates" else self.labelled_inputs()
+            embeddings, probs = embed(inputs, self.chunk_size, return_probs=True)
+            self._cache[key] = (np.asarray(embeddings), np.asarray(probs))
+        return self._cache[key]
+
+
+def _child(rng: np.random.Generator) -> np.random.Generator:
+    """An independent generator derived from ``rng`` without drawing from its stream."""
+    try:
+        return rng.spawn(1)[0]
+    except (AttributeError, TypeError, ValueError):  # a generator without a seed sequence
+        return np.random.default_rng(rng.bit_generator.state["state"]["state"] % 2**63)
