@@ -8,8 +8,12 @@
   layers before the first stochastic one give the same output in every pass, so they run once per
   input and only their output is tiled (for Gal et al.'s CNN that skips T-1 of the T passes
   through both convolutions).
+* ``ConsistentSampler``: jointly consistent samples (sample t of every input is one set of
+  dropout masks, fixed by (seed, t)) through a twin of the network that shares its layers and
+  applies masks drawn once per call (see the section comment below).
+* ``Embedder``: inference-mode embeddings (and the probabilities of the same pass).
 
-Both take inputs of any batch length through a ``None`` batch dimension, so a growing labelled
+All take inputs of any batch length through a ``None`` batch dimension, so a growing labelled
 set or a shrinking pool does not retrace.
 """
 
@@ -68,7 +72,7 @@ def output_width(model) -> int:
 
 # Keras layers whose output does not depend on ``training`` once BatchNormalization is frozen.
 # Exact types only: a user subclass may override ``call`` and use ``training``.
-_DETERMINISTIC_LAYERS = (
+DETERMINISTIC_LAYERS = (
     "Dense EinsumDense Conv1D Conv2D Conv3D SeparableConv1D SeparableConv2D DepthwiseConv1D "
     "DepthwiseConv2D Conv1DTranspose Conv2DTranspose Conv3DTranspose MaxPooling1D MaxPooling2D "
     "MaxPooling3D AveragePooling1D AveragePooling2D AveragePooling3D GlobalAveragePooling1D "
@@ -91,7 +95,7 @@ def deterministic_prefix(model) -> int:
 
     if type(model) is not keras.Sequential:
         return 0
-    deterministic = tuple(getattr(keras.layers, name) for name in _DETERMINISTIC_LAYERS)
+    deterministic = tuple(getattr(keras.layers, name) for name in DETERMINISTIC_LAYERS)
     count = 0
     for layer in model.layers:
         if type(layer) not in deterministic:
@@ -360,3 +364,36 @@ def _correct(y, pred):
 def fast_path_supported(metrics: list[Any]) -> bool:
     """The compiled trainer reports accuracy-type metrics only; others go through ``fit``."""
     return all(is_accuracy(m) for m in metrics)
+
+
+def _subclassed_error(model, what: str) -> ValueError:
+    return ValueError(
+        f"{what} need a Sequential or functional Keras model, but {model.name!r} is a subclassed "
+        f"{type(model).__name__}; rebuild it with keras.Sequential or keras.Model(inputs, outputs)."
+    )
+
+
+def functional_view(model, what: str):
+    """The network as a functional graph over its own layers (a Sequential model's graph as a
+    ``keras.Model(inputs, outputs)``), checked to have one input and one output."""
+    import keras
+
+    try:
+        inputs, outputs = model.inputs, model.outputs
+    except (AttributeError, ValueError):
+        inputs = outputs = None
+    if not inputs or not outputs:
+        if isinstance(model, keras.Sequential):
+            raise ValueError(
+                f"{what} need the input shape of the Sequential model {model.name!r}: start it "
+                "with keras.Input(shape) or call it once on a batch before wrapping it."
+            )
+        raise _subclassed_error(model, what)
+    if len(inputs) != 1 or len(outputs) != 1:
+        raise ValueError(
+            f"{what} need a network with one input and one output; {model.name!r} has "
+            f"{len(inputs)} inputs and {len(outputs)} outputs."
+        )
+    if isinstance(model, keras.Sequential):
+        return keras.Model(inputs, outputs, name=f"{model.name}_graph")
+    return model

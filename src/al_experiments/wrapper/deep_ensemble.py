@@ -156,6 +156,50 @@ class DeepEnsemble(Model):
                 probs = [member.predictive_samples(chunk, 1, stop - start) for member in self._members]
             yield start, stop, np.concatenate(probs, axis=1)
 
+    def consistent_samples(self, inputs: Any, sample_size: int | None = None, seed: int | None = None,
+                           batch_size: int | None = None) -> np.ndarray:
+        """The members' class probabilities ``(N, M, C)``: consistent already, since sample t is
+        member t for every input. ``sample_size`` and ``seed`` are ignored (as in
+        ``predictive_samples``)."""
+        return self.predictive_samples(inputs, sample_size, batch_size)
+
+    def embeddings(self, inputs: Any, batch_size: int | None = None, return_probs: bool = False):
+        """The members' embeddings side by side, ``(N, M * D)``; with ``return_probs`` also the
+        mean of the members' deterministic class probabilities ``(N, C)``.
+
+        Concatenation (not averaging) keeps what each member sees: the squared Euclidean
+        distance between two concatenated embeddings is the sum of the members' squared
+        distances, so distance-based selectors (Core-set, BADGE) weigh every member equally,
+        while a mean of embeddings would mix unrelated feature spaces (each member learns its
+        own basis). ``embedding_layer`` names the layer in the first network; a member whose
+        layers are named differently (networks from a builder) uses the layer at the same
+        position.
+        """
+        names = self._member_embedding_layers()
+        with _member_tracing():
+            parts = [member._embed(inputs, batch_size, return_probs, name)
+                     for member, name in zip(self._members, names)]
+        if not return_probs:
+            return np.concatenate(parts, axis=1)
+        features = np.concatenate([part[0] for part in parts], axis=1)
+        return features, np.mean([part[1] for part in parts], axis=0).astype(np.float32)
+
+    def _member_embedding_layers(self) -> list[str | None]:
+        name = self.embedding_layer
+        if name is None:
+            return [None] * len(self._members)
+        first = [layer.name for layer in self._model.layers]
+        if name not in first:
+            raise ValueError(
+                f"embedding_layer={name!r} is not a layer of {self._model.name!r}; its layers are {first}."
+            )
+        names = []
+        for member in self._members:
+            layers = member.get_model().layers
+            own = [layer.name for layer in layers]
+            names.append(name if name in own or len(own) != len(first) else own[first.index(name)])
+        return names
+
     # ------------------------------------------------------------------ weights on disk
     def save_weights(self) -> str:
         """Each member's weights in ``<checkpoint_path>/member_<m>/``; returns the folder."""

@@ -47,6 +47,8 @@ class Model:
             tf_al's and Gal et al.'s protocol; default), ``"initial"`` (the same initial weights
             every round) or ``"warm"`` (keep training the current weights).
         fast_fit: Use the compiled trainer where it applies (default True).
+        embedding_layer: Name of the layer whose output ``embeddings`` returns (default None:
+            the input of the last Dense layer).
         classification, is_binary: Problem kind (kept for tf_al compatibility).
     """
 
@@ -77,6 +79,11 @@ class Model:
             raise ValueError(f"reset must be one of {', '.join(RESET_POLICIES)}; got {reset!r}.")
         self.reset_policy = reset
         self.fast_fit = bool(kwargs.pop("fast_fit", True))
+        embedding_layer = kwargs.pop("embedding_layer", None)
+        if embedding_layer is not None and not isinstance(embedding_layer, str):
+            raise ValueError(f"embedding_layer must be a layer name (str) or None, got {embedding_layer!r}.")
+        # Which layer ``embeddings`` reads: None = the input of the last Dense layer.
+        self.embedding_layer = embedding_layer
         # tf_al's name for the last compile kwargs; unused here, kept for subclasses written for tf_al.
         self._compile_params: dict[str, Any] = {}
         # Set before any compile: sampling an uncompiled network must work (it did in tf_al).
@@ -90,6 +97,8 @@ class Model:
         self._resetter = None
         self._trainer = None
         self._samplers: dict[bool, Any] = {}
+        self._consistent_samplers: dict[bool, Any] = {}  # by "outputs logits"
+        self._embedders: dict[tuple, Any] = {}  # by (layer name, outputs logits)
         if getattr(model, "optimizer", None) is not None and getattr(model, "loss", None) is not None:
             self._remember_compile(loss=model.loss, metrics=_compiled_metrics(model))
 
@@ -302,6 +311,69 @@ class Model:
         cls = type(self)
         return cls.sample_chunks is not Model.sample_chunks or cls.predictive_samples is not Model.predictive_samples
 
+    def consistent_samples(self, inputs: Any, sample_size: int, seed: int,
+                           batch_size: int | None = None) -> np.ndarray:
+        """Jointly consistent class probabilities ``(N, T, C)`` float32.
+
+        Sample t of *every* input is the same parameter draw (the same dropout masks), fixed by
+        ``(seed, t)`` alone: whatever the chunking (``batch_size``), in separate calls with the
+        same seed (pool candidates and a target set may be sampled apart), and for any
+        ``sample_size`` (sample t of T=5 is sample t of T=100). Different seeds give different
+        draws. This is what joint scores (BatchBALD, EPIG) need; per-point scores may use the
+        cheaper independent ``predictive_samples``. Each noise layer keeps Keras' semantics
+        (Dropout keeps a unit with probability 1 - rate and scales it by 1/(1 - rate)), so the
+        samples have the distribution of the independent ones; every other layer runs in
+        inference mode (BatchNormalization uses its moving statistics). One sigmoid unit gives
+        the two columns ``[1 - p, p]``, as ``predictive_samples`` does.
+
+        A deterministic ``Model`` repeats its single prediction T times (``seed`` is unused).
+        Needs a Sequential or functional network whose noise layers sit at its top level; a
+        subclass that draws its samples its own way raises ValueError.
+        """
+        sample_size = int(sample_size)
+        if sample_size < 1:
+            raise ValueError(f"sample_size must be >= 1, got {sample_size}.")
+        if self._draws_samples_itself():
+            raise ValueError(
+                f"Consistent samples are not available for {type(self).__name__}, which draws its "
+                "samples its own way; override consistent_samples there or use predictive_samples."
+            )
+        if not self.stochastic():
+            return self.predictive_samples(inputs, sample_size, batch_size)
+        return class_probabilities(self._consistent_sampler().sample(inputs, sample_size, int(seed), batch_size))
+
+    def _consistent_sampler(self):
+        samplers = self.__dict__.setdefault("_consistent_samplers", {})
+        logits = self._outputs_logits()
+        sampler = samplers.get(logits)
+        if sampler is None:
+            from al_experiments.wrapper.consistent import ConsistentSampler
+
+            sampler = samplers[logits] = ConsistentSampler(self._model, softmax_outputs=logits)
+        return sampler
+
+    def embeddings(self, inputs: Any, batch_size: int | None = None, return_probs: bool = False):
+        """Deterministic (inference-mode) embeddings ``(N, D)`` float32 of the inputs.
+
+        By default the input of the network's last top-level Dense layer (for
+        ``Dense(128) -> Dropout -> Dense(10)`` the 128 hidden activations); with the wrapper's
+        ``embedding_layer=<layer name>`` the output of that layer instead (flattened). With
+        ``return_probs=True`` also the class probabilities ``(N, C)`` of the same pass
+        (softmax applied to logits; one sigmoid unit gives ``[1 - p, p]``). Compiled and
+        chunked (``batch_size`` inputs per pass); needs a Sequential or functional network.
+        """
+        return self._embed(inputs, batch_size, return_probs, self.embedding_layer)
+
+    def _embed(self, inputs: Any, batch_size: int | None, return_probs: bool, layer_name: str | None):
+        embedders = self.__dict__.setdefault("_embedders", {})
+        key = (layer_name, self._outputs_logits())
+        embedder = embedders.get(key)
+        if embedder is None:
+            from al_experiments.wrapper.embedding import Embedder
+
+            embedder = embedders[key] = Embedder(self._model, layer_name, softmax_outputs=key[1])
+        return embedder.embed(inputs, batch_size, return_probs)
+
     def batch_prediction(self, inputs: Any, batch_size: int = 1, **kwargs: Any) -> np.ndarray:
         return self.predict(inputs, batch_size=batch_size, **kwargs)
 
@@ -327,42 +399,44 @@ class Model:
         return results
 
     # ------------------------------------------------------------------ queries
+    def reduced_score_chunks(self, inputs: Any, sample_size: int, reduction: Callable,
+                             batch_size: int | None = None):
+        """Yield ``(start, stop, values)``: independent predictive samples of each chunk reduced
+        inside the compiled sampler by ``reduction`` (a TensorFlow function of ``(B, T, C)``
+        probabilities, see ``acquisition.graph_scores``), so the samples never reach the host.
+
+        None where a subclass draws its samples its own way: then only ``sample_chunks`` applies.
+        """
+        if self._draws_samples_itself():
+            return None
+        classes = max(2, self.num_outputs())  # one sigmoid unit is scored as two classes
+        sampler = self._sampler(self.stochastic())
+        return sampler.score_chunks(inputs, int(sample_size), reduction, classes, batch_size)
+
     def get_query_fn(self, name: str) -> Callable[..., np.ndarray] | None:
-        """A function ``fn(inputs, sample_size=..., batch_size=...) -> scores`` for a registered
-        query function, scored chunk by chunk so memory stays bounded. None for ``random``."""
+        """tf_al's scorer: ``fn(inputs, sample_size=..., batch_size=...) -> scores`` for a
+        per-point query function, chunk by chunk. None for ``random``; a batch strategy has no
+        per-point scores (run it through ``AcquisitionFunction``)."""
         from al_experiments.acquisition import get_query
+        from al_experiments.acquisition.round import point_scores
 
         strategy = get_query(name)
+        if strategy.kind == "batch":
+            raise ValueError(
+                f"{strategy.name!r} selects whole batches and has no per-point scores: run it "
+                f"through AcquisitionFunction({strategy.name!r}) or ActiveLearningLoop."
+            )
         if not strategy.needs_samples:
             return None
 
         def score(inputs: Any, sample_size: int = 10, batch_size: int | None = None, **_: Any) -> np.ndarray:
-            scores = np.empty(len(inputs), dtype=np.float64)
-            for start, stop, chunk_scores in self.score_chunks(inputs, strategy, sample_size, batch_size):
-                scores[start:stop] = chunk_scores
-            return scores
+            return point_scores(self, inputs, strategy, sample_size, batch_size)
 
         return score
 
-    def score_chunks(self, inputs: Any, strategy: Any, sample_size: int = 10, batch_size: int | None = None):
-        """Yield ``(start, stop, scores)`` of a query strategy, chunk by chunk.
-
-        Built-in strategies are reduced inside the compiled sampler, so the samples never reach
-        the host; other strategies (and subclasses that draw samples their own way by
-        overriding ``sample_chunks``) are scored from ``sample_chunks`` with numpy.
-        """
-        reduction = None
-        if not self._draws_samples_itself():
-            from al_experiments.acquisition.graph_scores import graph_reduction
-
-            classes = max(2, self.num_outputs())  # one sigmoid unit is scored as two classes
-            reduction = graph_reduction(strategy, classes)
-        if reduction is not None:
-            sampler = self._sampler(self.stochastic())
-            yield from sampler.score_chunks(inputs, int(sample_size), reduction, classes, batch_size)
-            return
-        for start, stop, probs in self.sample_chunks(inputs, sample_size, batch_size):
-            yield start, stop, strategy.scores(probs)
+    # The acquisition side scores through the building blocks directly; a subclass (or object)
+    # that defines its own get_query_fn, as tf_al models did, is asked through it instead.
+    get_query_fn.acquisition_dispatch = True
 
     # ------------------------------------------------------------------ weights on disk
     def _weights_file(self) -> str:
