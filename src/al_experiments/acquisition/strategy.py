@@ -15,7 +15,6 @@ Nothing here imports TensorFlow.
 from __future__ import annotations
 
 import inspect
-import operator
 from dataclasses import dataclass
 from typing import Any, Callable, NamedTuple, Union
 
@@ -23,10 +22,10 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from . import functions as _f
-from .selection import top_k
+from .selection import as_generator, check_batch_size, top_k
 
 __all__ = ["QueryStrategy", "BatchStrategy", "Selection", "Strategy", "SCORE_OPTIONS",
-           "check_options", "check_stochastic", "as_generator"]
+           "check_options", "check_stochastic"]
 
 # Settings every score-based strategy takes: how the batch is taken from the scores.
 SCORE_OPTIONS: dict[str, Any] = {"stochastic": None, "temperature": 1.0}
@@ -39,11 +38,6 @@ class Selection(NamedTuple):
 
     positions: np.ndarray
     scores: np.ndarray
-
-
-def as_generator(rng: np.random.Generator | int | None) -> np.random.Generator:
-    """A Generator from a Generator, an int seed, or None (fresh OS entropy)."""
-    return rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
 
 
 def check_options(strategy: "Strategy", options: dict[str, Any]) -> dict[str, Any]:
@@ -252,13 +246,7 @@ class BatchStrategy:
                **options: Any) -> Selection:
         """Run the selector and check what it returned: distinct candidate positions."""
         settings = check_options(self, options)
-        try:
-            k = operator.index(batch_size)
-        except TypeError:
-            raise ValueError(f"batch_size must be an integer number of points; got {batch_size!r}.") from None
-        if k < 0:
-            raise ValueError(f"batch_size must be >= 0; got {batch_size}.")
-        k = min(k, len(view))
+        k = check_batch_size(batch_size, len(view))
         out = self.fn(view, k, as_generator(rng), **settings)
         positions, scores = out if isinstance(out, tuple) else (out, None)
         return _checked_selection(self.name, positions, scores, k, len(view))

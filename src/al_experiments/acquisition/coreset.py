@@ -1,0 +1,167 @@
+"""Core-set selection: greedy k-center on embeddings (Sener & Savarese, ICLR 2018).
+
+The greedy 2-approximation of the k-center problem repeatedly takes the candidate farthest
+from everything chosen so far (the labelled set plus the points already in the batch). Only
+one vector of nearest-centre distances is kept and updated with each new centre, so a batch
+of B costs O(N_U * (N_L + B) * D) time and O(N_U) extra memory, with the candidate-to-labelled
+distances computed block by block.
+
+Differences from the widely copied ``kcenter_greedy.py`` (google/active-learning), on purpose:
+
+* With no labelled point the first centre is drawn uniformly with ``rng``; that code treats
+  "no labels" as an empty list and always starts at position 0.
+* Chosen points are masked, so the batch never holds a position twice, even when the pool is
+  full of exact duplicates (those have distance 0 and are taken last, lowest position first).
+"""
+
+from __future__ import annotations
+
+import operator
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from .selection import as_generator, check_batch_size
+
+__all__ = ["k_center_greedy", "DEFAULT_CHUNK_SIZE"]
+
+# Rows per block of the candidate-to-labelled distance table: blocks of at most
+# DEFAULT_CHUNK_SIZE x DEFAULT_CHUNK_SIZE float64 values (32 MiB).
+DEFAULT_CHUNK_SIZE = 2048
+
+
+def _check_embeddings(x: ArrayLike, name: str, empty_dim: int | None = None) -> np.ndarray:
+    """Return ``x`` as a finite float64 matrix ``(rows, D)`` or raise a one-sentence error.
+
+    With ``empty_dim`` set, a 1-D empty input (``[]``) is read as ``(0, empty_dim)``."""
+    try:
+        arr = np.asarray(x, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(
+            f"{name} must be a numeric (rows, D) array; got {type(x).__name__} ({exc}): pass "
+            "the model's embedding vectors as a float array."
+        ) from None
+    if empty_dim is not None and arr.ndim == 1 and arr.size == 0:
+        return np.empty((0, empty_dim))
+    if arr.ndim != 2:
+        raise ValueError(
+            f"{name} must be a 2-D array of shape (rows, D), one embedding per row; got shape "
+            f"{arr.shape}: flatten each point's features (e.g. x.reshape(len(x), -1))."
+        )
+    if not np.isfinite(arr).all():
+        raise ValueError(
+            f"{name} contains {int(arr.size - np.count_nonzero(np.isfinite(arr)))} NaN/inf "
+            "value(s): check the model's embedding layer (a diverged loss gives NaN)."
+        )
+    return arr
+
+
+def _check_chunk_size(chunk_size: int) -> int:
+    try:
+        c = operator.index(chunk_size)
+    except TypeError:
+        raise ValueError(f"chunk_size must be a positive integer; got {chunk_size!r}.") from None
+    if c < 1:
+        raise ValueError(f"chunk_size must be >= 1 (rows per block); got chunk_size={c}.")
+    return c
+
+
+def _sq_dist_to_point(x: np.ndarray, centre: np.ndarray, chunk_size: int) -> np.ndarray:
+    """Exact squared Euclidean distances from every row of ``x`` to ``centre``, by blocks."""
+    out = np.empty(x.shape[0], dtype=np.float64)
+    for start in range(0, x.shape[0], chunk_size):
+        diff = x[start : start + chunk_size] - centre
+        out[start : start + chunk_size] = np.einsum("ij,ij->i", diff, diff)
+    return out
+
+
+def _min_sq_dist_to_set(x: np.ndarray, centres: np.ndarray, chunk_size: int) -> np.ndarray:
+    """Squared distance from every row of ``x`` to its nearest row of ``centres``.
+
+    Blocks of at most ``chunk_size x chunk_size`` distances are formed with the matmul
+    expansion ``|u|^2 + |l|^2 - 2 u.l``, which finds each row's nearest centre quickly but
+    loses precision when u and l are close (cancellation). The returned distance is then
+    recomputed exactly against that nearest centre, so exact duplicates get exactly 0.
+    """
+    x_sq = np.einsum("ij,ij->i", x, x)
+    c_sq = np.einsum("ij,ij->i", centres, centres)
+    best = np.empty(x.shape[0], dtype=np.float64)
+    for start in range(0, x.shape[0], chunk_size):
+        block = x[start : start + chunk_size]
+        rows = block.shape[0]
+        best_val = np.full(rows, np.inf)
+        best_idx = np.zeros(rows, dtype=np.int64)
+        for c_start in range(0, centres.shape[0], chunk_size):
+            cb = centres[c_start : c_start + chunk_size]
+            d = block @ cb.T
+            d *= -2.0
+            d += x_sq[start : start + rows, None]
+            d += c_sq[None, c_start : c_start + cb.shape[0]]
+            idx = d.argmin(axis=1)
+            val = d[np.arange(rows), idx]
+            better = val < best_val
+            best_val[better] = val[better]
+            best_idx[better] = idx[better] + c_start
+            del d  # free this block before the next one is formed
+        diff = block - centres[best_idx]
+        best[start : start + rows] = np.einsum("ij,ij->i", diff, diff)
+    return best
+
+
+def k_center_greedy(
+    embeddings: ArrayLike,
+    labelled_embeddings: ArrayLike | None,
+    batch_size: int,
+    *,
+    rng: np.random.Generator | int | None = None,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+) -> np.ndarray:
+    """Positions of a core-set batch: greedy k-center on Euclidean distances.
+
+    ``embeddings`` (N, D) are the candidates (unlabelled pool), ``labelled_embeddings``
+    (N_L, D) the points already labelled, or ``None`` / an empty array when there are none.
+    Each pick is the candidate whose nearest centre (labelled point or earlier pick) is
+    farthest; ties go to the lowest position. Without labelled points the first pick is drawn
+    uniformly with ``rng`` (a numpy Generator, int seed or ``None``); otherwise ``rng`` is unused
+    and the result is deterministic.
+
+    Returns an int64 array of ``min(batch_size, N)`` distinct positions in pick order.
+    Candidates at distance 0 (duplicates of a labelled point or of an earlier pick) come only
+    after every other candidate. ``chunk_size`` bounds the candidate-to-labelled distance
+    blocks to ``chunk_size x chunk_size`` values and does not change the result.
+    """
+    x = _check_embeddings(embeddings, "embeddings")
+    n, dim = x.shape
+    if labelled_embeddings is None:
+        labelled = np.empty((0, dim))
+    else:
+        labelled = _check_embeddings(labelled_embeddings, "labelled_embeddings", empty_dim=dim)
+        if labelled.shape[1] != dim:
+            raise ValueError(
+                f"labelled_embeddings have D={labelled.shape[1]} features but embeddings have "
+                f"D={dim}: embed both sets with the same layer of the same model."
+            )
+    chunk = _check_chunk_size(chunk_size)
+    b = check_batch_size(batch_size, n)
+    gen = as_generator(rng)
+    if b == 0:
+        return np.empty(0, dtype=np.int64)
+
+    picks = np.empty(b, dtype=np.int64)
+    if labelled.shape[0] > 0:
+        min_sq = _min_sq_dist_to_set(x, labelled, chunk)
+        first = 0
+    else:
+        picks[0] = gen.integers(n)
+        min_sq = _sq_dist_to_point(x, x[picks[0]], chunk)
+        first = 1
+    # Chosen points get -1 (below every real distance) so argmax never returns them again.
+    if first:
+        min_sq[picks[0]] = -1.0
+    for i in range(first, b):
+        j = int(np.argmax(min_sq))  # first maximum: ties go to the lowest position
+        picks[i] = j
+        if i + 1 < b:
+            np.minimum(min_sq, _sq_dist_to_point(x, x[j], chunk), out=min_sq)
+        min_sq[j] = -1.0
+    return picks
