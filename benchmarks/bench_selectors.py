@@ -25,12 +25,12 @@ import tracemalloc
 
 import numpy as np
 
-from al_experiments.acquisition.badge import badge
-from al_experiments.acquisition.coreset import k_center_greedy
-from al_experiments.acquisition.epig import epig_scores
+from al_experiments.acquisition.batch.badge import badge
+from al_experiments.acquisition.batch.coreset import k_center_greedy
+from al_experiments.acquisition.batch.epig import epig_scores
 from al_experiments.acquisition.functions import bald
 from al_experiments.acquisition.selection import top_k
-from al_experiments.acquisition.stochastic import stochastic_top_k
+from al_experiments.acquisition.batch.stochastic import stochastic_top_k
 
 
 def measure(fn, repeats: int) -> tuple[float, float]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from al_experiments.acquisition.badge import (
+from al_experiments.acquisition.batch.badge import (
     badge,
     gradient_embedding_factors,
     gradient_embedding_sq_distances,

@@ -7,7 +7,7 @@ import tracemalloc
 import numpy as np
 import pytest
 
-from al_experiments.acquisition.coreset import k_center_greedy
+from al_experiments.acquisition.batch.coreset import k_center_greedy
 
 
 def brute_force_greedy(x, labelled, batch_size, first=None):

@@ -8,8 +8,8 @@ import tracemalloc
 import numpy as np
 import pytest
 
-from al_experiments.acquisition import epig as epig_module
-from al_experiments.acquisition.epig import epig_scores
+from al_experiments.acquisition.batch import epig as epig_module
+from al_experiments.acquisition.batch.epig import epig_scores
 
 
 def samples(n, t, c, seed, concentration=0.5):

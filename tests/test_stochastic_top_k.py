@@ -9,7 +9,7 @@ import pytest
 from scipy.stats import chisquare
 
 from al_experiments.acquisition.selection import top_k
-from al_experiments.acquisition.stochastic import STOCHASTIC_MODES, stochastic_top_k
+from al_experiments.acquisition.batch.stochastic import STOCHASTIC_MODES, stochastic_top_k
 
 
 def _first_pick_counts(scores, mode, temperature, draws, seed=0):
@@ -188,8 +188,8 @@ def test_selector_modules_do_not_import_tensorflow():
 
     code = (
         "import sys\n"
-        "import al_experiments.acquisition.stochastic, al_experiments.acquisition.coreset\n"
-        "import al_experiments.acquisition.badge, al_experiments.acquisition.epig\n"
+        "import al_experiments.acquisition.batch.stochastic, al_experiments.acquisition.batch.coreset\n"
+        "import al_experiments.acquisition.batch.badge, al_experiments.acquisition.batch.epig\n"
         "bad = [m for m in ('tensorflow', 'keras', 'torch') if m in sys.modules]\n"
         "assert not bad, bad\n"
     )

@@ -29,6 +29,11 @@ from .functions import (
     std_mean,
     variation_ratio,
 )
+from .batch.badge import badge
+from .batch.batch_bald import batch_bald
+from .batch.coreset import k_center_greedy
+from .batch.epig import epig_scores
+from .batch.stochastic import STOCHASTIC_MODES, stochastic_top_k
 from .registry import (
     BatchStrategy,
     QueryStrategy,
@@ -74,23 +79,7 @@ __all__ = [
 ]
 
 
-# The batch methods' array math, loaded on first use (``from al_experiments.acquisition import
-# batch_bald`` works as usual) so importing the package stays cheap.
-_LAZY = {
-    "batch_bald": "batch_bald",
-    "stochastic_top_k": "stochastic",
-    "STOCHASTIC_MODES": "stochastic",
-    "k_center_greedy": "coreset",
-    "badge": "badge",
-    "epig_scores": "epig",
-}
-
-
 def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
     # AcquisitionFunction (tf_al's model-calling wrapper) lives in acquisition_function.py and may
     # import model code; load it on first access so the array math stays importable on its own
     # and no import cycle arises.

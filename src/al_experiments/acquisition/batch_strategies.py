@@ -18,11 +18,13 @@ __all__ = ["BUILTINS"]
 
 
 def batch_bald(view: Any, batch_size: int, rng: np.random.Generator, num_samples: int = 10_000,
-               prefilter: int | None = None) -> np.ndarray:
+               prefilter: int | None = None, lazy: bool = True):
     """BatchBALD (Kirsch et al. 2019): greedy joint mutual information on consistent samples."""
-    from al_experiments.acquisition.batch_bald import batch_bald as select
+    from al_experiments.acquisition.batch.batch_bald import batch_bald_with_scores
 
-    return select(view.joint_samples(), batch_size, num_samples=num_samples, rng=rng, prefilter=prefilter)
+    chosen, joint = batch_bald_with_scores(view.joint_samples(), batch_size, num_samples=num_samples, rng=rng,
+                                           prefilter=prefilter, lazy=lazy)
+    return chosen, np.diff(joint, prepend=0.0)  # each pick's gain in joint mutual information
 
 
 def power_bald(view: Any, batch_size: int, rng: np.random.Generator, temperature: float = 1.0) -> np.ndarray:
@@ -36,7 +38,7 @@ def power_entropy(view: Any, batch_size: int, rng: np.random.Generator, temperat
 
 
 def _power(view: Any, score: str, batch_size: int, rng: np.random.Generator, temperature: float):
-    from al_experiments.acquisition.stochastic import stochastic_top_k
+    from al_experiments.acquisition.batch.stochastic import stochastic_top_k
 
     scores = view.scores(score)
     chosen = stochastic_top_k(scores, batch_size, mode="power", temperature=temperature, rng=rng)
@@ -45,14 +47,14 @@ def _power(view: Any, score: str, batch_size: int, rng: np.random.Generator, tem
 
 def coreset(view: Any, batch_size: int, rng: np.random.Generator) -> np.ndarray:
     """Core-set (Sener & Savarese 2018): greedy k-center on deterministic embeddings."""
-    from al_experiments.acquisition.coreset import k_center_greedy
+    from al_experiments.acquisition.batch.coreset import k_center_greedy
 
     return k_center_greedy(view.embeddings(), view.labelled_embeddings(), batch_size, rng=rng)
 
 
 def badge(view: Any, batch_size: int, rng: np.random.Generator) -> np.ndarray:
     """BADGE (Ash et al. 2020): k-means++ seeding on last-layer gradient embeddings."""
-    from al_experiments.acquisition.badge import badge as select
+    from al_experiments.acquisition.batch.badge import badge as select
 
     return select(view.predictive(), view.embeddings(), batch_size, rng=rng)
 
@@ -60,9 +62,9 @@ def badge(view: Any, batch_size: int, rng: np.random.Generator) -> np.ndarray:
 def epig(view: Any, batch_size: int, rng: np.random.Generator, target_size: int = 100,
          target: str = "pool", stochastic: str | None = None, temperature: float = 1.0):
     """EPIG (Bickford Smith et al. 2023): expected information gain about predictions on a target set."""
-    from al_experiments.acquisition.epig import epig_scores
+    from al_experiments.acquisition.batch.epig import epig_scores
     from al_experiments.acquisition.selection import top_k
-    from al_experiments.acquisition.stochastic import stochastic_top_k
+    from al_experiments.acquisition.batch.stochastic import stochastic_top_k
 
     scores = epig_scores(view.joint_samples(), view.target_samples(target_size, source=target))
     if stochastic is None:
@@ -84,6 +86,8 @@ def _whole_at_least(settings: dict[str, Any], key: str, minimum: int, optional: 
 def _check_batch_bald(settings: dict[str, Any]) -> None:
     _whole_at_least(settings, "num_samples", 1)
     _whole_at_least(settings, "prefilter", 1, optional=True)
+    if not isinstance(settings["lazy"], bool):
+        raise ValueError(f"lazy={settings['lazy']!r} is invalid: it must be true or false.")
 
 
 def _check_power(settings: dict[str, Any]) -> None:

@@ -61,7 +61,7 @@ def check_options(strategy: "Strategy", options: dict[str, Any]) -> dict[str, An
 
 def check_stochastic(mode: str | None, temperature: Any) -> None:
     """One sentence for a stochastic selection mode or temperature that cannot be used."""
-    from al_experiments.acquisition.stochastic import STOCHASTIC_MODES
+    from al_experiments.acquisition.batch.stochastic import STOCHASTIC_MODES
 
     if mode is not None and mode not in STOCHASTIC_MODES:
         raise ValueError(
@@ -115,7 +115,7 @@ class QueryStrategy:
         if settings.get("stochastic") is None:
             chosen = top_k(scores, batch_size)
         else:
-            from al_experiments.acquisition.stochastic import stochastic_top_k
+            from al_experiments.acquisition.batch.stochastic import stochastic_top_k
 
             chosen = stochastic_top_k(scores, batch_size, mode=settings["stochastic"],
                                       temperature=settings["temperature"], rng=rng)

@@ -21,7 +21,7 @@ import operator
 import numpy as np
 from numpy.typing import ArrayLike
 
-from .selection import as_generator, check_batch_size
+from ..selection import as_generator, check_batch_size
 
 __all__ = ["k_center_greedy", "DEFAULT_CHUNK_SIZE"]
 

@@ -28,7 +28,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 from scipy.special import entr
 
-from .functions import check_probs
+from ..functions import check_probs
 
 __all__ = ["epig_scores", "DEFAULT_MAX_BYTES"]
 

@@ -24,7 +24,7 @@ import math
 import numpy as np
 from numpy.typing import ArrayLike
 
-from .selection import as_generator, check_batch_size, top_k
+from ..selection import as_generator, check_batch_size, top_k
 
 __all__ = ["STOCHASTIC_MODES", "stochastic_top_k"]
 

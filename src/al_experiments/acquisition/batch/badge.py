@@ -21,8 +21,8 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike
 
-from .functions import check_probs
-from .selection import as_generator, check_batch_size
+from ..functions import check_probs
+from ..selection import as_generator, check_batch_size
 
 __all__ = ["badge", "gradient_embedding_sq_distances", "gradient_embedding_factors"]
 
