@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test test-fast install bench ui clean data
+.PHONY: run test test-fast install bench bench-round bench-acquisition ui clean data
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -37,8 +37,24 @@ $(TFAL)/bin/python:
 	$(TFAL)/bin/python -m pip install --quiet tensorflow-cpu scipy scikit-learn tqdm
 	$(TFAL)/bin/python -m pip install --quiet --no-deps tf-al==0.1.1
 
-bench: $(STAMP) $(TFAL)/bin/python
+# scikit-activeml 1.0.1 (its numpy port of the BatchBALD reference) is the other baseline, in
+# its own environment too.
+SKAL := .venv-skactiveml
+$(SKAL)/bin/python:
+	$(PYTHON) -m venv $(SKAL)
+	$(SKAL)/bin/python -m pip install --quiet scikit-activeml==1.0.1
+
+bench: bench-round bench-acquisition
+
+bench-round: $(STAMP) $(TFAL)/bin/python
 	$(BIN)/python benchmarks/bench_round.py --json bench-results.json
+
+# BatchBALD against scikit-activeml and the GEMM floor, the other selectors, and independent
+# against consistent MC sampling.
+bench-acquisition: $(STAMP) $(SKAL)/bin/python
+	$(BIN)/python benchmarks/bench_batch_bald.py --json bench-batch-bald.json
+	$(BIN)/python benchmarks/bench_selectors.py
+	$(BIN)/python benchmarks/bench_sampling.py
 
 # Offline data for fashion_mnist: Debian's package, in /usr/share/datasets/fashion-mnist;
 # sudo only when not root.
@@ -51,4 +67,4 @@ ui: $(STAMP)
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db --host 127.0.0.1 --port 5000
 
 clean:
-	rm -rf $(VENV) $(TFAL) outputs multirun mlflow.db mlflow.db.lock mlruns mlartifacts
+	rm -rf $(VENV) $(TFAL) $(SKAL) outputs multirun mlflow.db mlflow.db.lock mlruns mlartifacts

@@ -133,7 +133,7 @@ def test_errors():
         badge(probs * 5, h, 1)
     with pytest.raises(ValueError, match="4 rows but embeddings has 3"):
         badge(probs, h[:3], 1)
-    with pytest.raises(ValueError, match=r"embeddings of shape \(N, D\)"):
+    with pytest.raises(ValueError, match=r"embeddings must be a 2-D array of shape \(rows, D\)"):
         badge(probs, h[:, 0], 1)
     bad = h.copy()
     bad[1, 1] = np.nan

@@ -24,6 +24,7 @@ from scipy.special import entr
 
 __all__ = [
     "check_probs",
+    "check_embeddings",
     "check_value_range",
     "max_entropy",
     "bald",
@@ -89,6 +90,32 @@ def check_probs(probs: ArrayLike) -> np.ndarray:
     if lo < 0.0 or hi > 1.0:
         # Only round-off reaches here; clip on a copy so the caller's array is left alone.
         arr = np.clip(arr, 0.0, 1.0)
+    return arr
+
+
+def check_embeddings(x: ArrayLike, name: str = "embeddings", empty_dim: int | None = None) -> np.ndarray:
+    """Return ``x`` as a finite float64 matrix ``(rows, D)`` or raise a one-sentence error.
+
+    With ``empty_dim`` set, a 1-D empty input (``[]``) is read as ``(0, empty_dim)``."""
+    try:
+        arr = np.asarray(x, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(
+            f"{name} must be a numeric (rows, D) array; got {type(x).__name__} ({exc}): pass "
+            "the model's embedding vectors as a float array."
+        ) from None
+    if empty_dim is not None and arr.ndim == 1 and arr.size == 0:
+        return np.empty((0, empty_dim))
+    if arr.ndim != 2:
+        raise ValueError(
+            f"{name} must be a 2-D array of shape (rows, D), one embedding per row; got shape "
+            f"{arr.shape}: flatten each point's features (e.g. x.reshape(len(x), -1))."
+        )
+    if not np.isfinite(arr).all():
+        raise ValueError(
+            f"{name} contains {int(arr.size - np.count_nonzero(np.isfinite(arr)))} NaN/inf "
+            "value(s): check the model's embedding layer (a diverged loss gives NaN)."
+        )
     return arr
 
 

@@ -40,6 +40,13 @@ class Selection(NamedTuple):
     scores: np.ndarray
 
 
+def _check_name_and_fn(name: Any, fn: Any) -> None:
+    if not isinstance(name, str) or not name.strip():
+        raise ValueError(f"a query strategy needs a non-empty string name; got {name!r}.")
+    if not callable(fn):
+        raise TypeError(f"query strategy {name!r} needs a callable fn; got {type(fn).__name__}.")
+
+
 def check_options(strategy: "Strategy", options: dict[str, Any]) -> dict[str, Any]:
     """``options`` completed with the strategy's defaults; unknown names are a TypeError."""
     accepted = strategy.options()
@@ -89,12 +96,7 @@ class QueryStrategy:
     kind = "score"
 
     def __post_init__(self) -> None:
-        if not isinstance(self.name, str) or not self.name.strip():
-            raise ValueError(f"a query strategy needs a non-empty string name; got {self.name!r}.")
-        if not callable(self.fn):
-            raise TypeError(
-                f"query strategy {self.name!r} needs a callable fn; got {type(self.fn).__name__}."
-            )
+        _check_name_and_fn(self.name, self.fn)
 
     def options(self) -> dict[str, Any]:
         """The settings ``select`` takes, with their defaults: how the top of the scores is
@@ -216,12 +218,7 @@ class BatchStrategy:
     needs_samples = True  # it calls the model (through the view); tf_al code checks this flag
 
     def __post_init__(self) -> None:
-        if not isinstance(self.name, str) or not self.name.strip():
-            raise ValueError(f"a query strategy needs a non-empty string name; got {self.name!r}.")
-        if not callable(self.fn):
-            raise TypeError(
-                f"query strategy {self.name!r} needs a callable fn; got {type(self.fn).__name__}."
-            )
+        _check_name_and_fn(self.name, self.fn)
         self.options()  # a selector whose signature cannot be read fails at registration
 
     def options(self) -> dict[str, Any]:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike
 
-from ..functions import check_probs
+from ..functions import check_embeddings, check_probs
 from ..selection import as_generator, check_batch_size
 
 __all__ = ["badge", "gradient_embedding_sq_distances", "gradient_embedding_factors"]
@@ -60,27 +60,11 @@ def gradient_embedding_factors(
             "softmax row per pool point."
         )
     p = check_probs(p[:, None, :])[:, 0, :]
-    try:
-        h = np.asarray(embeddings, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(
-            f"BADGE needs embeddings of shape (N, D); got {type(embeddings).__name__} that "
-            f"numpy cannot turn into a float array ({exc}): pass the penultimate-layer output."
-        ) from None
-    if h.ndim != 2:
-        raise ValueError(
-            f"BADGE needs embeddings of shape (N, D); got shape {h.shape}: pass the "
-            "penultimate-layer output, one row per pool point."
-        )
+    h = check_embeddings(embeddings)
     if h.shape[0] != p.shape[0]:
         raise ValueError(
             f"probs has {p.shape[0]} rows but embeddings has {h.shape[0]}: pass both for the "
             "same pool points, in the same order."
-        )
-    if not np.isfinite(h).all():
-        raise ValueError(
-            f"embeddings contain {int(h.size - np.count_nonzero(np.isfinite(h)))} NaN/inf "
-            "value(s): check the model's embedding layer (a diverged loss gives NaN)."
         )
     if p.size:
         row_sums = p.sum(axis=1)

@@ -21,6 +21,7 @@ import operator
 import numpy as np
 from numpy.typing import ArrayLike
 
+from ..functions import check_embeddings
 from ..selection import as_generator, check_batch_size
 
 __all__ = ["k_center_greedy", "DEFAULT_CHUNK_SIZE"]
@@ -28,32 +29,6 @@ __all__ = ["k_center_greedy", "DEFAULT_CHUNK_SIZE"]
 # Rows per block of the candidate-to-labelled distance table: blocks of at most
 # DEFAULT_CHUNK_SIZE x DEFAULT_CHUNK_SIZE float64 values (32 MiB).
 DEFAULT_CHUNK_SIZE = 2048
-
-
-def _check_embeddings(x: ArrayLike, name: str, empty_dim: int | None = None) -> np.ndarray:
-    """Return ``x`` as a finite float64 matrix ``(rows, D)`` or raise a one-sentence error.
-
-    With ``empty_dim`` set, a 1-D empty input (``[]``) is read as ``(0, empty_dim)``."""
-    try:
-        arr = np.asarray(x, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(
-            f"{name} must be a numeric (rows, D) array; got {type(x).__name__} ({exc}): pass "
-            "the model's embedding vectors as a float array."
-        ) from None
-    if empty_dim is not None and arr.ndim == 1 and arr.size == 0:
-        return np.empty((0, empty_dim))
-    if arr.ndim != 2:
-        raise ValueError(
-            f"{name} must be a 2-D array of shape (rows, D), one embedding per row; got shape "
-            f"{arr.shape}: flatten each point's features (e.g. x.reshape(len(x), -1))."
-        )
-    if not np.isfinite(arr).all():
-        raise ValueError(
-            f"{name} contains {int(arr.size - np.count_nonzero(np.isfinite(arr)))} NaN/inf "
-            "value(s): check the model's embedding layer (a diverged loss gives NaN)."
-        )
-    return arr
 
 
 def _check_chunk_size(chunk_size: int) -> int:
@@ -130,12 +105,12 @@ def k_center_greedy(
     after every other candidate. ``chunk_size`` bounds the candidate-to-labelled distance
     blocks to ``chunk_size x chunk_size`` values and does not change the result.
     """
-    x = _check_embeddings(embeddings, "embeddings")
+    x = check_embeddings(embeddings, "embeddings")
     n, dim = x.shape
     if labelled_embeddings is None:
         labelled = np.empty((0, dim))
     else:
-        labelled = _check_embeddings(labelled_embeddings, "labelled_embeddings", empty_dim=dim)
+        labelled = check_embeddings(labelled_embeddings, "labelled_embeddings", empty_dim=dim)
         if labelled.shape[1] != dim:
             raise ValueError(
                 f"labelled_embeddings have D={labelled.shape[1]} features but embeddings have "
