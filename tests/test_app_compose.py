@@ -257,6 +257,7 @@ def test_init_size_larger_than_pool_is_rejected_when_building():
     (["query=bald", "query.options.stochastic=gumbel"], r"query\.options: stochastic='gumbel'"),
     (["query=epig", "query.options.target=test"], r"query\.options: target='test'"),
     (["query=coreset", "+query.options.temperature=1"], r"query\.options: .*'coreset' got unknown option"),
+    (["query=epig", "query.options.target=validation"], r"target=validation needs a validation split"),
     (["dataset.repeat=0"], r"dataset\.repeat=0"),
     (["dataset.repeat_noise=-0.1"], r"dataset\.repeat_noise=-0.1"),
 ])

@@ -33,8 +33,10 @@ class ActiveLearningLoop:
     ``for step in tqdm(loop)`` is a real progress bar. ``run()`` returns the full history.
 
     Args:
-        model: A wrapped model (``wrapper.Model``, ``wrapper.McDropout``, or any object with
-            ``reset``, ``fit``, ``evaluate`` and ``get_query_fn``).
+        model: A wrapped model (``wrapper.Model``, ``wrapper.McDropout``, ``wrapper.DeepEnsemble``,
+            or any object with ``reset``, ``fit``, ``evaluate`` and tf_al's ``get_query_fn`` or
+            ``predictive_samples``; batch strategies also use ``consistent_samples`` and
+            ``embeddings``).
         dataset: The ``Dataset``.
         query_fn: A query function name or an ``AcquisitionFunction``.
         step_size: Points labelled per round.

@@ -48,6 +48,11 @@ class Pool:
     def __len__(self) -> int:
         return len(self._labelled)
 
+    @property
+    def inputs(self) -> Any:
+        """All pool inputs, labelled or not, as given (not copied): index it lazily."""
+        return self._inputs
+
     def is_pseudo(self) -> bool:
         """Are the true targets known (experiments that simulate the annotator)?"""
         return self._true_targets is not None

@@ -137,10 +137,10 @@ class RoundView:
         return self.pool.get_labeled_indices()
 
     def candidate_inputs(self) -> IndexedInputs:
-        return IndexedInputs(self.pool._inputs, self.candidates)
+        return IndexedInputs(self.pool.inputs, self.candidates)
 
     def labelled_inputs(self) -> IndexedInputs:
-        return IndexedInputs(self.pool._inputs, self.labelled)
+        return IndexedInputs(self.pool.inputs, self.labelled)
 
     # ------------------------------------------------------------------ per-point scores
     def scores(self, strategy: str | QueryStrategy) -> np.ndarray:
@@ -220,7 +220,7 @@ class RoundView:
         unlabelled = self.pool.get_unlabeled_indices()
         if len(unlabelled) > size:
             unlabelled = np.sort(self._aux.choice(unlabelled, size, replace=False))
-        return IndexedInputs(self.pool._inputs, unlabelled)
+        return IndexedInputs(self.pool.inputs, unlabelled)
 
     def _consistent(self, inputs: Any) -> np.ndarray:
         consistent = getattr(self.model, "consistent_samples", None)

@@ -209,6 +209,11 @@ def validate(cfg: DictConfig) -> None:
         check_options(strategy, dict(query.options))
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"query.options: {exc}") from None
+    if query.options.get("target") == "validation" and not data.val_size:
+        raise ConfigError(
+            "query.options.target=validation needs a validation split: set dataset.val_size "
+            "(e.g. 100) or use query.options.target=pool."
+        )
     _at_least("query.sample_size", query.sample_size, 1)
     if query.batch_size is not None:
         _at_least("query.batch_size", query.batch_size, 1)
