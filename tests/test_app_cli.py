@@ -71,7 +71,7 @@ def test_misspelt_query_lists_names_and_leaves_nothing(tmp_path):
 def test_misspelt_query_name_in_a_sweep_leaves_no_run(tmp_path):
     result = run_cli(tmp_path, "-m", "query.name=bqld", "seed=0,1")
     err = _assert_nothing_created(tmp_path, result, "query.name='bqld' is not a query function",
-                                  "Known names: bald")
+                                  "Known names: badge, bald, batch_bald")
     assert "Did you mean 'bald'" in err
 
 

@@ -214,7 +214,7 @@ def canonical_query_name(name: str) -> str:
     did_you_mean = f" Did you mean {hint[0]!r}?" if hint else ""
     raise UnknownQueryError(
         f"Unknown query function {name!r}.{did_you_mean} Known names: {', '.join(known)}; "
-        "register your own with al_experiments.acquisition.register_query."
+        "register your own with al_experiments.acquisition.register_query or register_batch_query."
     )
 
 
