@@ -107,7 +107,7 @@ def test_batch_bald_spreads_a_batch_over_more_images_than_top_k_bald_on_copies(d
     assert by_bald <= 3 and images > by_bald
 
 
-@pytest.mark.parametrize("name", ["batch_bald", "power_bald", "epig", "badge"])
+@pytest.mark.parametrize("name", ["batch_bald", "power_bald", "epig", "badge", "coreset"])
 def test_restored_loop_continues_every_batch_strategy_exactly(digits, name):
     x, y = digits
 

@@ -264,5 +264,7 @@ def _child(rng: np.random.Generator) -> np.random.Generator:
     """An independent generator derived from ``rng`` without drawing from its stream."""
     try:
         return rng.spawn(1)[0]
-    except (AttributeError, TypeError, ValueError):  # a generator without a seed sequence
-        return np.random.default_rng(rng.bit_generator.state["state"]["state"] % 2**63)
+    except (AttributeError, TypeError, ValueError):
+        # A bit generator without a seed sequence cannot spawn: draw the child's seed instead
+        # (still deterministic, but it advances ``rng``).
+        return np.random.default_rng(int(rng.integers(0, 2**63 - 1)))
