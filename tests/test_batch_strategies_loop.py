@@ -127,3 +127,17 @@ def test_restored_loop_continues_every_batch_strategy_exactly(digits, name):
     resumed.restore({**state, "model": None})
     assert len(resumed) - resumed.i == 2
     assert [step["indices_selected"] for step in resumed.run(progress=False)] == uninterrupted
+
+
+def test_experiment_suit_runs_batch_strategies_with_their_options(digits, mc):
+    from al_experiments import ExperimentSuit
+
+    x, y = digits
+    dataset = Dataset(x[:150], y[:150], test=(x[1500:1550], y[1500:1550]), init_size=10)
+    cold = AcquisitionFunction("power_bald", temperature=1e-9)
+    results = ExperimentSuit(mc, [cold, "coreset"], dataset, step_size=5, max_rounds=1, seed=2).start()
+    assert list(results) == ["0_2_mc_dropout_power_bald", "0_2_mc_dropout_coreset"]
+    (step,) = results["0_2_mc_dropout_power_bald"]
+    # temperature -> 0 is top-k BALD: the same picks as a bald loop of the same seed
+    (bald_step,) = ExperimentSuit(mc, "bald", dataset, step_size=5, max_rounds=1, seed=2).start().values()
+    assert sorted(step["indices_selected"]) == sorted(bald_step[0]["indices_selected"])
