@@ -343,7 +343,7 @@ class Model:
         return class_probabilities(self._consistent_sampler().sample(inputs, sample_size, int(seed), batch_size))
 
     def _consistent_sampler(self):
-        samplers = self.__dict__.setdefault("_consistent_samplers", {})
+        samplers = self._consistent_samplers
         logits = self._outputs_logits()
         sampler = samplers.get(logits)
         if sampler is None:
@@ -365,7 +365,7 @@ class Model:
         return self._embed(inputs, batch_size, return_probs, self.embedding_layer)
 
     def _embed(self, inputs: Any, batch_size: int | None, return_probs: bool, layer_name: str | None):
-        embedders = self.__dict__.setdefault("_embedders", {})
+        embedders = self._embedders
         key = (layer_name, self._outputs_logits())
         embedder = embedders.get(key)
         if embedder is None:
