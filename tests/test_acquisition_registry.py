@@ -39,18 +39,6 @@ PROBS = np.array(
 )
 
 
-@pytest.fixture
-def cleanup():
-    """Names registered by a test are removed afterwards so tests stay independent."""
-    names: list[str] = []
-    yield names
-    for name in names:
-        try:
-            unregister_query(name)
-        except UnknownQueryError:
-            pass
-
-
 def test_builtins_registered():
     assert set(BUILTINS) <= set(available_queries())
     assert available_queries() == sorted(available_queries())

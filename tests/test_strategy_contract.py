@@ -12,12 +12,10 @@ from al_experiments.acquisition import (
     BatchStrategy,
     QueryStrategy,
     RoundView,
-    UnknownQueryError,
     available_queries,
     get_query,
     register_batch_query,
     top_k,
-    unregister_query,
 )
 from al_experiments.acquisition import functions as f
 from al_experiments.acquisition.strategy import check_options
@@ -67,17 +65,6 @@ def pool_of(n: int = 60, labelled: int = 10) -> Pool:
     pool = Pool(inputs, np.arange(n) % 3)
     pool.annotate(np.arange(labelled))
     return pool
-
-
-@pytest.fixture
-def cleanup():
-    names: list[str] = []
-    yield names
-    for name in names:
-        try:
-            unregister_query(name)
-        except UnknownQueryError:
-            pass
 
 
 def test_batch_builtins_are_registered_with_their_options():

@@ -1,0 +1,19 @@
+"""Fixtures shared by several test modules."""
+
+from __future__ import annotations
+
+import pytest
+
+from al_experiments.acquisition import UnknownQueryError, unregister_query
+
+
+@pytest.fixture
+def cleanup():
+    """Names registered by a test are removed afterwards so tests stay independent."""
+    names: list[str] = []
+    yield names
+    for name in names:
+        try:
+            unregister_query(name)
+        except UnknownQueryError:
+            pass
