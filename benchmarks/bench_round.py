@@ -251,7 +251,7 @@ def main() -> None:
                  f"{mem['peak_added_bytes'] / 2**20:.0f} MiB" if mem else "n/a", ""))
     rows.append(("overhead share of a round (goal <= 5%)", f"{100 * ours['overhead_share']:.1f}%", ""))
 
-    print(f"| figure | al-experiments | tf_al 0.1.1 |\n|---|---|---|")
+    print("| figure | al-experiments | tf_al 0.1.1 |\n|---|---|---|")
     for name, a, b in rows:
         print(f"| {name} | {a} | {b} |")
     text = json.dumps(figures, indent=2)

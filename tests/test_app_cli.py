@@ -140,7 +140,7 @@ def test_metrics_dir_that_cannot_be_written(tmp_path):
     blocker = tmp_path / "a_file"
     blocker.write_text("not a folder")
     result = run_cli(tmp_path, *QUICK, f"metrics_dir={blocker / 'metrics'}")
-    err = _assert_nothing_created(tmp_path, result, f"Cannot write {blocker / 'metrics'}: Not a directory")
+    _assert_nothing_created(tmp_path, result, f"Cannot write {blocker / 'metrics'}: Not a directory")
     assert blocker.read_text() == "not a folder"
 
 

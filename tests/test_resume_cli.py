@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from _app_helpers import AL_RUN, csv_files, mlflow_runs, run_cli, store_uri
+from _app_helpers import csv_files, mlflow_runs, run_cli, store_uri
 
 pytestmark = pytest.mark.slow
 
