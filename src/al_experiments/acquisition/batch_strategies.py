@@ -14,14 +14,18 @@ from typing import Any
 
 import numpy as np
 
+from .batch.badge import badge as _badge
+from .batch.batch_bald import batch_bald_with_scores
+from .batch.coreset import k_center_greedy
+from .batch.epig import epig_scores
+from .batch.stochastic import take_batch
+
 __all__ = ["BUILTINS"]
 
 
 def batch_bald(view: Any, batch_size: int, rng: np.random.Generator, num_samples: int = 10_000,
                prefilter: int | None = None, lazy: bool = True):
     """BatchBALD (Kirsch et al. 2019): greedy joint mutual information on consistent samples."""
-    from al_experiments.acquisition.batch.batch_bald import batch_bald_with_scores
-
     chosen, joint = batch_bald_with_scores(view.joint_samples(), batch_size, num_samples=num_samples, rng=rng,
                                            prefilter=prefilter, lazy=lazy)
     return chosen, np.diff(joint, prepend=0.0)  # each pick's gain in joint mutual information
@@ -38,39 +42,26 @@ def power_entropy(view: Any, batch_size: int, rng: np.random.Generator, temperat
 
 
 def _power(view: Any, score: str, batch_size: int, rng: np.random.Generator, temperature: float):
-    from al_experiments.acquisition.batch.stochastic import stochastic_top_k
-
     scores = view.scores(score)
-    chosen = stochastic_top_k(scores, batch_size, mode="power", temperature=temperature, rng=rng)
+    chosen = take_batch(scores, batch_size, "power", temperature, rng)
     return chosen, scores[chosen]
 
 
 def coreset(view: Any, batch_size: int, rng: np.random.Generator) -> np.ndarray:
     """Core-set (Sener & Savarese 2018): greedy k-center on deterministic embeddings."""
-    from al_experiments.acquisition.batch.coreset import k_center_greedy
-
     return k_center_greedy(view.embeddings(), view.labelled_embeddings(), batch_size, rng=rng)
 
 
 def badge(view: Any, batch_size: int, rng: np.random.Generator) -> np.ndarray:
     """BADGE (Ash et al. 2020): k-means++ seeding on last-layer gradient embeddings."""
-    from al_experiments.acquisition.batch.badge import badge as select
-
-    return select(view.predictive(), view.embeddings(), batch_size, rng=rng)
+    return _badge(view.predictive(), view.embeddings(), batch_size, rng=rng)
 
 
 def epig(view: Any, batch_size: int, rng: np.random.Generator, target_size: int = 100,
          target: str = "pool", stochastic: str | None = None, temperature: float = 1.0):
     """EPIG (Bickford Smith et al. 2023): expected information gain about predictions on a target set."""
-    from al_experiments.acquisition.batch.epig import epig_scores
-    from al_experiments.acquisition.selection import top_k
-    from al_experiments.acquisition.batch.stochastic import stochastic_top_k
-
     scores = epig_scores(view.joint_samples(), view.target_samples(target_size, source=target))
-    if stochastic is None:
-        chosen = top_k(scores, batch_size)
-    else:
-        chosen = stochastic_top_k(scores, batch_size, mode=stochastic, temperature=temperature, rng=rng)
+    chosen = take_batch(scores, batch_size, stochastic, temperature, rng)
     return chosen, scores[chosen]
 
 

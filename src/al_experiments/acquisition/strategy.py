@@ -22,7 +22,8 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from . import functions as _f
-from .selection import as_generator, check_batch_size, top_k
+from .batch.stochastic import take_batch
+from .selection import as_generator, check_batch_size
 
 __all__ = ["QueryStrategy", "BatchStrategy", "Selection", "Strategy", "SCORE_OPTIONS",
            "check_options", "check_stochastic"]
@@ -114,13 +115,8 @@ class QueryStrategy:
             scores = view.scores(self)
         else:
             scores = self.scores(n=len(view), rng=rng)
-        if settings.get("stochastic") is None:
-            chosen = top_k(scores, batch_size)
-        else:
-            from al_experiments.acquisition.batch.stochastic import stochastic_top_k
-
-            chosen = stochastic_top_k(scores, batch_size, mode=settings["stochastic"],
-                                      temperature=settings["temperature"], rng=rng)
+        chosen = take_batch(scores, batch_size, settings.get("stochastic"),
+                            settings.get("temperature", 1.0), rng)
         return Selection(chosen, scores[chosen])
 
     def scores(

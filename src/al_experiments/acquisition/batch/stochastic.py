@@ -26,7 +26,7 @@ from numpy.typing import ArrayLike
 
 from ..selection import as_generator, check_batch_size, top_k
 
-__all__ = ["STOCHASTIC_MODES", "stochastic_top_k"]
+__all__ = ["STOCHASTIC_MODES", "stochastic_top_k", "take_batch"]
 
 STOCHASTIC_MODES = ("power", "softmax", "softrank")
 
@@ -105,3 +105,12 @@ def stochastic_top_k(
     with np.errstate(over="ignore"):  # a huge score over a tiny tau is +inf: drawn first
         keys = log_weight / tau + gen.gumbel(size=s.size)
     return top_k(keys, b)
+
+
+def take_batch(scores: ArrayLike, batch_size: int, stochastic: str | None = None,
+               temperature: float = 1.0, rng: np.random.Generator | int | None = None) -> np.ndarray:
+    """The batch a score strategy takes: the top ``batch_size`` scores, or with ``stochastic``
+    set a :func:`stochastic_top_k` draw in that mode."""
+    if stochastic is None:
+        return top_k(scores, batch_size)
+    return stochastic_top_k(scores, batch_size, mode=stochastic, temperature=temperature, rng=rng)
