@@ -1,13 +1,14 @@
 """``al-run``: the Hydra entry point (also ``python -m al_experiments``).
 
-The config tree lives in the repository's ``conf/`` (found from this file, since Hydra resolves
-a relative ``config_path`` inside an installed package, not the repo); ``AL_EXPERIMENTS_CONF``
-points at another tree, and ``--config-dir`` adds one.
+The config tree ships inside the package (``al_experiments/conf``, found by Hydra as
+``pkg://al_experiments.conf``), so a wheel works from any directory. A user's own tree composes
+with it through Hydra's ``--config-dir DIR`` or ``hydra.searchpath=[file://DIR]``; strategies of
+installed packages (entry-point group ``al_experiments.strategies``) become ``query=<name>``
+options before Hydra composes the config.
 """
 
 from __future__ import annotations
 
-import os
 import signal
 import sys
 from pathlib import Path
@@ -18,14 +19,16 @@ from omegaconf import DictConfig
 
 from al_experiments.app.callbacks import close_pending_sweeps
 from al_experiments.app.errors import AppError
-from al_experiments.app.schema import register_configs
+from al_experiments.app.schema import register_configs, register_strategy_configs
 
-CONF_DIR = os.environ.get("AL_EXPERIMENTS_CONF") or str(Path(__file__).resolve().parents[3] / "conf")
+CONF_PACKAGE = "pkg://al_experiments.conf"
+# The same tree on disk, for tools and tests that read the YAML files themselves.
+CONF_DIR = str(Path(__file__).resolve().parents[1] / "conf")
 
 register_configs()
 
 
-@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="config")
+@hydra.main(version_base="1.3", config_path=CONF_PACKAGE, config_name="config")
 def app(cfg: DictConfig) -> float | None:
     """One job; returns the final test accuracy (what a Hydra sweeper would optimise)."""
     from hydra.core.hydra_config import HydraConfig
@@ -52,6 +55,13 @@ def main() -> None:
     # SIGTERM (scancel, kill, CI timeouts) unwinds like Ctrl-C, so runs end KILLED, not RUNNING.
     if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
         signal.signal(signal.SIGTERM, _terminate)
+    from al_experiments.acquisition import StrategyPluginError
+
+    try:
+        register_strategy_configs()  # before Hydra composes: query=<an installed strategy>
+    except StrategyPluginError as exc:
+        print(f"Error: {exc}", file=sys.stderr)
+        sys.exit(1)
     try:
         app()
     except KeyboardInterrupt:
