@@ -10,6 +10,9 @@ and a seeded generator, and returns candidate positions, best first. Two kinds:
 * batch selectors (BatchBALD, Core-set, BADGE, EPIG, PowerBALD), added with
   :func:`register_batch_query`.
 
+Installed packages add strategies through the entry-point group ``al_experiments.strategies``
+(see :mod:`.plugins`), loaded the first time a name is not found.
+
 Every built-in is also a pure function on arrays importable from here (``batch_bald``,
 ``stochastic_top_k``, ``k_center_greedy``, ``badge``, ``epig_scores``). Nothing here imports
 TensorFlow.
@@ -43,8 +46,10 @@ from .registry import (
     get_query,
     register_batch_query,
     register_query,
+    register_strategy,
     unregister_query,
 )
+from .plugins import ENTRY_POINT_GROUP, StrategyPluginError
 from .round import RoundView
 from .selection import top_k
 from .strategy import Selection
@@ -60,7 +65,10 @@ __all__ = [
     "get_query",
     "register_query",
     "register_batch_query",
+    "register_strategy",
     "unregister_query",
+    "ENTRY_POINT_GROUP",
+    "StrategyPluginError",
     "top_k",
     "stochastic_top_k",
     "STOCHASTIC_MODES",

@@ -17,6 +17,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from . import functions as _f
+from .plugins import load_strategy_plugins
 from .strategy import BatchStrategy, QueryStrategy, Strategy
 
 __all__ = [
@@ -25,6 +26,7 @@ __all__ = [
     "UnknownQueryError",
     "register_query",
     "register_batch_query",
+    "register_strategy",
     "unregister_query",
     "get_query",
     "canonical_query_name",
@@ -50,7 +52,8 @@ _ALIASES: dict[str, str] = {}
 _LOCK = threading.RLock()
 
 
-def _normalise(name: str) -> str:
+def normalise_name(name: str) -> str:
+    """The registry's key of a name: stripped and lower-case."""
     if not isinstance(name, str):
         raise TypeError(f"query function names are strings; got {type(name).__name__} {name!r}.")
     return name.strip().lower()
@@ -66,10 +69,10 @@ def _register(
     batch: bool = False,
     check: Callable[[dict[str, Any]], None] | None = None,
 ) -> Strategy:
-    key = _normalise(name)
+    key = normalise_name(name)
     if isinstance(aliases, str):
         aliases = (aliases,)  # a lone string is one alias, not a sequence of letters
-    alias_keys = [_normalise(a) for a in aliases]
+    alias_keys = [normalise_name(a) for a in aliases]
     if not description and getattr(fn, "__doc__", None):
         description = fn.__doc__.strip().splitlines()[0]
     if batch:
@@ -157,7 +160,7 @@ def register_query(
     if fn is not None:
         return _register(name, fn, needs_samples, aliases, description, overwrite)
 
-    _normalise(name)  # fail at decoration time, not at first call, on a non-string name
+    normalise_name(name)  # fail at decoration time, not at first call, on a non-string name
 
     def decorator(func: Callable[..., ArrayLike]) -> Callable[..., ArrayLike]:
         _register(name, func, needs_samples, aliases, description, overwrite)
@@ -183,13 +186,25 @@ def register_batch_query(name, fn=None, *, aliases: Iterable[str] = (), descript
         return name
     if fn is not None:
         return _register(name, fn, True, aliases, description, overwrite, batch=True, check=check)
-    _normalise(name)
+    normalise_name(name)
 
     def decorator(func: Callable[..., Any]) -> Callable[..., Any]:
         _register(name, func, True, aliases, description, overwrite, batch=True, check=check)
         return func
 
     return decorator
+
+
+def register_strategy(name: str, strategy: Strategy, *, overwrite: bool = False) -> Strategy:
+    """Register a ready ``QueryStrategy`` or ``BatchStrategy`` under ``name`` (e.g. one named by
+    an installed package's entry point)."""
+    if not isinstance(strategy, (QueryStrategy, BatchStrategy)):
+        raise TypeError(
+            f"register_strategy needs a QueryStrategy or BatchStrategy; got {type(strategy).__name__}."
+        )
+    batch = isinstance(strategy, BatchStrategy)
+    return _register(name, strategy.fn, getattr(strategy, "needs_samples", True), (), strategy.description,
+                     overwrite, batch=batch, check=getattr(strategy, "check", None))
 
 
 def unregister_query(name: str) -> None:
@@ -203,7 +218,13 @@ def unregister_query(name: str) -> None:
 
 def canonical_query_name(name: str) -> str:
     """Resolve aliases and case: ``'mean_std'`` -> ``'std_mean'``; unknown -> UnknownQueryError."""
-    key = _normalise(name)
+    key = normalise_name(name)
+    with _LOCK:
+        key = _ALIASES.get(key, key)
+        if key in _STRATEGIES:
+            return key
+    # Not a built-in or a registered name: an installed package may provide it.
+    load_strategy_plugins()
     with _LOCK:
         key = _ALIASES.get(key, key)
         if key in _STRATEGIES:
@@ -214,7 +235,8 @@ def canonical_query_name(name: str) -> str:
     did_you_mean = f" Did you mean {hint[0]!r}?" if hint else ""
     raise UnknownQueryError(
         f"Unknown query function {name!r}.{did_you_mean} Known names: {', '.join(known)}; "
-        "register your own with al_experiments.acquisition.register_query or register_batch_query."
+        "register your own with al_experiments.acquisition.register_query or register_batch_query "
+        "(or install a package that declares it in the entry-point group al_experiments.strategies)."
     )
 
 
@@ -231,8 +253,11 @@ def get_query(name: str | Strategy) -> Strategy:
         return _STRATEGIES[key]
 
 
-def available_queries() -> list[str]:
-    """Sorted canonical names of all registered strategies (aliases not included)."""
+def available_queries(load_plugins: bool = True) -> list[str]:
+    """Sorted canonical names of all registered strategies (aliases not included), with those
+    of installed packages (entry points) unless ``load_plugins=False``."""
+    if load_plugins:
+        load_strategy_plugins()
     with _LOCK:
         return sorted(_STRATEGIES)
 

@@ -184,6 +184,38 @@ def register_configs() -> None:
     cs.store(group="schema/wrapper", name="ensemble", node=EnsembleWrapperConf)
 
 
+def register_strategy_configs() -> list[str]:
+    """A ``query/<name>`` option for every registered strategy without a YAML file of ours:
+    those of installed packages (entry-point group ``al_experiments.strategies``, loaded here)
+    and any registered before ``al-run`` composes. Returns the names added.
+
+    The option sets ``query.name`` and the strategy's options with their defaults, so
+    ``query=<name> query.options.<option>=...`` works as for the built-ins; a ``query/<name>.yaml``
+    in the user's config directory takes precedence.
+    """
+    from importlib.resources import files
+
+    from al_experiments.acquisition import available_queries, get_query
+
+    shipped = files("al_experiments.conf") / "query"
+    cs = ConfigStore.instance()
+    added = []
+    for name in available_queries():
+        if (shipped / f"{name}.yaml").is_file():
+            continue
+        options = {key: value for key, value in get_query(name).options().items() if _plain(value)}
+        cs.store(group="query", name=name, node={"name": name, "options": options})
+        added.append(name)
+    return added
+
+
+def _plain(value: Any) -> bool:
+    """Can a config file hold this default (a scalar or a list of scalars)?"""
+    if isinstance(value, (list, tuple)):
+        return all(_plain(item) for item in value)
+    return value is None or isinstance(value, (bool, int, float, str))
+
+
 # ----------------------------------------------------------------------------- value checks
 def validate(cfg: DictConfig) -> None:
     """Check the values types cannot express; raise ``ConfigError`` naming the fix.
