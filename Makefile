@@ -11,7 +11,9 @@ $(BIN)/python:
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
 # Reinstall when the project's dependencies change.
+# tensorflow-cpu (the dependency of earlier versions) would share its files with tensorflow.
 $(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip uninstall --quiet --yes tensorflow-cpu 2>/dev/null || true
 	$(BIN)/python -m pip install --quiet -e ".[test]"
 	touch $(STAMP)
 
