@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import signal
 import subprocess
@@ -14,12 +15,34 @@ pytestmark = pytest.mark.slow
 
 
 def test_single_run(tmp_path):
+    # A git repository as the working directory: its commit is recorded with the run.
+    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
+    (tmp_path / "notes.txt").write_text("x")
+    subprocess.run(["git", "add", "notes.txt"], cwd=tmp_path, check=True)
+    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "x"], cwd=tmp_path, check=True)
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=tmp_path, capture_output=True, text=True).stdout.strip()
     result = run_cli(tmp_path, *QUICK, "seed=3")
     assert result.returncode == 0, result.stderr[-3000:]
     [run] = mlflow_runs(tmp_path)
     assert run.info.status == "FINISHED" and "mlflow.parentRunId" not in run.data.tags
     assert run.data.tags["seed"] == "3" and run.data.params["query.name"] == "bald"
-    assert [s for s, _ in metric_history(tmp_path, run.info.run_id, "eval_sparse_categorical_accuracy")] == [1, 2]
+    assert run.info.run_name == "bald-s3"
+    assert run.data.tags["mlflow.source.git.commit"] == commit and run.data.tags["git_dirty"] == "false"
+    assert run.data.tags["mlflow.source.name"] == "al-run"
+    assert run.data.tags["mlflow.note.content"].startswith("bald on digits, seed 3: test accuracy ")
+    # The two results as metrics; the rest of the summary in the description, not as charts.
+    assert {"final_test_accuracy", "aulc"} <= set(run.data.metrics)
+    assert not [k for k in run.data.metrics if k.startswith("summary.")]
+    [data] = run.inputs.dataset_inputs
+    assert data.dataset.name == "digits" and data.dataset.digest == run.data.params["data.content_hash"]
+    assert json.loads(data.dataset.profile)["train"] == int(run.data.params["data.train_size"])
+    # The terminal: one line per round with labels and accuracy, the run's page at the end.
+    out = result.stdout
+    assert re.search(r"^\[\d\d:\d\d:\d\d\] round 1/2: 20 labels, test accuracy 0\.\d{3}, \d+\.\d\d s$", out, re.M), out
+    assert re.search(r"round 2/2: 30 labels", out)
+    assert f"http://127.0.0.1:5000/#/experiments/{run.info.experiment_id}/runs/{run.info.run_id}" in out
+    assert not [line for line in (out + result.stderr).splitlines() if _TF_NOISE.match(line)], result.stderr[-2000:]
+    assert [s for s, _ in metric_history(tmp_path, run.info.run_id, "test_accuracy")] == [1, 2]
     [csv] = csv_files(tmp_path)
     assert csv.name == "0_3_mc_dropout_mlp_bald.csv" and csv.parent == tmp_path / "run" / "metrics"
     # artifacts: resolved config, Hydra's .hydra/, the CSV, the selected indices
@@ -45,6 +68,24 @@ def test_two_by_two_sweep(tmp_path):
         ("bald", "0"), ("bald", "1"), ("random", "0"), ("random", "1")]
     names = sorted(p.name for p in (tmp_path / "sweep" / "metrics").glob("*.csv"))
     assert all(re.fullmatch(r"\d_\d_mc_dropout_mlp_(random|bald)\.csv", n) for n in names), names
+    # Names: the varying parts, strategy first (a fixed override such as the epochs is left out).
+    assert sorted(r.info.run_name for r in children) == ["bald-s0", "bald-s1", "random-s0", "random-s1"]
+    assert re.fullmatch(r"query=random,bald seed=0,1 loop\.max_rounds=2 model\.fit\.epochs=5 "
+                        r"query\.sample_size=5 model\.eval\.sample_size=5 \d{4}-\d\d-\d\d \d\d:\d\d",
+                        parent.info.run_name), parent.info.run_name
+    assert parent.data.params["query"] == "random,bald" and parent.data.params["seed"] == "0,1"
+    description = parent.data.tags["mlflow.note.content"]
+    assert "| random | 2 |" in description and "| bald | 2 |" in description
+    from mlflow import MlflowClient
+
+    from _app_helpers import store_uri
+
+    experiment = MlflowClient(store_uri(tmp_path)).get_experiment(parent.info.experiment_id)
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"  # the UI opens on runs
+    # The terminal: progress with an estimate, the result table and the sweep's page.
+    assert "job 1 of 4" in result.stdout and re.search(r"job 4 of 4, about \d+ s left", result.stdout)
+    assert "| bald | 2 |" in result.stdout
+    assert f"#/experiments/{parent.info.experiment_id}/runs/{parent.info.run_id}" in result.stdout
 
 
 _TF_NOISE = re.compile(r"^(WARNING: All log messages before absl|[IWE]\d{4} )")

@@ -68,6 +68,9 @@ def test_pick_metric():
         pick_metric(["eval_loss", "train_accuracy"], None)
     with pytest.raises(ReportError, match="Several test-accuracy metrics .*--metric"):
         pick_metric(["eval_accuracy", "eval_top5_accuracy"], None)
+    # al-run's MLflow name wins; a store of an earlier version still has eval_*accuracy*.
+    assert pick_metric(["test_accuracy", "test_loss", "eval_sparse_categorical_accuracy"], None) == "test_accuracy"
+    assert pick_metric(["test_accuracy", "train_accuracy", "val_accuracy"], None) == "test_accuracy"
 
 
 # ----------------------------------------------------------------------------- MLflow

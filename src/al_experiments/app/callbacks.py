@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import logging
 import os
+from datetime import datetime
 from typing import Any
 
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from al_experiments.app.errors import TrackingError
+from al_experiments.app.run_names import sweep_run_name, sweep_size, swept_overrides
 
 log = logging.getLogger(__name__)
 
@@ -47,16 +49,45 @@ class MlflowSweepCallback(Callback):
             identity = sweep_identity(list(config.hydra.overrides.task))
             record = os.path.join(os.path.abspath(config.state_dir), "sweeps", identity + ".json")
             previous = mlflow_sink.recorded_sweep(record, uri, experiment_id)
-        mlflow_sink.announce_sweep(sweep_dir, uri, experiment_id, previous=previous, record=record)
+        overrides = list(config.hydra.overrides.task)
+        mlflow_sink.announce_sweep(sweep_dir, uri, experiment_id, previous=previous, record=record,
+                                   run_name=sweep_run_name(overrides, datetime.now()),
+                                   params=swept_overrides(overrides), jobs=sweep_size(overrides))
         _PENDING.add(sweep_dir)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = os.path.abspath(config.hydra.sweep.dir)
         try:
+            _results(sweep_dir)
             if config.get("report", False):
                 _report(sweep_dir)
         finally:
             _close(sweep_dir, "FINISHED")
+
+
+def _results(sweep_dir: str) -> None:
+    """The sweep's result table: printed, and the parent run's description; never fails the sweep."""
+    from al_experiments.app.job import runs_page
+    from al_experiments.tracking import mlflow_sink
+
+    parent = mlflow_sink.sweep_parent(sweep_dir)
+    if parent is None:
+        return
+    uri, run_id = parent
+    try:
+        from al_experiments.report import analyse, load_mlflow
+        from al_experiments.report.tables import results_markdown
+
+        table = results_markdown(analyse(load_mlflow(uri, parent_run=run_id)))
+        mlflow_sink.set_run_description(uri, run_id, table)
+    except Exception as exc:  # the jobs' results are safe in MLflow and the CSVs: say it, go on
+        log.warning("No result table for the sweep (%s: %s); al-report makes one later.", type(exc).__name__, exc)
+        table = None
+    experiment_id = mlflow_sink.run_experiment_id(uri, run_id)
+    if table:
+        print(table, flush=True)
+    print(f"Runs of the sweep: {runs_page(uri, experiment_id, run_id)} (parent run; its jobs are "
+          f"nested under it on {runs_page(uri, experiment_id)})", flush=True)
 
 
 def _report(sweep_dir: str) -> None:

@@ -31,7 +31,9 @@ import numpy as np
 
 X_KEY = "labeled_pool_size"
 DEFAULT_EXPERIMENT = "al-experiments"  # al-run's mlflow.experiment_name
-_ACCURACY = re.compile(r"^eval_.*accuracy")
+# al-run logs test_accuracy to MLflow; tf_al CSVs (and stores of earlier versions) eval_*accuracy*.
+_ACCURACY = re.compile(r"^(test_accuracy$|eval_.*accuracy)")
+_PREFERRED = "test_accuracy"
 
 
 class ReportError(Exception):
@@ -65,7 +67,8 @@ class CurveSet:
 
 # ----------------------------------------------------------------------------- shared rules
 def pick_metric(available: Iterable[str], requested: str | None) -> str:
-    """The accuracy metric: ``requested``, else the single ``eval_*accuracy*`` key."""
+    """The accuracy metric: ``requested``, else ``test_accuracy``, else the single
+    ``eval_*accuracy*`` key."""
     keys = sorted(set(available))
     candidates = [k for k in keys if _ACCURACY.match(k)]
     if requested:
@@ -74,11 +77,13 @@ def pick_metric(available: Iterable[str], requested: str | None) -> str:
                 f"metrics found: {', '.join(keys[:12]) or 'none'}"
             raise ReportError(f"The metric {requested!r} is in none of the runs ({hint}).")
         return requested
+    if _PREFERRED in candidates:
+        return _PREFERRED
     if len(candidates) == 1:
         return candidates[0]
     if not candidates:
         raise ReportError(
-            f"No test-accuracy metric (eval_*accuracy*) in the runs (metrics found: "
+            f"No test-accuracy metric (test_accuracy or eval_*accuracy*) in the runs (metrics found: "
             f"{', '.join(keys[:12]) or 'none'}); name one with --metric."
         )
     raise ReportError(

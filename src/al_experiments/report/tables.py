@@ -62,6 +62,14 @@ def markdown(report: Report) -> str:
     return "\n".join(lines)
 
 
+def results_markdown(report: Report) -> str:
+    """The result tables alone (per dataset and model), as a sweep's description shows them."""
+    lines: list[str] = []
+    for section in report.sections:
+        lines += _section_markdown(section, report)
+    return "\n".join(lines).strip()
+
+
 def _section_markdown(section: Section, report: Report) -> list[str]:
     head = ["strategy", "seeds", "final accuracy", "AULC", *(f"labels to {target_label(t)}" for t in report.targets)]
     rows = []

@@ -39,6 +39,11 @@ PARENT_MARKER = ".mlflow_sweep.json"
 _BATCH = 100  # MLflow's log_batch limit for params per call
 
 
+# MLflow's UI opens an experiment on its GenAI overview unless the experiment says it holds
+# model training; this tag (the UI's "experiment type") makes it open on the runs.
+EXPERIMENT_KIND_TAG, MODEL_TRAINING = "mlflow.experimentKind", "custom_model_development"
+
+
 class TrackingUnavailable(RuntimeError):
     """The tracking store cannot be used; the message is one sentence with the fix."""
 
@@ -133,7 +138,7 @@ def ensure_experiment(uri: str, name: str) -> str:
             db = _sqlite_path(uri)
             location = Path(db).resolve().parent.joinpath("mlartifacts").as_uri() if db else None
             try:
-                return client.create_experiment(name, artifact_location=location)
+                return client.create_experiment(name, artifact_location=location, tags={EXPERIMENT_KIND_TAG: MODEL_TRAINING})
             except MlflowException:
                 experiment = client.get_experiment_by_name(name)  # created meanwhile by another job
                 if experiment is None:
@@ -143,6 +148,8 @@ def ensure_experiment(uri: str, name: str) -> str:
                 f"The MLflow experiment {name!r} is deleted; restore it (mlflow experiments restore) "
                 "or choose another mlflow.experiment_name."
             )
+        if EXPERIMENT_KIND_TAG not in experiment.tags:  # made elsewhere: mark it, unless its owner chose a kind
+            client.set_experiment_tag(experiment.experiment_id, EXPERIMENT_KIND_TAG, MODEL_TRAINING)
         return experiment.experiment_id
 
 
@@ -161,22 +168,45 @@ def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
     return flat
 
 
-def round_metrics(step: Mapping[str, Any]) -> dict[str, float]:
-    """Every scalar of a round, named like the tf_al CSV columns (``eval_<metric>``, ...).
+# MLflow names of a round's sections: the loop's ``eval`` is the test split, ``optim`` the
+# validation split (the CSV keeps tf_al's ``eval_``/``optim_`` columns).
+_SECTION_PREFIX = {"train": "train", "optim": "val", "eval": "test"}
 
-    Training histories are per epoch; their last value is the round's training result.
+
+def short_metric_name(key: str) -> str:
+    """``sparse_categorical_accuracy`` -> ``accuracy``, ``sparse_categorical_crossentropy`` ->
+    ``loss``; other names unchanged."""
+    from al_experiments.wrapper.keras_metrics import is_accuracy
+
+    lowered = key.lower()
+    if is_accuracy(lowered):
+        return "accuracy"
+    if lowered == "loss" or lowered.endswith("crossentropy") or lowered.endswith("_loss"):
+        return "loss"
+    return key
+
+
+def round_metrics(step: Mapping[str, Any]) -> dict[str, float]:
+    """Every scalar of a round under a short name: ``test_accuracy``, ``test_loss``,
+    ``train_loss``, ``val_accuracy``, ..., the phase seconds and the pool sizes.
+
+    Training histories are per epoch; their last value is the round's training result. A
+    second metric that would take a name already used keeps its own (``test_<metric>``).
     """
     metrics: dict[str, float] = {}
-    for section in ("train", "optim", "eval"):
+    for section, prefix in _SECTION_PREFIX.items():
         values = step.get(section) or {}
         for key, value in values.items():
             if isinstance(value, (list, tuple)):
                 value = value[-1] if value else None
             if _is_number(value):
-                metrics[f"{section}_{key}"] = float(value)
-    for key in ("train_time", "query_time", "optim_time", "eval_time", "labeled_pool_size", "unlabeled_pool_size"):
+                name = f"{prefix}_{short_metric_name(key)}"
+                metrics[name if name not in metrics else f"{prefix}_{key}"] = float(value)
+    for key in ("train_time", "query_time", "eval_time", "labeled_pool_size", "unlabeled_pool_size"):
         if _is_number(step.get(key)):
             metrics[key] = float(step[key])
+    if step.get("optim") and _is_number(step.get("optim_time")):  # only where a validation step ran
+        metrics["optim_time"] = float(step["optim_time"])
     return metrics
 
 
@@ -268,6 +298,19 @@ class JobRun:
         if batch:
             self.client.log_batch(self.run_id, metrics=batch)
 
+    def log_dataset(self, name: str, digest: str, source: str, schema: Mapping[str, Any],
+                    profile: Mapping[str, Any], context: str = "training") -> None:
+        """The data the job ran on, as an MLflow dataset input (the UI's Dataset column)."""
+        from mlflow.entities import Dataset, DatasetInput, InputTag
+
+        dataset = Dataset(name=name, digest=digest[:36] or "unknown", source_type="local", source=source,
+                          schema=json.dumps(dict(schema)), profile=json.dumps(dict(profile)))
+        self.client.log_inputs(self.run_id, datasets=[
+            DatasetInput(dataset, tags=[InputTag(key="mlflow.data.context", value=context)])])
+
+    def set_description(self, text: str) -> None:
+        set_run_description(self.uri, self.run_id, text)
+
     def log_round(self, step: Mapping[str, Any]) -> None:
         """Log a loop step dict at ``step = iteration`` (the round)."""
         self.log_metrics(round_metrics(step), step=int(step["iteration"]))
@@ -325,12 +368,15 @@ def _read_marker(sweep_dir: str | os.PathLike[str]) -> dict[str, Any] | None:
 
 
 def announce_sweep(sweep_dir: str | os.PathLike[str], uri: str, experiment_id: str,
-                   previous: Mapping[str, Any] | None = None, record: str | os.PathLike[str] | None = None) -> None:
+                   previous: Mapping[str, Any] | None = None, record: str | os.PathLike[str] | None = None,
+                   run_name: str | None = None, params: Mapping[str, str] | None = None,
+                   jobs: int | None = None) -> None:
     """Called once by the launching process: jobs of this sweep share one parent run.
 
     ``previous`` (from ``recorded_sweep``) continues an earlier attempt of the same sweep: its
     parent run is set RUNNING again and its metrics folder stays the sweep's. Otherwise the
-    first job creates the parent and writes it to ``record`` too, for the next attempt.
+    first job creates the parent, named ``run_name`` with ``params`` (the swept overrides), and
+    writes it to ``record`` too, for the next attempt.
     """
     os.makedirs(sweep_dir, exist_ok=True)
     previous = previous or {}
@@ -339,7 +385,8 @@ def announce_sweep(sweep_dir: str | os.PathLike[str], uri: str, experiment_id: s
     content = {"tracking_uri": uri, "experiment_id": experiment_id,
                "parent_run_id": previous.get("parent_run_id"),
                "metrics_dir": previous.get("metrics_dir") or os.path.join(os.path.abspath(sweep_dir), "metrics"),
-               "record": os.fspath(record) if record else None}
+               "record": os.fspath(record) if record else None,
+               "run_name": run_name, "params": dict(params or {}), "jobs": jobs, "started": time.time()}
     atomic_write_text(_marker(sweep_dir), json.dumps(content, indent=2))
 
 
@@ -361,6 +408,18 @@ def recorded_sweep(record: str | os.PathLike[str], uri: str, experiment_id: str)
     return content if run.info.lifecycle_stage == "active" else None
 
 
+def swept_params(sweep_dir: str | os.PathLike[str]) -> dict[str, str]:
+    """The overrides of an announced sweep's command (``{"query": "random,bald", ...}``)."""
+    marker = _read_marker(sweep_dir)
+    return dict(marker.get("params") or {}) if marker else {}
+
+
+def sweep_progress(sweep_dir: str | os.PathLike[str]) -> tuple[int | None, float]:
+    """``(jobs in the sweep or None, seconds since it was announced)``."""
+    marker = _read_marker(sweep_dir) or {}
+    return marker.get("jobs"), time.time() - float(marker.get("started") or time.time())
+
+
 def sweep_metrics_dir(sweep_dir: str | os.PathLike[str]) -> str | None:
     """The metrics folder of an announced sweep (that of its first attempt when resumed)."""
     marker = _read_marker(sweep_dir)
@@ -380,11 +439,17 @@ def parent_run_for(sweep_dir: str | os.PathLike[str], uri: str, experiment_id: s
         if marker.get("tracking_uri") != uri or marker.get("experiment_id") != experiment_id:
             return None
         if marker.get("parent_run_id") is None:
-            name = Path(sweep_dir).resolve().name
-            run = _client(uri).create_run(
-                experiment_id, run_name=f"sweep-{name}",
-                tags={"sweep": str(Path(sweep_dir).resolve()), "run_kind": "sweep"},
+            name = marker.get("run_name") or f"sweep-{Path(sweep_dir).resolve().name}"
+            client = _client(uri)
+            run = client.create_run(
+                experiment_id, run_name=name,
+                tags={"sweep": str(Path(sweep_dir).resolve()), "run_kind": "sweep",
+                      "mlflow.source.name": "al-run -m", "mlflow.source.type": "LOCAL"},
             )
+            if marker.get("params"):
+                from mlflow.entities import Param
+
+                client.log_batch(run.info.run_id, params=[Param(k, str(v)[:6000]) for k, v in marker["params"].items()])
             marker["parent_run_id"] = run.info.run_id
             atomic_write_text(_marker(sweep_dir), json.dumps(marker, indent=2))
             if marker.get("record"):
@@ -401,6 +466,15 @@ def sweep_parent(sweep_dir: str | os.PathLike[str]) -> tuple[str, str] | None:
     if not marker or not marker.get("parent_run_id"):
         return None
     return marker["tracking_uri"], marker["parent_run_id"]
+
+
+def set_run_description(uri: str, run_id: str, text: str) -> None:
+    """A run page's description (MLflow's ``mlflow.note.content`` tag)."""
+    _client(uri).set_tag(run_id, "mlflow.note.content", text)
+
+
+def run_experiment_id(uri: str, run_id: str) -> str:
+    return _client(uri).get_run(run_id).info.experiment_id
 
 
 def close_sweep(sweep_dir: str | os.PathLike[str], status: str) -> None:

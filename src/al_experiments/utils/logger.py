@@ -27,3 +27,18 @@ def setup_logger(
         handler._al_experiments = True  # type: ignore[attr-defined]
         logger.addHandler(handler)
     return logger
+
+
+class JobLogFormatter(logging.Formatter):
+    """``[14:03:12] round 3/10: ...`` for information, with the level named otherwise
+    (``[14:03:12] WARNING: ...``), so a job's terminal reads as its results."""
+
+    def __init__(self, datefmt: str = "%H:%M:%S") -> None:
+        super().__init__(datefmt=datefmt)
+
+    def format(self, record: logging.LogRecord) -> str:
+        level = "" if record.levelno == logging.INFO else f"{record.levelname}: "
+        text = f"[{self.formatTime(record, self.datefmt)}] {level}{record.getMessage()}"
+        if record.exc_info:
+            text += "\n" + self.formatException(record.exc_info)
+        return text
