@@ -247,6 +247,28 @@ def test_bad_loop_arguments_raise(digits, quick, kwargs):
         ActiveLearningLoop(quick, Dataset(xtr[:50], ytr[:50]), "random", **kwargs)
 
 
+def test_unknown_loop_keyword_raises_type_error_listing_the_accepted_ones(digits, quick):
+    """tf_al ignored unknown keywords (a misspelt step size silently ran with 1)."""
+    xtr, _, ytr, _ = digits
+    ds = Dataset(xtr[:50], ytr[:50])
+    with pytest.raises(TypeError) as err:
+        ActiveLearningLoop(quick, ds, "random", steps=5)
+    assert str(err.value) == (
+        "ActiveLearningLoop got an unexpected keyword argument 'steps'; it accepts: dataset, "
+        "max_rounds, model, oracle, pseudo, query_fn, seed, step_size, verbose. Did you mean 'step_size'?"
+    )
+    with pytest.raises(TypeError, match="unexpected keyword arguments 'foo', 'sed'; .* Did you mean 'seed' for 'sed'"):
+        ActiveLearningLoop(quick, ds, "random", foo=1, sed=3)
+    loop = ActiveLearningLoop(quick, ds, "random", oracle=None, seed=4)  # the **kwargs it reads still work
+    assert loop.seed == 4
+
+
+def test_empty_init_indices_label_nothing(digits, quick):
+    xtr, _, ytr, _ = digits
+    loop = ActiveLearningLoop(quick, Dataset(xtr[:50], ytr[:50], init_indices=[]), "random", seed=0)
+    assert loop.pool.get_length_labeled() == 0 and len(loop.initial_indices) == 0
+
+
 def test_labels_outside_the_output_layer_raise(digits, quick):
     xtr, _, ytr, _ = digits
     with pytest.raises(ValueError, match="outside the model's 10 classes"):

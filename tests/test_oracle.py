@@ -93,3 +93,35 @@ def test_oracle_argument_checks():
     pool = Pool(np.zeros((5, 1)))
     with pytest.raises(ValueError, match="Cannot label 6"):
         Oracle(callback=lambda p, i: None).init(pool, 6)
+
+
+@pytest.mark.parametrize("pseudo", [True, False])
+@pytest.mark.parametrize("empty", [[], np.array([], dtype=int)])
+def test_init_with_an_empty_index_list_raises_index_error(pseudo, empty):
+    asked = []
+    pool = Pool(np.zeros((5, 1)), np.arange(5) if pseudo else None)
+    oracle = Oracle(callback=lambda p, i: asked.append(i), pseudo_mode=pseudo)
+    with pytest.raises(IndexError, match="Oracle.init got an empty list of indices; pass the pool indices"):
+        oracle.init(pool, empty)
+    assert asked == [] and pool.get_length_labeled() == 0
+
+
+def test_annotate_takes_a_single_index_and_an_empty_list_like_the_pool():
+    labels = hidden_labels(6)
+    pool = Pool(np.zeros((6, 1)), labels)
+    oracle = Oracle(pseudo_mode=True)
+    oracle.annotate(pool, 4)
+    oracle.annotate(pool, [])
+    assert pool.get_labeled_indices().tolist() == [4] and pool.get_targets_by(4) == labels[4]
+    asked = []
+
+    def annotator(p, indices):
+        asked.append(indices.tolist())
+        p.annotate(indices, labels[indices])
+
+    callback_pool = Pool(np.zeros((6, 1)))
+    Oracle(callback=annotator).annotate(callback_pool, np.int64(2))
+    Oracle(callback=annotator).annotate(callback_pool, [])  # nothing to ask
+    assert asked == [[2]] and callback_pool.get_targets_by([2]).tolist() == [labels[2]]
+    with pytest.raises(IndexError, match="out of range"):
+        oracle.annotate(pool, 6)

@@ -149,6 +149,62 @@ def test_init_with_array_and_duplicates_and_labelled():
     assert pool.get_labeled_indices().tolist() == [4, 9]
 
 
+@pytest.mark.parametrize("empty", [[], (), np.array([], dtype=int), np.array([])])
+def test_init_with_an_empty_index_list_raises_index_error_as_tf_al(empty):
+    pool = make_pool(labels_of([3, 3]))
+    with pytest.raises(IndexError, match="empty list of indices; pass the pool indices to label, or a number"):
+        pool.init(empty)
+    assert pool.get_length_labeled() == 0
+    assert pool.init(0).tolist() == []  # the way to label nothing
+
+
+def test_annotate_with_no_indices_is_a_no_op_as_in_tf_al():
+    pool = make_pool(labels_of([3, 3]))
+    pool.annotate([])
+    pool.annotate(np.array([], dtype=int), np.array([]))
+    assert pool.get_length_labeled() == 0 and pool.get_labelling_order().tolist() == []
+
+
+# ---------------------------------------------------------------------- a single index
+def test_annotate_a_single_index_with_a_single_target():
+    pool = Pool(np.arange(12.0).reshape(6, 2))
+    pool.annotate(3, 5)  # raised "got 1 indices but targets of shape ()"
+    pool.annotate([1], 7)
+    pool.annotate(np.int64(4), np.array([2]))
+    pool[0] = 9
+    assert pool.get_labeled_indices().tolist() == [0, 1, 3, 4]
+    assert pool.get_targets_by([0, 1, 3, 4]).tolist() == [9, 7, 5, 2]
+    with pytest.raises(ValueError, match="got 2 indices but targets of shape \\(\\); pass one target per index"):
+        pool.annotate([2, 5], 1)  # a scalar for several points stays an error
+    with pytest.raises(IndexError, match="out of range"):
+        pool.annotate(6, 1)
+
+
+def test_annotate_a_single_index_with_a_one_hot_target():
+    pool = Pool(np.zeros((4, 1)), np.eye(3)[[0, 1, 2, 0]])
+    pool.annotate(2, np.array([0.0, 0.0, 1.0]))
+    pool[1] = [0.0, 1.0, 0.0]
+    assert pool.get_labeled_indices().tolist() == [1, 2]
+    np.testing.assert_array_equal(pool.get_targets_by([1, 2]), [[0, 1, 0], [0, 0, 1]])
+
+
+def test_getters_index_like_numpy_a_list_keeps_the_axis_a_single_index_drops_it():
+    labels = labels_of([3, 3])
+    pool = make_pool(labels)
+    pool.annotate(4)
+    inputs = np.arange(12, dtype=np.float32).reshape(6, 2)
+    assert pool.get_inputs_by(4).tolist() == inputs[4].tolist()  # shape (2,), as tf_al's inputs[4]
+    assert pool.get_inputs_by([4]).tolist() == [inputs[4].tolist()]
+    assert pool.get_targets_by(4) == labels[4] and pool.get_targets_by([4]).tolist() == [labels[4]]
+    assert pool.get_true_targets_by(np.int64(5)) == labels[5]
+    assert pool.get_inputs_by([]).shape == (0, 2)
+    for getter in (pool.get_inputs_by, pool.get_targets_by, pool.get_true_targets_by):
+        with pytest.raises(IndexError, match="out of range"):
+            getter(6)
+        with pytest.raises(IndexError, match="out of range"):
+            getter([0, 7])
+
+
 # ---------------------------------------------------------------------- state conventions
 def test_get_indices_minus_one_convention():
     pool = make_pool(labels_of([3, 3]))

@@ -88,6 +88,20 @@ def test_bad_suit_arguments_raise(mc, dataset, args, kwargs, message):
         ExperimentSuit(mc, queries, ds, **kwargs)
 
 
+def test_unknown_suit_keyword_raises_type_error_listing_the_accepted_ones(mc, dataset):
+    with pytest.raises(TypeError) as err:
+        ExperimentSuit(mc, "bald", dataset, max_round=2)
+    assert str(err.value) == (
+        "ExperimentSuit got an unexpected keyword argument 'max_round'; it accepts: acceptance_timeout, "
+        "dataset, max_rounds, metrics_accumulator, metrics_handler, models, no_save_state, query_fns, "
+        "runs, seed, step_size, verbose. Did you mean 'max_rounds'?"
+    )
+    suit = ExperimentSuit(models=mc, query_fns="bald", dataset=dataset, step_size=2, max_rounds=1, runs=1,
+                          seed=None, no_save_state=True, acceptance_timeout=None, metrics_handler=None,
+                          metrics_accumulator=None, verbose=False)
+    assert suit.experiment_names() == ["0_mc_dropout_bald"]
+
+
 def test_models_as_tuple_raise(mc, dataset):
     with pytest.raises(ValueError, match="list"):
         ExperimentSuit((mc, mc), "bald", dataset)

@@ -18,11 +18,17 @@ from al_experiments.dataset import Dataset
 from al_experiments.oracle import Oracle
 from al_experiments.pool import Pool
 from al_experiments.utils.seeding import round_rng
-from al_experiments.validation import check_labels
+from al_experiments.validation import (
+    check_labels,
+    reject_unknown_kwargs,
+    signature_names,
+)
 
 log = logging.getLogger(__name__)
 
 Row = dict[str, Any]
+# The keywords ActiveLearningLoop reads from **kwargs (tf_al's signature ends in **kwargs).
+LOOP_KEYWORDS = ("oracle", "seed")
 
 
 class ActiveLearningLoop:
@@ -59,10 +65,10 @@ class ActiveLearningLoop:
         verbose: bool = False,
         **kwargs: Any,
     ) -> None:
+        reject_unknown_kwargs("ActiveLearningLoop", kwargs,
+                              signature_names(ActiveLearningLoop.__init__) | set(LOOP_KEYWORDS))
         oracle = kwargs.pop("oracle", None)
         seed = kwargs.pop("seed", None)
-        if kwargs:
-            log.debug("ActiveLearningLoop ignores unknown arguments %s", sorted(kwargs))
         if not isinstance(step_size, (int, np.integer)) or isinstance(step_size, bool) or step_size < 1:
             raise ValueError(f"step_size must be a whole number >= 1, got {step_size!r}.")
         if max_rounds is not None and (not isinstance(max_rounds, (int, np.integer)) or max_rounds < 0):
@@ -89,7 +95,7 @@ class ActiveLearningLoop:
         self.pool = Pool(dataset.get_train_inputs(), targets)
         init = dataset.get_init_indices()
         init_rng = round_rng(self.seed, 0, "init")
-        if init is not None:
+        if init is not None and len(init):
             self.oracle.init(self.pool, init, rng=init_rng)
         elif dataset.get_init_size() > 0:
             self.oracle.init(self.pool, dataset.get_init_size(), rng=init_rng)
@@ -105,6 +111,14 @@ class ActiveLearningLoop:
         if outputs is None:
             return
         n = outputs()
+        if n is None:
+            # A wrapped non-Keras object learns its width from its first prediction: probe one
+            # training input (None again if it cannot predict before it is fitted).
+            probe = getattr(self.model, "probe_num_outputs", None)
+            train_x = self.dataset.get_train_inputs()
+            n = probe(train_x[:1]) if probe is not None and len(train_x) else None
+            if n is None:
+                return
         classes = 2 if n == 1 else n
         for name, (_, y) in (("Train", self.dataset.get_train_split()), ("Test", self.dataset.get_test_split()),
                              ("Validation", self.dataset.get_eval_split())):

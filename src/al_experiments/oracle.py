@@ -35,7 +35,15 @@ class Oracle:
 
     def init(self, pool: Pool, size: Any, pseudo_mode: bool | None = None,
              rng: np.random.Generator | None = None) -> np.ndarray:
-        """Label an initial set of ``size`` points (or the given indices); returns the indices."""
+        """Label an initial set of ``size`` points (or the given indices); returns the indices.
+
+        An empty list of indices raises IndexError (as in tf_al); pass 0 to label nothing.
+        """
+        if isinstance(size, (list, tuple, np.ndarray)) and np.size(size) == 0:
+            raise IndexError(
+                "Oracle.init got an empty list of indices; pass the pool indices to label, or a "
+                "number of points (0 labels none)."
+            )
         if self.is_pseudo(pseudo_mode) and pool.is_pseudo():
             return pool.init(size, rng=rng)
         if isinstance(size, (int, np.integer)):

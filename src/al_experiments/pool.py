@@ -86,19 +86,25 @@ class Pool:
         return not bool(self._labelled.all())
 
     # ------------------------------------------------------------------ data access
+    # The getters index like numpy (and tf_al): a list of indices gives one row per index, a
+    # single index gives that point's row without the leading axis. Both are range-checked.
+    def _take(self, array: Any, indices: Any) -> Any:
+        idx = as_index_array(indices, len(self))
+        return array[idx[0]] if np.ndim(indices) == 0 else array[idx]
+
     def get_inputs_by(self, indices: Any) -> Any:
-        return self._inputs[as_index_array(indices, len(self))]
+        return self._take(self._inputs, indices)
 
     def get_targets_by(self, indices: Any) -> np.ndarray:
         """Targets as annotated (for unlabelled points these are placeholders)."""
         if self._targets is None:
             raise ValueError("This pool has no targets yet: annotate some points first.")
-        return self._targets[as_index_array(indices, len(self))]
+        return self._take(self._targets, indices)
 
     def get_true_targets_by(self, indices: Any) -> np.ndarray:
         if self._true_targets is None:
             raise ValueError("This pool has no known targets (it is not in pseudo mode).")
-        return self._true_targets[as_index_array(indices, len(self))]
+        return self._take(self._true_targets, indices)
 
     def get_labeled_data(self) -> tuple[Any, np.ndarray]:
         """``(inputs, targets)`` of the labelled points (copies)."""
@@ -113,7 +119,12 @@ class Pool:
 
     # ------------------------------------------------------------------ labelling
     def annotate(self, indices: Any, targets: Any = None) -> None:
-        """Mark ``indices`` as labelled with ``targets`` (the true targets when None)."""
+        """Mark ``indices`` as labelled with ``targets`` (the true targets when None).
+
+        ``indices`` is a list/array of pool indices (empty: nothing happens) or a single index;
+        ``targets`` holds one target per index, or, for a single index (``annotate(3, 5)``,
+        ``annotate([3], 5)``), that point's target alone.
+        """
         idx = as_index_array(indices, len(self))
         if targets is None:
             if self._true_targets is None:
@@ -124,6 +135,8 @@ class Pool:
             values = self._true_targets[idx]
         else:
             values = np.asarray(targets)
+            if values.shape[:1] != (len(idx),) and len(idx) == 1 and (values.ndim == 0 or np.ndim(indices) == 0):
+                values = values[None]  # one index with that point's target, e.g. annotate(3, 5)
             if values.shape[:1] != (len(idx),):
                 raise ValueError(
                     f"Pool.annotate got {len(idx)} indices but targets of shape {values.shape}; "
@@ -151,7 +164,8 @@ class Pool:
 
         Args:
             size: A number of points to label (exactly that many, class-balanced where the targets
-                are class labels), or explicit pool indices to label.
+                are class labels), or explicit pool indices to label (out of range or an empty
+                list: IndexError, as in tf_al).
             rng: Random generator; by default one drawn from NumPy's global RNG, so
                 ``np.random.seed`` makes the choice reproducible as in tf_al.
         """
@@ -162,6 +176,11 @@ class Pool:
         if isinstance(size, (int, np.integer)) and not isinstance(size, bool):
             chosen = self.choose_initial(int(size), rng)
         elif isinstance(size, (list, tuple, np.ndarray)):
+            if np.size(size) == 0:
+                raise IndexError(
+                    "Pool.init got an empty list of indices; pass the pool indices to label, or a "
+                    "number of points (0 labels none)."
+                )
             chosen = as_index_array(size, len(self))
             if len(np.unique(chosen)) != len(chosen):
                 raise ValueError("Pool.init got duplicate indices; list each point once.")

@@ -11,6 +11,7 @@ from al_experiments.acquisition.acquisition_function import AcquisitionFunction
 from al_experiments.dataset import Dataset
 from al_experiments.loop import ActiveLearningLoop
 from al_experiments.utils.seeding import seed_everything
+from al_experiments.validation import reject_unknown_kwargs, signature_names
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +52,10 @@ class ExperimentSuit:
         metrics_handler: Any = None,
         metrics_accumulator: Any = None,
         verbose: bool = False,
+        **kwargs: Any,
     ) -> None:
+        # **kwargs only to name the accepted arguments when a wrong one is passed.
+        reject_unknown_kwargs("ExperimentSuit", kwargs, signature_names(ExperimentSuit.__init__))
         if isinstance(models, (list,)):
             self.models = list(models)
         elif isinstance(models, tuple):

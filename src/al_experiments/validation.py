@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import difflib
+import inspect
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import numpy as np
@@ -86,3 +89,41 @@ def check_labels(name: str, targets: Any, num_classes: int | None) -> None:
             f"{name} targets hold labels {labels.min()}..{labels.max()}, outside the model's "
             f"{num_classes} classes [0, {num_classes - 1}]; remap the labels or change the output layer."
         )
+
+
+def reject_unknown_kwargs(owner: str, kwargs: Mapping[str, Any], accepted: Iterable[str]) -> None:
+    """Raise TypeError if ``kwargs`` holds a name outside ``accepted``; do nothing otherwise.
+
+    The message names the unknown argument(s), lists every accepted name sorted (pass the
+    explicit parameters of the signature too, not only the ones read from ``**kwargs``) and
+    suggests the closest accepted name where one is close (``difflib``), e.g.
+    ``McDropout got an unexpected keyword argument 'rest'; it accepts: checkpoint, ..., verbose.
+    Did you mean 'reset'?``. TypeError, like Python's own error for an unknown keyword.
+    """
+    allowed = sorted(set(accepted))
+    unknown = [name for name in kwargs if name not in allowed]
+    if not unknown:
+        return
+    if len(unknown) == 1:
+        head = f"{owner} got an unexpected keyword argument {unknown[0]!r}"
+    else:
+        head = f"{owner} got unexpected keyword arguments {', '.join(repr(n) for n in unknown)}"
+    message = f"{head}; it accepts: {', '.join(allowed)}."
+    hints = {name: difflib.get_close_matches(str(name), allowed, n=1) for name in unknown}
+    hints = {name: match[0] for name, match in hints.items() if match}
+    if len(unknown) == 1 and hints:
+        message += f" Did you mean {hints[unknown[0]]!r}?"
+    elif hints:
+        message += " Did you mean " + ", ".join(f"{m!r} for {n!r}" for n, m in hints.items()) + "?"
+    raise TypeError(message)
+
+
+def signature_names(*functions: Any) -> set[str]:
+    """The names that can be passed by keyword to any of ``functions`` (``self`` excluded)."""
+    names: set[str] = set()
+    for function in functions:
+        for parameter in inspect.signature(function).parameters.values():
+            if parameter.kind in (parameter.POSITIONAL_OR_KEYWORD, parameter.KEYWORD_ONLY):
+                names.add(parameter.name)
+    names.discard("self")
+    return names
