@@ -4,12 +4,15 @@ integer and one-hot targets both work on Keras 3, and the reset policies behave 
 
 from __future__ import annotations
 
+import math
+
 import keras
 import numpy as np
 import pytest
 
 from al_experiments import Config
 from al_experiments.wrapper import McDropout, Model
+from al_experiments.wrapper.model import epochs_for_steps
 
 CLASSES = 3
 FEATURES = 4
@@ -261,6 +264,33 @@ def test_fit_with_keras_callback_falls_back_to_keras_fit(data):
     assert wrapper.evaluate(x, y)["sparse_categorical_accuracy"] > 0.6
 
 
+@pytest.mark.parametrize(("size", "batch", "epochs", "min_steps", "expected"), [
+    (20, 32, 50, 500, 500),   # one step an epoch: 500 epochs
+    (40, 32, 50, 500, 250),   # two steps an epoch
+    (100, 32, 50, 500, 125),  # four (the last one partial)
+    (2000, 32, 50, 500, 50),  # 63 steps an epoch: the epochs already give 3150 steps
+])
+def test_epochs_for_a_step_budget(size, batch, epochs, min_steps, expected):
+    assert epochs_for_steps(size, batch, epochs, min_steps) == expected
+    assert epochs_for_steps(size, batch, epochs, min_steps) * math.ceil(size / batch) >= min_steps
+
+
+def test_min_steps_sets_the_epochs_of_both_training_paths(data):
+    x, y = data[0][:20], data[1][:20]
+    wrapper = compiled(seed=6, config=Config(fit={"epochs": 3, "batch_size": 8, "min_steps": 15}))
+    wrapper.reset(round_index=1)
+    assert len(wrapper.fit(x, y).history["loss"]) == 5  # 3 steps an epoch, at least 15 steps
+    assert len(wrapper.fit(x, y, min_steps=None).history["loss"]) == 3
+
+    class CountEpochs(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            self.count = epoch + 1
+
+    counter = CountEpochs()
+    wrapper.fit(x, y, callbacks=[counter])  # Keras' own fit: the same budget
+    assert counter.count == 5
+
+
 def test_fit_argument_errors(mc, data):
     with pytest.raises(ValueError, match="inputs and targets"):
         mc.fit(data[0])
@@ -317,6 +347,44 @@ def test_initial_policy_restores_the_first_weights(data):
 def test_unknown_reset_policy_raises():
     with pytest.raises(ValueError, match="reinit, initial, warm"):
         McDropout(network(), reset="sometimes")
+
+
+MODEL_ACCEPTS = ("checkpoint, checkpoint_path, classification, config, embedding_layer, fast_fit, "
+                 "is_binary, model, model_type, name, reset, verbose")
+
+
+@pytest.mark.parametrize("cls", [Model, McDropout])
+def test_unknown_keyword_raises_type_error_naming_it_and_the_accepted_ones(cls):
+    """tf_al (and this wrapper until now) dropped unknown keywords: reset="warm" misspelt ran
+    as reinit. Now it is a TypeError that names the argument, lists every accepted keyword
+    (the signature's and those read from **kwargs) sorted, and suggests the closest one."""
+    with pytest.raises(TypeError) as err:
+        cls(network(), rest="warm")
+    assert str(err.value) == (
+        f"{cls.__name__} got an unexpected keyword argument 'rest'; it accepts: {MODEL_ACCEPTS}. "
+        "Did you mean 'reset'?"
+    )
+    with pytest.raises(TypeError, match=r"unexpected keyword argument 'zzz'; it accepts: checkpoint, .*, verbose\.$"):
+        cls(network(), zzz=1)  # nothing close: no suggestion
+
+
+def test_every_documented_keyword_is_still_accepted(tmp_path):
+    wrapper = McDropout(network(), Config(), name="n", model_type="mc", checkpoint=None, verbose=False,
+                        checkpoint_path=str(tmp_path), classification=True, is_binary=False,
+                        reset="warm", fast_fit=False, embedding_layer=None)
+    assert (wrapper.reset_policy, wrapper.fast_fit, wrapper.get_model_name()) == ("warm", False, "mc_n")
+
+
+def test_a_user_subclass_lists_its_own_keywords():
+    class Tempered(McDropout):
+        def __init__(self, model, config=None, temperature=1.0, **kwargs):
+            super().__init__(model, config, **kwargs)
+            self.temperature = temperature
+
+    assert Tempered(network(), temperature=2.0, reset="initial").temperature == 2.0
+    with pytest.raises(TypeError, match=r"Tempered got an unexpected keyword argument 'temperture'; "
+                                        r"it accepts: .*, reset, temperature, verbose\. Did you mean 'temperature'\?"):
+        Tempered(network(), temperture=2.0)
 
 
 def test_optimizer_state_is_reset_between_rounds_under_reinit(data):

@@ -57,7 +57,9 @@ def point_scores(model: Any, inputs: Any, strategy: QueryStrategy, sample_size: 
     scores = np.empty(len(inputs), dtype=np.float64)
     reduced = getattr(model, "reduced_score_chunks", None)
     reduction = None
-    if reduced is not None:
+    # A model whose method says ``in_graph = False`` (a wrapped non-Keras object) has no compiled
+    # sampler: do not build a TensorFlow reduction it would decline.
+    if reduced is not None and getattr(reduced, "in_graph", True):
         from .graph_scores import graph_reduction
 
         reduction = graph_reduction(strategy, max(2, model.num_outputs()))  # one sigmoid unit = 2 classes

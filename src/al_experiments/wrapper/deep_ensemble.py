@@ -18,9 +18,11 @@ import numpy as np
 
 from al_experiments.config import Config
 from al_experiments.utils.seeding import derive_seed
+from al_experiments.validation import reject_unknown_kwargs
 from al_experiments.wrapper.model import Model
 
 log = logging.getLogger(__name__)
+
 
 class DeepEnsemble(Model):
     """An ensemble of ``members`` networks of one architecture, each trained on the labelled set.
@@ -37,7 +39,11 @@ class DeepEnsemble(Model):
             (seed, round, member), so members differ and a job is deterministic.
     """
 
+    _generic_objects = False  # model may be a builder function or a list: never wrapped generically
+
     def __init__(self, model: Any, config: Config | None = None, members: int | None = None, **kwargs: Any) -> None:
+        # Checked before the members are built (Model.__init__ checks again, at no cost).
+        reject_unknown_kwargs(self._owner_name(), kwargs, self._accepted_keywords())
         kwargs.setdefault("model_type", "ensemble")  # tf_al's dev branch named it so
         networks = _member_networks(model, members)
         self._members: list[Model] = []

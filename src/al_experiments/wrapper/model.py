@@ -8,7 +8,9 @@ Its hot paths are compiled (see ``compiled.py``); anything the fast trainer does
 from __future__ import annotations
 
 import logging
+import math
 import os
+import sys
 import uuid
 from types import SimpleNamespace
 from typing import Any, Callable
@@ -18,6 +20,7 @@ import numpy as np
 from al_experiments.config import Config
 from al_experiments.utils.seeding import derive_seed
 from al_experiments.utils.tf_import import import_tensorflow
+from al_experiments.validation import reject_unknown_kwargs, signature_names
 from al_experiments.wrapper.keras_metrics import (
     class_probabilities,
     loss_value,
@@ -29,6 +32,8 @@ from al_experiments.wrapper.keras_metrics import (
 log = logging.getLogger(__name__)
 
 RESET_POLICIES = ("reinit", "initial", "warm")
+# The keywords Model reads from **kwargs (tf_al's ``classification``/``is_binary`` and ours).
+MODEL_KEYWORDS = ("classification", "is_binary", "reset", "fast_fit", "embedding_layer")
 # fit() keywords the compiled trainer handles itself; any other keyword means Keras' fit.
 _FAST_FIT_KEYS = {"epochs", "batch_size", "verbose", "shuffle", "x", "y"}
 
@@ -37,7 +42,11 @@ class Model:
     """Wrap a compiled-or-not Keras model for active learning.
 
     Args:
-        model: A Keras model (Sequential, functional or subclassed) that outputs probabilities.
+        model: A Keras model (Sequential, functional or subclassed) that outputs probabilities,
+            or any other object with ``predict_proba``/``predict``/``__call__`` giving class
+            probabilities ``(N, C)`` (and ``fit(x, y, **kw)`` to train), e.g. a scikit-learn
+            classifier: ``Model(obj)`` then returns a generated subclass of the requested class
+            (``isinstance`` holds); its semantics are documented in ``wrapper/generic.py``.
         config: ``Config`` with ``fit``, ``query`` and ``eval`` sections.
         name: Optional name, appended to the model type in experiment names.
         model_type: Short type string, e.g. ``"mc_dropout"``.
@@ -52,6 +61,20 @@ class Model:
         classification, is_binary: Problem kind (kept for tf_al compatibility).
     """
 
+    # May ``Model(obj)`` wrap an object that is not a Keras model (see ``wrapper/generic.py``)?
+    # DeepEnsemble says no: it takes builder functions and lists, which are no models either.
+    _generic_objects = True
+
+    def __new__(cls, model: Any = None, *args: Any, **kwargs: Any):
+        """A Keras model gets ``cls`` itself (the compiled path); any other object gets the
+        generated subclass ``generic_class(cls)``, so ``isinstance(wrapper, cls)`` holds."""
+        if cls._generic_objects and model is not None and not is_keras_model(model):
+            from al_experiments.wrapper.generic import GenericModelMixin, generic_class
+
+            if not issubclass(cls, GenericModelMixin):
+                return super().__new__(generic_class(cls))
+        return super().__new__(cls)
+
     def __init__(
         self,
         model: Any,
@@ -63,7 +86,8 @@ class Model:
         checkpoint_path: str | None = None,
         **kwargs: Any,
     ) -> None:
-        import_tensorflow()
+        reject_unknown_kwargs(self._owner_name(), kwargs, self._accepted_keywords())
+        self._import_backend()
         if config is not None and not isinstance(config, Config):
             raise ValueError(f"config must be an al_experiments.Config, got {type(config).__name__}.")
         self._model = model
@@ -101,6 +125,23 @@ class Model:
         self._embedders: dict[tuple, Any] = {}  # by (layer name, outputs logits)
         if getattr(model, "optimizer", None) is not None and getattr(model, "loss", None) is not None:
             self._remember_compile(loss=model.loss, metrics=_compiled_metrics(model))
+
+    @classmethod
+    def _owner_name(cls) -> str:
+        """The class name users wrote (a generated generic class reports its base's name)."""
+        return cls.__name__
+
+    @classmethod
+    def _accepted_keywords(cls) -> set[str]:
+        """The keywords a constructor of ``cls`` takes: every ``__init__`` parameter along the
+        class hierarchy (so ``members`` of DeepEnsemble, or a user subclass's own) plus the
+        ones ``Model`` reads from ``**kwargs``."""
+        inits = [klass.__dict__["__init__"] for klass in cls.__mro__ if "__init__" in klass.__dict__
+                 and klass is not object]
+        return signature_names(*inits) | set(MODEL_KEYWORDS)
+
+    def _import_backend(self) -> None:
+        import_tensorflow()
 
     # ------------------------------------------------------------------ naming and config
     def __str__(self) -> str:
@@ -224,11 +265,9 @@ class Model:
         """Kept for tf_al compatibility. Nothing to clear: the wrapper reuses one network."""
 
     # ------------------------------------------------------------------ training
-    def fit(self, *args: Any, **kwargs: Any):
-        """Train on ``x, y``; returns an object with a Keras-style ``history`` dict.
-
-        The ``fit`` config section supplies defaults; explicit keyword arguments win.
-        """
+    def _fit_arguments(self, args: tuple, kwargs: dict[str, Any]) -> tuple[Any, Any, dict[str, Any]]:
+        """``(x, y, params)`` of a ``fit`` call: the ``fit`` config section as defaults, explicit
+        keywords winning, and a ``min_steps`` budget turned into epochs for this data."""
         params = {**self.get_config_for("fit"), **kwargs}
         if args:
             params["x"] = args[0]
@@ -236,7 +275,21 @@ class Model:
                 params["y"] = args[1]
         x, y = params.pop("x", None), params.pop("y", None)
         if x is None or y is None:
-            raise ValueError("Model.fit needs inputs and targets: fit(x, y, ...).")
+            raise ValueError(f"{self._owner_name()}.fit needs inputs and targets: fit(x, y, ...).")
+        min_steps = params.pop("min_steps", None)
+        if min_steps is not None:
+            params["epochs"] = epochs_for_steps(len(x), int(params.get("batch_size", 32)),
+                                                int(params.get("epochs", 1)), int(min_steps))
+        return x, y, params
+
+    def fit(self, *args: Any, **kwargs: Any):
+        """Train on ``x, y``; returns an object with a Keras-style ``history`` dict.
+
+        The ``fit`` config section supplies defaults; explicit keyword arguments win. With
+        ``min_steps``, at least that many gradient steps are taken (more epochs while the
+        labelled set is small; see ``epochs_for_steps``).
+        """
+        x, y, params = self._fit_arguments(args, kwargs)
         self._ensure_ready()
         y = prepare_targets(y, self._loss, self.num_outputs())
         if self.fast_fit and set(params) <= _FAST_FIT_KEYS and params.get("shuffle", True):
@@ -462,6 +515,28 @@ class Model:
         for layer in self._model._flatten_layers():
             if isinstance(layer, keras.layers.BatchNormalization):
                 layer.trainable = False
+
+
+def epochs_for_steps(size: int, batch_size: int, epochs: int, min_steps: int) -> int:
+    """``epochs``, or more so that training takes at least ``min_steps`` gradient steps.
+
+    An epoch over ``size`` points at ``batch_size`` is ``ceil(size / batch_size)`` steps, so
+    with 20 labels at batch 32, 50 epochs are only 50 steps: too few for a network trained from
+    fresh weights to fit even 20 points, and an underfit network's uncertainty is noise. A step
+    budget keeps the small early rounds trained as well as the later ones.
+    """
+    if min_steps < 1:
+        raise ValueError(f"min_steps must be a whole number >= 1, got {min_steps}.")
+    steps_per_epoch = max(1, math.ceil(size / max(1, batch_size)))
+    return max(int(epochs), math.ceil(min_steps / steps_per_epoch))
+
+
+def is_keras_model(obj: Any) -> bool:
+    """Is ``obj`` a Keras layer or model (the compiled path)? Never imports Keras: an object
+    can only be a Keras one if Keras is already imported."""
+    keras = sys.modules.get("keras")
+    layer = getattr(getattr(keras, "layers", None), "Layer", None)
+    return layer is not None and isinstance(obj, layer)
 
 
 def _clip(probs: np.ndarray) -> np.ndarray:

@@ -1,0 +1,443 @@
+"""Any model behind the wrapper: objects that are not Keras models (tf_al took "a Tensorflow or
+pytorch module"; here anything that predicts class probabilities).
+
+Design. ``Model.__new__`` looks at the object it is given: a Keras layer/model gets the class
+that was asked for (the compiled path, unchanged); anything else gets ``generic_class(cls)``, a
+subclass generated once per wrapper class that puts ``GenericModelMixin`` in front of it. So
+``McDropout(LogisticRegression())`` is a ``McDropout`` (``isinstance`` holds, ``stochastic()``,
+naming, ``evaluate``'s ``sample_size`` and a user subclass's own methods are inherited), while
+every method that would touch Keras is replaced by one that calls the object. A mixin was
+chosen over a separate ``GenericModel`` class because the stochastic/deterministic split lives
+in the wrapper classes (``McDropout`` vs ``Model``, user subclasses of either): one mixin
+serves all of them, and one set of classes keeps the public API. ``DeepEnsemble`` opts out
+(``_generic_objects = False``): it takes builder functions and lists, which are no models.
+
+The object's contract (everything returned as array-likes, converted with ``np.asarray``):
+
+* probabilities: ``predict_proba(x)`` if it has one, else ``predict(x)``, else ``obj(x)``, each
+  returning class probabilities ``(N, C)``; one column is one sigmoid unit and becomes
+  ``[1 - p, p]``, as on the Keras path. A stochastic wrapper (``McDropout``) makes one call per
+  sample; if ``obj.__call__`` has a parameter named ``training`` the samples are
+  ``obj(x, training=True)`` (tf_al's MC-dropout convention), otherwise the method above, relying
+  on the object's own randomness. A deterministic wrapper (``Model``) makes one call (with
+  ``training=False`` where ``__call__`` is used and takes it) and repeats it T times.
+  Integer outputs are cast to float64; float outputs keep their dtype. Inputs are passed as
+  given, in chunks of ``batch_size`` rows (default ``DEFAULT_ROWS``).
+* ``fit(x, y, **params)`` where training is needed, called with the ``fit`` config section and
+  the loop's keywords filtered to what its signature accepts (all of them if it takes
+  ``**kwargs``). The targets are passed as stored in the pool. ``fit`` returns an object whose
+  ``history`` dict is kept when it has one, so the result has a (possibly empty) ``history``.
+* optional ``embeddings(x) -> (N, D)`` (Core-set, BADGE) and
+  ``consistent_samples(x, sample_size, seed) -> (N, T, C)`` (BatchBALD, EPIG); a deterministic
+  wrapper repeats its prediction for the latter, as the Keras path does.
+
+``compile(loss=..., metrics=[...])`` only records what ``evaluate`` reports (an optimizer is
+accepted and ignored); evaluation runs the numpy/Keras helpers of ``keras_metrics`` on the
+predicted probabilities. Never compiled, ``evaluate`` reports ``accuracy``.
+
+Reset between rounds: the wrapper keeps a ``copy.deepcopy`` of the object as it was wrapped.
+``reinit`` starts every round from a fresh copy whose sklearn-style ``random_state``
+parameter(s) (``get_params``/``set_params``, nested ``<step>__random_state`` too) are set to
+``derive_seed(seed, round, "weights")``; ``initial`` starts from a fresh copy unchanged;
+``warm`` starts round 1 like ``reinit`` and then keeps the trained object. ``resume_state``
+(warm only) pickles the object into a uint8 array, which the checkpoint's ``.npz`` store
+keeps like weights; ``save_weights`` pickles it to ``<checkpoint_path>/model.pkl`` atomically.
+
+Nothing here imports TensorFlow; evaluating a loss given by name imports Keras.
+"""
+
+from __future__ import annotations
+
+import copy
+import inspect
+import logging
+import os
+import pickle
+from collections.abc import Callable, Iterator, Mapping
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+
+from al_experiments.utils.seeding import derive_seed
+from al_experiments.wrapper.keras_metrics import class_probabilities
+from al_experiments.wrapper.model import Model
+
+log = logging.getLogger(__name__)
+
+DEFAULT_ROWS = 4096  # inputs per call of the object when no batch_size is given
+_CLASSES: dict[type, type] = {}
+
+
+def generic_class(cls: type) -> type:
+    """The subclass of wrapper class ``cls`` that wraps a non-Keras object (made once per class)."""
+    generated = _CLASSES.get(cls)
+    if generated is None:
+        name = f"Generic{cls.__name__}"
+        generated = type(name, (GenericModelMixin, cls), {
+            "__module__": __name__, "__qualname__": name, "_base_class": cls,
+            "__doc__": f"{cls.__name__} around an object that is not a Keras model (see {__name__}).",
+        })
+        _CLASSES[cls] = generated
+    return generated
+
+
+def _rebuild(base: type) -> Any:
+    """Unpickling helper: an empty instance of ``generic_class(base)``."""
+    return object.__new__(generic_class(base))
+
+
+def accepts_training(obj: Any) -> bool:
+    """Does ``obj.__call__`` have a parameter named ``training``? (``**kwargs`` alone does not
+    count: a torch module's ``__call__`` takes anything and passes it on to ``forward``.)"""
+    if not callable(obj):
+        return False
+    try:
+        parameters = inspect.signature(obj).parameters
+    except (TypeError, ValueError):
+        return False
+    parameter = parameters.get("training")
+    return parameter is not None and parameter.kind in (parameter.POSITIONAL_OR_KEYWORD, parameter.KEYWORD_ONLY)
+
+
+def fit_keywords(fit: Callable) -> set[str] | None:
+    """The keywords ``fit`` accepts after ``(x, y)``; None if it takes ``**kwargs``."""
+    try:
+        parameters = list(inspect.signature(fit).parameters.values())
+    except (TypeError, ValueError):
+        return None
+    if any(p.kind is p.VAR_KEYWORD for p in parameters):
+        return None
+    positional = [p for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    bound = {p.name for p in positional[:2]}  # x and y are passed positionally
+    return {p.name for p in parameters
+            if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name not in bound}
+
+
+def reseed(obj: Any, seed: int) -> bool:
+    """Set every sklearn-style ``random_state`` parameter of ``obj`` to ``seed``; True if any."""
+    get_params, set_params = getattr(obj, "get_params", None), getattr(obj, "set_params", None)
+    if not callable(get_params) or not callable(set_params):
+        return False
+    try:
+        params = get_params(deep=True)
+    except TypeError:
+        params = get_params()
+    keys = [k for k in params if k == "random_state" or str(k).endswith("__random_state")]
+    if keys:
+        set_params(**{key: int(seed) for key in keys})
+    return bool(keys)
+
+
+class GenericModelMixin:
+    """Put in front of a wrapper class by ``generic_class``: the wrapper's methods for an object
+    that is not a Keras model (contract in the module docstring)."""
+
+    _base_class: type = Model
+
+    def __init__(self, model: Any, *args: Any, **kwargs: Any) -> None:
+        super().__init__(model, *args, **kwargs)
+        self._remember_compile(loss=None, metrics=[])  # attributes named loss/optimizer mean nothing here
+        try:
+            self._initial = copy.deepcopy(model)
+            self._copy_error: str | None = None
+        except Exception as exc:  # noqa: BLE001 - any failure to copy: reported when a copy is needed
+            self._initial = None
+            self._copy_error = f"{type(exc).__name__}: {exc}"
+
+    @classmethod
+    def _owner_name(cls) -> str:
+        return cls._base_class.__name__
+
+    def __reduce_ex__(self, protocol: int):
+        # The generated class is not importable by name; rebuild it from the wrapper class.
+        return _rebuild, (self._base_class,), self.__dict__.copy()
+
+    def _import_backend(self) -> None:
+        """Nothing to import: the object brings its own framework."""
+
+    def _object_name(self) -> str:
+        return type(self._model).__name__
+
+    # ------------------------------------------------------------------ compile, reset
+    def compile(self, *args: Any, optimizer: Any = None, loss: Any = None, metrics: Any = None,
+                **kwargs: Any) -> None:
+        """Record ``loss`` and ``metrics`` for ``evaluate``; the optimizer and any other compile
+        keyword are accepted and ignored (the object trains itself in its ``fit``)."""
+        if args:
+            raise ValueError(f"{self._owner_name()}.compile takes keyword arguments only (loss=..., metrics=...).")
+        self._remember_compile(loss=loss, metrics=list(metrics or []))
+        self._compile_params = {"optimizer": optimizer, "loss": loss, "metrics": metrics, **kwargs}
+
+    def _remember_compile(self, loss: Any, metrics: list[Any]) -> None:
+        super()._remember_compile(loss, metrics)
+        if not self.eval_metrics:
+            self.eval_metrics = ["accuracy"]  # never compiled (or nothing to report): accuracy
+
+    def _ensure_ready(self) -> None:
+        """Nothing to build: an object that cannot predict says so when asked to."""
+
+    def reset(self, pool: Any = None, dataset: Any = None, round_index: int | None = None) -> None:
+        """Prepare the object for the next round according to ``reset_policy``.
+
+        ``reinit``: a fresh deep copy of the object as wrapped, its ``random_state``
+        parameter(s) set to ``derive_seed(seed, round, "weights")`` where it has them;
+        ``initial``: a fresh deep copy, unchanged; ``warm``: like ``reinit`` in round 1, then
+        the trained object is kept.
+        """
+        self._round = self._round + 1 if round_index is None else int(round_index)
+        if self.reset_policy == "warm" and self._round > 1:
+            return
+        if self._initial is None:
+            if self.reset_policy == "warm":
+                return  # nothing to start afresh from: keep the object as wrapped
+            raise ValueError(
+                f"reset={self.reset_policy!r} starts every round from a copy of the wrapped "
+                f"{self._object_name()}, which cannot be deep-copied ({self._copy_error}); make it "
+                "copyable or pass reset='warm'."
+            )
+        fresh = copy.deepcopy(self._initial)
+        if self.reset_policy in ("reinit", "warm"):
+            reseed(fresh, derive_seed(self._seed, self._round, "weights"))
+        self._model = fresh
+        self._num_outputs = None
+
+    def resume_state(self) -> dict[str, list[np.ndarray]] | None:
+        """Under ``reset="warm"``: the trained object, pickled into one uint8 array (the
+        checkpoint stores arrays only); None otherwise (a fresh copy is made every round)."""
+        if self.reset_policy != "warm" or self._round < 1:
+            return None
+        try:
+            blob = pickle.dumps(self._model, protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception as exc:  # noqa: BLE001 - pickle raises many types
+            raise ValueError(
+                f"A resumable warm run stores the trained {self._object_name()} with pickle, which "
+                f"fails ({type(exc).__name__}: {exc}); make it picklable, use reset='reinit', or "
+                "run without resume."
+            ) from None
+        return {"pickle": [np.frombuffer(blob, dtype=np.uint8)]}
+
+    def restore_resume_state(self, state: Mapping[str, list[np.ndarray]]) -> None:
+        """Load what ``resume_state`` returned."""
+        if "pickle" not in state:
+            raise ValueError(
+                f"This model state holds {sorted(state)}, not the pickled object a generic "
+                f"{self._owner_name()} writes; it was saved by a Keras wrapper: start afresh."
+            )
+        self._model = pickle.loads(np.asarray(state["pickle"][0], dtype=np.uint8).tobytes())
+        self._num_outputs = None
+
+    # ------------------------------------------------------------------ training
+    def fit(self, *args: Any, **kwargs: Any):
+        """Call the object's ``fit(x, y, **params)`` with the ``fit`` config and ``kwargs``
+        (explicit ones win), keeping only the keywords its signature accepts. Returns an
+        object with a ``history`` dict (the object's own where its ``fit`` returns one)."""
+        x, y, params = self._fit_arguments(args, kwargs)
+        fit = getattr(self._model, "fit", None)
+        if not callable(fit):  # a missing capability, not a wrong argument type: ValueError
+            raise ValueError(  # noqa: TRY004
+                f"The wrapped {self._object_name()} has no fit(x, y) method, so it cannot be trained "
+                "on the labelled set; give it one, or wrap a Keras model."
+            )
+        accepted = fit_keywords(fit)
+        if accepted is not None:
+            dropped = sorted(set(params) - accepted)
+            if dropped:
+                log.debug("%s.fit takes no %s; not passed.", self._object_name(), ", ".join(dropped))
+            params = {k: v for k, v in params.items() if k in accepted}
+        result = fit(x, y, **params)
+        self._num_outputs = None  # the classes seen may have changed
+        history = getattr(result, "history", None)
+        return SimpleNamespace(history=dict(history) if isinstance(history, Mapping) else {})
+
+    # ------------------------------------------------------------------ prediction
+    def num_outputs(self) -> int | None:
+        """Output columns of the last prediction (1 = one sigmoid unit); before any, the length
+        of a fitted sklearn object's ``classes_``; None while unknown."""
+        if self._num_outputs is not None:
+            return self._num_outputs
+        classes = getattr(self._model, "classes_", None)
+        return None if classes is None else len(classes)
+
+    def probe_num_outputs(self, inputs: Any) -> int | None:
+        """``num_outputs`` after predicting ``inputs`` if still unknown; None if the object cannot
+        predict yet (e.g. an unfitted sklearn estimator). Used by the loop's label check."""
+        if self.num_outputs() is None:
+            try:
+                self._probabilities(inputs, self._predict_fn(False), len(inputs))
+            except Exception:  # noqa: BLE001 - any failure only means "not known yet"
+                return None
+        return self.num_outputs()
+
+    def _predict_fn(self, stochastic: bool) -> tuple[str, Callable[[Any], Any]]:
+        obj = self._model
+        if stochastic and accepts_training(obj):
+            return "__call__(training=True)", lambda x: obj(x, training=True)
+        for name in ("predict_proba", "predict"):
+            method = getattr(obj, name, None)
+            if callable(method):
+                return name, method
+        if callable(obj):
+            if accepts_training(obj):
+                return "__call__(training=False)", lambda x: obj(x, training=False)
+            return "__call__", obj
+        raise ValueError(
+            f"The wrapped {self._object_name()} cannot predict: give it predict_proba(x), predict(x) "
+            "or __call__(x) returning class probabilities of shape (N, C)."
+        )
+
+    def _probabilities(self, x: Any, method: tuple[str, Callable[[Any], Any]], rows: int) -> np.ndarray:
+        name, fn = method
+        out = np.asarray(fn(x))
+        if out.ndim != 2 or out.shape[0] != rows:
+            raise ValueError(
+                f"{self._object_name()}.{name} returned an array of shape {out.shape} for {rows} "
+                "inputs; the wrapper needs class probabilities of shape (N, C), e.g. from predict_proba."
+            )
+        if out.dtype.kind != "f":
+            out = out.astype(np.float64)
+        self._num_outputs = int(out.shape[1])
+        return out
+
+    def _chunks(self, inputs: Any, batch_size: int | None) -> Iterator[tuple[int, int, Any]]:
+        if batch_size is not None and int(batch_size) < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
+        size = int(batch_size or DEFAULT_ROWS)
+        n = len(inputs)
+        for start in range(0, n, size):
+            stop = min(n, start + size)
+            yield start, stop, inputs[start:stop]
+
+    def sample_chunks(self, inputs: Any, sample_size: int = 1, batch_size: int | None = None):
+        """Yield ``(start, stop, probs)`` with probs ``(stop - start, T, C)``: T calls of the
+        object per chunk for a stochastic wrapper, one call repeated T times otherwise."""
+        sample_size = int(sample_size)
+        if sample_size < 1:
+            raise ValueError(f"sample_size must be >= 1, got {sample_size}.")
+        stochastic = self.stochastic()
+        method = self._predict_fn(stochastic)
+        for start, stop, chunk in self._chunks(inputs, batch_size):
+            rows = stop - start
+            if stochastic:
+                probs = np.stack([self._probabilities(chunk, method, rows) for _ in range(sample_size)], axis=1)
+            else:
+                probs = np.repeat(self._probabilities(chunk, method, rows)[:, None, :], sample_size, axis=1)
+            yield start, stop, class_probabilities(probs)
+
+    def predictive_samples(self, inputs: Any, sample_size: int = 1, batch_size: int | None = None) -> np.ndarray:
+        """Class probabilities ``(N, T, C)`` (see ``sample_chunks``)."""
+        parts = [probs for _, _, probs in self.sample_chunks(inputs, sample_size, batch_size)]
+        if parts:
+            return np.concatenate(parts, axis=0)
+        width = self.num_outputs() or 0
+        return np.zeros((0, int(sample_size), 2 if width == 1 else width))
+
+    def predict(self, inputs: Any, **kwargs: Any) -> np.ndarray:
+        """Mean class probabilities ``(N, C)`` over ``sample_size`` samples (one call if deterministic)."""
+        sample_size = int(kwargs.pop("sample_size", 1))
+        batch_size = kwargs.pop("batch_size", None)
+        if sample_size < 1:
+            raise ValueError(f"sample_size must be >= 1, got {sample_size}.")
+        if not self.stochastic():
+            sample_size = 1
+        return self.predictive_samples(inputs, sample_size, batch_size).mean(axis=1)
+
+    def __call__(self, inputs: Any, *args: Any, **kwargs: Any):
+        """The wrapper class's own ``__call__`` (``McDropout``: ``(N, T, C)`` samples); for a
+        plain ``Model`` the class probabilities ``(N, C)``."""
+        if self._base_class.__call__ is Model.__call__:
+            return self.predict(inputs, **kwargs)
+        return super().__call__(inputs, *args, **kwargs)
+
+    def consistent_samples(self, inputs: Any, sample_size: int, seed: int,
+                           batch_size: int | None = None) -> np.ndarray:
+        """Jointly consistent samples ``(N, T, C)`` from the object's own
+        ``consistent_samples(x, sample_size, seed)`` (called per chunk: it must give sample t
+        the same parameter draw for every input of a seed); a deterministic wrapper without it
+        repeats its prediction T times."""
+        sample_size = int(sample_size)
+        if sample_size < 1:
+            raise ValueError(f"sample_size must be >= 1, got {sample_size}.")
+        own = getattr(self._model, "consistent_samples", None)
+        if not callable(own):
+            if not self.stochastic():
+                return self.predictive_samples(inputs, sample_size, batch_size)
+            raise ValueError(
+                f"BatchBALD and EPIG need consistent samples, which the wrapped {self._object_name()} "
+                "does not give: add a method consistent_samples(x, sample_size, seed) returning "
+                "(N, T, C) probabilities where sample t is one parameter draw for every input."
+            )
+        parts = []
+        for start, stop, chunk in self._chunks(inputs, batch_size):
+            out = np.asarray(own(chunk, sample_size, int(seed)))
+            if out.ndim != 3 or out.shape[:2] != (stop - start, sample_size):
+                raise ValueError(
+                    f"{self._object_name()}.consistent_samples returned shape {out.shape} for "
+                    f"{stop - start} inputs and {sample_size} samples; it must return (N, T, C)."
+                )
+            self._num_outputs = int(out.shape[2])
+            parts.append(class_probabilities(out))
+        if parts:
+            return np.concatenate(parts, axis=0)
+        return np.zeros((0, sample_size, 0))
+
+    def embeddings(self, inputs: Any, batch_size: int | None = None, return_probs: bool = False):
+        """The object's own ``embeddings(x)`` as ``(N, D)``; with ``return_probs`` also its
+        deterministic class probabilities ``(N, C)`` (one sigmoid unit gives ``[1 - p, p]``)."""
+        embed = getattr(self._model, "embeddings", None)
+        if not callable(embed):
+            raise ValueError(  # noqa: TRY004 - a missing capability, as for fit
+                f"Core-set and BADGE need embeddings, which the wrapped {self._object_name()} does "
+                "not give: add a method embeddings(x) returning an (N, D) array of features."
+            )
+        features, probs = [], []
+        method = self._predict_fn(False) if return_probs else None
+        for start, stop, chunk in self._chunks(inputs, batch_size):
+            part = np.asarray(embed(chunk))
+            if part.ndim < 1 or part.shape[0] != stop - start:
+                raise ValueError(
+                    f"{self._object_name()}.embeddings returned shape {part.shape} for {stop - start} "
+                    "inputs; it must return one row of features per input."
+                )
+            features.append(part.reshape(stop - start, -1))
+            if method is not None:
+                probs.append(class_probabilities(self._probabilities(chunk, method, stop - start)))
+        embedded = np.concatenate(features, axis=0) if features else np.zeros((0, 0))
+        if not return_probs:
+            return embedded
+        return embedded, (np.concatenate(probs, axis=0) if probs else np.zeros((0, 0)))
+
+    def reduced_score_chunks(self, inputs: Any, sample_size: int, reduction: Callable,
+                             batch_size: int | None = None):
+        """None: there is no compiled sampler to reduce in; scores come from ``sample_chunks``."""
+
+    # Tells the acquisition side not to build a (TensorFlow) reduction for this model at all.
+    reduced_score_chunks.in_graph = False
+
+    def disable_batch_norm(self) -> None:
+        """Nothing to freeze: the object's layers, if any, are its own business."""
+
+    # ------------------------------------------------------------------ weights on disk
+    def _weights_file(self) -> str:
+        return os.path.join(self._checkpoint_path, "model.pkl")
+
+    def save_weights(self) -> str:
+        """Pickle the object to ``<checkpoint_path>/model.pkl`` (temp file, then rename)."""
+        path = self._weights_file()
+        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+        tmp = f"{path}.{os.getpid()}.tmp"
+        try:
+            with open(tmp, "wb") as handle:
+                pickle.dump(self._model, handle, protocol=pickle.HIGHEST_PROTOCOL)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+        return path
+
+    def load_weights(self) -> None:
+        with open(self._weights_file(), "rb") as handle:
+            self._model = pickle.load(handle)
+        self._num_outputs = None
