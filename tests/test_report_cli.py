@@ -52,8 +52,10 @@ def sweep(tmp_path_factory):
 
 
 def _tables(folder: Path) -> tuple[str, str, str]:
-    """summary.csv, comparison.csv and the Markdown without its Source line."""
-    markdown = [line for line in (folder / "summary.md").read_text().splitlines() if not line.startswith("- Source:")]
+    """summary.csv, comparison.csv and the Markdown without its Source line, and the metric's
+    name (test_accuracy in MLflow, tf_al's eval_sparse_categorical_accuracy in the CSV)."""
+    markdown = [line.replace("test_accuracy", "eval_sparse_categorical_accuracy")
+                for line in (folder / "summary.md").read_text().splitlines() if not line.startswith("- Source:")]
     return (folder / "summary.csv").read_text(), (folder / "comparison.csv").read_text(), "\n".join(markdown)
 
 
@@ -64,7 +66,7 @@ def test_report_true_writes_the_sweep_report_and_logs_it_to_the_parent(sweep):
     assert sweep["parent"].info.status == "FINISHED"
     text = (folder / "summary.md").read_text()
     assert "## digits / mc_dropout_mlp" in text and "| random | 2 |" in text and "| bald | 2 |" in text
-    assert "not reached (0 of 2 seeds)" in text  # 0.9 after 30 labels and 5 epochs: never
+    assert "not reached in 2 of 2" in text  # 0.9 after 30 labels and 5 epochs: never
     assert "Paired comparison with random" in text
 
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 
 import pytest
 
 from al_experiments.report.analysis import analyse
-from al_experiments.report.curves import ReportError, load_metrics_dir, load_mlflow, pick_metric, select
+from al_experiments.report.curves import ReportError, latest_sweep, load_metrics_dir, load_mlflow, pick_metric, select
 from al_experiments.tracking import ExperimentSuitMetrics, mlflow_sink
 
 ROUNDS = [  # labels, accuracy
@@ -97,7 +98,9 @@ def store(tmp_path_factory):
         client.set_terminated(run.run_id, status=status)
         return run.run_id
 
-    first, second = parent(), parent()
+    first = parent()
+    time.sleep(0.01)  # start times in ms: the second sweep starts strictly later
+    second = parent()
     job(first, "random", 0, [0.5, 0.6])
     job(first, "bald", 0, [0.5, 0.7])
     job(first, "bald", 1, [0.4], status="FAILED")
@@ -125,6 +128,19 @@ def test_mlflow_experiment_with_two_sweeps_refuses_a_seed_twice(store):
     with pytest.raises(ReportError, match="No runs match --dataset mnist"):
         select(curves, dataset="mnist")
     assert len(select(curves, model="mc_dropout_mlp").curves) == 3
+
+
+def test_plain_al_report_reads_the_latest_sweep(store, tmp_path, capsys):
+    from al_experiments.report.cli import main
+
+    assert latest_sweep(store["uri"]) == store["second"]
+    # Two sweeps repeat (bald, seed 0); without arguments the report is the latest sweep's alone.
+    assert main(["--tracking-uri", store["uri"], "--out", str(tmp_path / "r"), "--no-log"]) == 0
+    text = (tmp_path / "r" / "summary.md").read_text()
+    assert f"children of the parent run {store['second']}" in text and "| bald | 1 |" in text
+    empty = f"sqlite:///{tmp_path / 'empty.db'}"
+    mlflow_sink.ensure_experiment(empty, "al-experiments")
+    assert latest_sweep(empty) is None  # no sweep: al-report then reads every run of the experiment
 
 
 def test_mlflow_errors_are_one_sentence(store, tmp_path):

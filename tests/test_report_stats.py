@@ -166,13 +166,17 @@ def test_tables_show_not_reached_and_partial_counts():
     report = analyse(_set(curves), targets=[0.75, 0.95])
     text = markdown(report)
     assert "| random | 3 | 0.767 ± 0.153 | " in text
-    assert "35 ± 7.1 (2 of 3 seeds reached)" in text
-    assert "not reached (0 of 3 seeds)" in text
+    # Seeds reach 0.75 at 40 and 30 labels and never: the median of (30, 40, never) is 40, not
+    # the 35 of the two that got there.
+    assert "| 40 (not reached in 1 of 3) |" in text
+    assert "| not reached in 3 of 3 |" in text
     assert "initial set included" in text
     rows = summary_csv(report).splitlines()
-    assert rows[0].split(",")[-6:] == ["labels_to_0.75_mean", "labels_to_0.75_std", "labels_to_0.75_reached",
-                                      "labels_to_0.95_mean", "labels_to_0.95_std", "labels_to_0.95_reached"]
-    assert rows[1].split(",")[-6:] == ["35", "7.071067812", "2", "", "", "0"]
+    assert rows[0].split(",")[-8:] == [
+        "labels_to_0.75_median", "labels_to_0.75_mean_of_reached", "labels_to_0.75_std_of_reached",
+        "labels_to_0.75_reached", "labels_to_0.95_median", "labels_to_0.95_mean_of_reached",
+        "labels_to_0.95_std_of_reached", "labels_to_0.95_reached"]
+    assert rows[1].split(",")[-8:] == ["40", "35", "7.071067812", "2", "", "", "", "0"]
     assert comparison_csv(report).splitlines() == [comparison_csv(report).splitlines()[0]]  # no baseline pairs
 
 
@@ -196,3 +200,61 @@ def test_job_summary_uses_the_report_definition_of_aulc():
     # trapezoid by hand: (10 * (0.5 + 0.7) / 2 + 10 * (0.7 + 0.8) / 2) / 20 = 0.675
     assert summary["aulc"] == pytest.approx(0.675)
     assert summary["final_accuracy"] == 0.8 and summary["rounds"] == 3 and summary["train_seconds"] == 3.0
+
+
+# ----------------------------------------------------------------------------- multiple strategies
+def test_holm_by_hand():
+    # sorted 0.01, 0.03, 0.04 -> 3 * 0.01, 2 * 0.03, max(1 * 0.04, 0.06); NaN is not in the family
+    assert stats.holm([0.01, 0.04, 0.03, float("nan")])[:3] == pytest.approx([0.03, 0.06, 0.06])
+    assert math.isnan(stats.holm([0.01, 0.04, 0.03, float("nan")])[3])
+    assert stats.holm([0.2]) == [0.2] and stats.holm([0.6, 0.7]) == [1.0, 1.0]
+
+
+def test_holm_decides_the_verdict_across_strategies():
+    random = {"0": 0.5, "1": 0.6, "2": 0.55, "3": 0.52}
+    curves = [_curve("random", s, [a, a, a]) for s, a in random.items()]
+    # Two strategies, each just under p = 0.05 alone: Holm doubles the smaller one.
+    for name, gains in (("bald", (0.02, 0.05, 0.03, 0.01)), ("max_entropy", (0.02, 0.04, 0.03, 0.01))):
+        curves += [_curve(name, s, [random[s] + g] * 3) for s, g in zip(random, gains)]
+    section = analyse(_set(curves), targets=[0.9]).sections[0]
+    p_values = {name: c.p_value for name, c in section.comparisons.items()}
+    assert all(p < 0.05 for p in p_values.values())
+    low, high = sorted(p_values.values())
+    assert sorted(c.p_holm for c in section.comparisons.values()) == pytest.approx([max(2 * low, high)] * 2)
+    for c in section.comparisons.values():
+        assert c.p_holm > 0.05 and c.verdict.startswith("no significant difference")
+        assert "Holm-adjusted p=" in c.verdict
+    text = markdown(analyse(_set(curves), targets=[0.9]))
+    assert "| Holm-adjusted | seeds for 80% power |" in text
+
+
+@pytest.mark.parametrize(("d", "n"), [(0.5, 34), (0.8, 15), (1.0, 10)])
+def test_seeds_for_power_match_published_tables(d, n):
+    # Two-sided paired t-test, alpha 0.05, power 0.8 (G*Power and Cohen's tables: 34, 15, 10).
+    assert stats.seeds_for_power(d) == n
+    assert stats.seeds_for_power(-d) == n
+
+
+def test_seeds_for_power_of_an_observed_difference():
+    diffs = np.array([0.02, 0.01, 0.03, -0.01, 0.02])
+    random = {str(s): 0.5 for s in range(5)}
+    bald = {str(s): 0.5 + d for s, d in enumerate(diffs)}
+    c = stats.paired_comparison(bald, random)
+    assert c.seeds_for_power == stats.seeds_for_power(diffs.mean() / diffs.std(ddof=1))
+    assert stats.seeds_for_power(0.0) is None
+    same = stats.paired_comparison({"0": 0.5, "1": 0.6}, {"0": 0.5, "1": 0.6})
+    assert same.seeds_for_power is None  # no difference to detect
+
+
+def test_median_labels_counts_the_seeds_that_never_get_there():
+    assert stats.median_labels([100, None, 120]) == 120  # (100, 120, never)
+    assert stats.median_labels([100, 140]) == 120
+    assert stats.median_labels([100, None]) is None  # the middle lies among the failures
+    assert stats.median_labels([None, None, 90]) is None
+    assert stats.median_labels([]) is None
+
+
+def test_mean_curve_standard_error_by_hand():
+    curve = stats.mean_curve([([20, 30], [0.5, 0.7]), ([20, 30], [0.7, 0.7])])
+    assert curve.se[0] == pytest.approx(np.std([0.5, 0.7], ddof=1) / math.sqrt(2))  # 0.1
+    assert curve.se[1] == 0.0

@@ -15,6 +15,12 @@ from al_experiments.report.curves import Curve, CurveSet, check_one_run_per_seed
 
 DEFAULT_TARGETS = (0.90, 0.95)  # Gal et al. (2017): labels needed for 10% and 5% test error
 DEFAULT_BASELINE = "random"
+# What the learning curves show around each mean: the standard error stays readable with the
+# 3 to 5 seeds of a typical sweep, where a 95% t-interval is wide enough to hide every curve.
+BANDS = ("se", "ci", "seeds")
+DEFAULT_BAND = "se"
+BAND_WORDS = {"se": "a band of ±1 standard error", "ci": "a 95% t-interval band",
+              "seeds": "one thin line per seed"}
 
 
 @dataclass
@@ -28,6 +34,7 @@ class Section:
     mean_curves: dict[str, stats.MeanCurve]
     comparisons: dict[str, stats.Comparison]  # every strategy but the baseline
     notes: list[str] = field(default_factory=list)
+    seed_curves: dict[str, dict[str, tuple]] = field(default_factory=dict)  # strategy -> seed -> (x, y)
 
 
 @dataclass
@@ -39,15 +46,18 @@ class Report:
     targets: tuple[float, ...]
     baseline: str
     notes: list[str]  # from loading: what was skipped
+    band: str = DEFAULT_BAND  # what the figure draws around each mean curve (BANDS)
 
 
 def analyse(curve_set: CurveSet, targets: Sequence[float] = DEFAULT_TARGETS,
-            baseline: str = DEFAULT_BASELINE) -> Report:
+            baseline: str = DEFAULT_BASELINE, band: str = DEFAULT_BAND) -> Report:
     """Summaries, mean curves and paired comparisons of every (dataset, model) section.
 
     Raises:
         ReportError: a (dataset, model, strategy, seed) has more than one run.
     """
+    if band not in BANDS:
+        raise ValueError(f"band={band!r} is not one of {', '.join(BANDS)}.")
     check_one_run_per_seed(curve_set.curves)
     pairs = sorted({(c.dataset, c.model) for c in curve_set.curves})
     sections = [
@@ -55,7 +65,7 @@ def analyse(curve_set: CurveSet, targets: Sequence[float] = DEFAULT_TARGETS,
         for d, m in pairs
     ]
     return Report(sections, curve_set.metric, curve_set.source, len(curve_set.curves),
-                  tuple(float(t) for t in targets), baseline, list(curve_set.notes))
+                  tuple(float(t) for t in targets), baseline, list(curve_set.notes), band)
 
 
 def _section(dataset: str, model: str, curves: list[Curve], targets: Sequence[float], baseline: str) -> Section:
@@ -73,6 +83,7 @@ def _section(dataset: str, model: str, curves: list[Curve], targets: Sequence[fl
             comparisons[s] = stats.paired_comparison(
                 summaries[s].aulc_by_seed, summaries[baseline].aulc_by_seed, baseline
             )
+        comparisons = stats.adjust_for_multiple_comparisons(comparisons, baseline)
     else:
         notes.append(f"No {baseline} runs here, so no paired comparison (choose another with --baseline).")
     grids = {tuple(c.x.tolist()) for c in curves}
@@ -82,4 +93,4 @@ def _section(dataset: str, model: str, curves: list[Curve], targets: Sequence[fl
             f"The runs do not share one label grid ({len(grids)} grids: {'; '.join(spans[:4])}); each AULC "
             "is over its own run's label range, so AULCs from different grids are not strictly comparable."
         )
-    return Section(dataset, model, strategies, summaries, mean_curves, comparisons, notes)
+    return Section(dataset, model, strategies, summaries, mean_curves, comparisons, notes, by_strategy)

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from al_experiments.report.analysis import DEFAULT_BASELINE, DEFAULT_TARGETS, Report, analyse
+from al_experiments.report.analysis import DEFAULT_BAND, DEFAULT_BASELINE, DEFAULT_TARGETS, Report, analyse
 from al_experiments.report.curves import CurveSet, ReportError, load_mlflow
 from al_experiments.report.plots import plot_learning_curves
 from al_experiments.report.tables import SUMMARY_MD, write_tables
@@ -36,11 +36,12 @@ def make_report(
     *,
     targets: Sequence[float] = DEFAULT_TARGETS,
     baseline: str = DEFAULT_BASELINE,
+    band: str = DEFAULT_BAND,
     log: bool = True,
 ) -> ReportResult:
     """Write the report of ``curve_set`` into ``out``; with ``log``, also upload it as artifacts
     (under ``report/``) of the sweep's parent run when the curves came from one."""
-    report = analyse(curve_set, targets, baseline)
+    report = analyse(curve_set, targets, baseline, band)
     folder = write_folder(report, out)
     logged = None
     if log and curve_set.tracking_uri and curve_set.parent_run_id:

@@ -16,9 +16,16 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from al_experiments.report.analysis import DEFAULT_BASELINE, DEFAULT_TARGETS
+from al_experiments.report.analysis import BANDS, DEFAULT_BAND, DEFAULT_BASELINE, DEFAULT_TARGETS
 from al_experiments.report.build import ReportResult, make_report
-from al_experiments.report.curves import DEFAULT_EXPERIMENT, ReportError, load_metrics_dir, load_mlflow, select
+from al_experiments.report.curves import (
+    DEFAULT_EXPERIMENT,
+    ReportError,
+    latest_sweep,
+    load_metrics_dir,
+    load_mlflow,
+    select,
+)
 
 
 def _target(text: str) -> float:
@@ -37,7 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Learning curves, summary tables and paired comparisons with a baseline "
                     "for the runs of an al-run sweep.",
     )
-    source = parser.add_argument_group("source (one of; default: the MLflow experiment al-experiments)")
+    source = parser.add_argument_group(
+        "source (one of; default: the latest sweep in the MLflow experiment al-experiments, or all "
+        "of its runs when it holds no sweep)")
     which = source.add_mutually_exclusive_group()
     which.add_argument("--experiment", metavar="NAME",
                        help=f"all runs of this MLflow experiment (default {DEFAULT_EXPERIMENT})")
@@ -52,10 +61,13 @@ def build_parser() -> argparse.ArgumentParser:
     what = parser.add_argument_group("what to report")
     what.add_argument("--out", default="report", metavar="DIR", help="output folder (default report/)")
     what.add_argument("--metric", metavar="KEY",
-                      help="accuracy metric (default: the single eval_*accuracy* metric)")
+                      help="accuracy metric (default: test_accuracy, else the single eval_*accuracy* metric)")
     what.add_argument("--targets", type=_target, nargs="+", default=list(DEFAULT_TARGETS), metavar="ACC",
                       help="target accuracies for 'labels to reach' (default 0.9 0.95, as Gal et al.)")
     what.add_argument("--baseline", metavar="QUERY", help=f"strategy to compare with (default {DEFAULT_BASELINE})")
+    what.add_argument("--band", choices=BANDS, default=DEFAULT_BAND,
+                      help="around each mean curve: se = ±1 standard error (default), ci = 95%% "
+                           "t-interval, seeds = one thin line per seed")
     what.add_argument("--dataset", help="only runs on this dataset")
     what.add_argument("--model", help="only runs of this model")
     what.add_argument("--include-unfinished", action="store_true",
@@ -89,14 +101,18 @@ def _run(args: argparse.Namespace) -> ReportResult:
     if args.metrics_dir:
         curves = load_metrics_dir(args.metrics_dir, args.metric, args.include_unfinished)
     else:
-        curves = load_mlflow(args.tracking_uri, args.experiment, args.parent_run, args.metric,
+        parent_run = args.parent_run
+        if not (parent_run or args.experiment):
+            parent_run = latest_sweep(args.tracking_uri, DEFAULT_EXPERIMENT, args.timeout)
+        curves = load_mlflow(args.tracking_uri, args.experiment, parent_run, args.metric,
                              args.include_unfinished, args.timeout)
     curves = select(curves, args.dataset, args.model)
     baseline = args.baseline or DEFAULT_BASELINE
     if args.baseline and args.baseline not in {c.strategy for c in curves.curves}:
         found = ", ".join(sorted({c.strategy for c in curves.curves}))
         raise ReportError(f"--baseline {args.baseline} matches none of the strategies ({found}).")
-    return make_report(curves, args.out, targets=args.targets, baseline=baseline, log=not args.no_log)
+    return make_report(curves, args.out, targets=args.targets, baseline=baseline, band=args.band,
+                       log=not args.no_log)
 
 
 if __name__ == "__main__":

@@ -148,6 +148,18 @@ def load_mlflow(
     return CurveSet(curves, key, source, notes, tracking_uri=uri, parent_run_id=sweep_parent)
 
 
+def latest_sweep(tracking_uri: str | None, experiment: str = DEFAULT_EXPERIMENT, timeout_s: float = 5.0) -> str | None:
+    """The parent run id of the most recently started sweep in ``experiment``; None when it
+    holds no sweep (or does not exist: ``load_mlflow`` then says so)."""
+    uri, client = _open_store(tracking_uri, timeout_s)
+    found = client.get_experiment_by_name(experiment)
+    if found is None or found.lifecycle_stage == "deleted":
+        return None
+    newest = client.search_runs([found.experiment_id], filter_string="tags.run_kind = 'sweep'",
+                                order_by=["attributes.start_time DESC"], max_results=1)
+    return newest[0].info.run_id if newest else None
+
+
 def _open_store(tracking_uri: str | None, timeout_s: float) -> tuple[str, Any]:
     """The resolved URI and a client, after the checks al-run makes; a missing SQLite file is an
     error here (opening it would create an empty store)."""

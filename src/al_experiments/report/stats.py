@@ -9,7 +9,7 @@ Conventions (stated again in every report's notes):
   gives its accuracy). ``al_experiments.app.job.summarize`` uses the same definition.
 - Spreads across seeds are sample standard deviations (``ddof=1``); intervals are two-sided 95%.
 - A strategy differs significantly from the baseline when the two-sided paired t-test on per-seed
-  AULC gives p < 0.05. The bootstrap interval is reported beside it, not used for the verdict:
+  AULC gives p < 0.05 after Holm's adjustment over the strategies compared with that baseline. The bootstrap interval is reported beside it, not used for the verdict:
   with the 3 to 5 seeds typical of these sweeps a bootstrap of the mean has only a handful of
   distinct resamples and its interval is too narrow, while the t-test accounts for small n.
 """
@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -89,14 +89,15 @@ def t_half_width(values: Sequence[float], confidence: float = 0.95) -> float:
 
 @dataclass(frozen=True)
 class MeanCurve:
-    """Mean learning curve over seeds: at each x, the seeds that have that x (``n``), their mean
-    and the 95% t-interval ``[low, high]`` (NaN where n < 2)."""
+    """Mean learning curve over seeds: at each x, the seeds that have that x (``n``), their mean,
+    the 95% t-interval ``[low, high]`` and the standard error ``se`` (NaN where n < 2)."""
 
     x: np.ndarray
     mean: np.ndarray
     low: np.ndarray
     high: np.ndarray
     n: np.ndarray
+    se: np.ndarray
 
 
 def mean_curve(curves: Sequence[tuple[Sequence[float], Sequence[float]]]) -> MeanCurve:
@@ -112,17 +113,41 @@ def mean_curve(curves: Sequence[tuple[Sequence[float], Sequence[float]]]) -> Mea
     mean = np.array([np.mean(points[xi]) for xi in grid])
     half = np.array([t_half_width(points[xi]) for xi in grid])
     n = np.array([len(points[xi]) for xi in grid])
-    return MeanCurve(grid, mean, mean - half, mean + half, n)
+    se = np.array([np.std(points[xi], ddof=1) / math.sqrt(len(points[xi])) if len(points[xi]) > 1 else math.nan
+                   for xi in grid])
+    return MeanCurve(grid, mean, mean - half, mean + half, n, se)
 
 
 @dataclass(frozen=True)
 class TargetSummary:
-    """Labels needed to reach one target accuracy, over the seeds that reached it."""
+    """Labels needed to reach one target accuracy.
+
+    ``median`` counts every seed, a seed that never reached the target as needing more labels
+    than any run had (so a strategy that often fails cannot look as good as one that always
+    succeeds); it is None when half of the seeds or more never reached it. ``labels`` is the
+    spread over the seeds that did.
+    """
 
     target: float
     labels: Spread  # of the seeds that reached the target
     reached: int
     seeds: int
+    median: float | None = None
+
+    @property
+    def not_reached(self) -> int:
+        return self.seeds - self.reached
+
+
+def median_labels(reached: Sequence[float | None]) -> float | None:
+    """Median of labels-to-target over all seeds, a seed that never reached it counting as
+    infinitely many; None when that median is not reached (half of the seeds or more failed)."""
+    if not reached:
+        return None
+    values = np.sort(np.array([math.inf if r is None else float(r) for r in reached]))
+    n = values.size
+    middle = values[n // 2] if n % 2 else (values[n // 2 - 1] + values[n // 2]) / 2
+    return None if math.isinf(middle) else float(middle)
 
 
 @dataclass(frozen=True)
@@ -146,7 +171,7 @@ def summarize_strategy(
     for target in targets:
         reached = [labels_to_reach(x, y, target) for x, y in curves.values()]
         hits = [r for r in reached if r is not None]
-        target_rows.append(TargetSummary(float(target), mean_std(hits), len(hits), len(curves)))
+        target_rows.append(TargetSummary(float(target), mean_std(hits), len(hits), len(curves), median_labels(reached)))
     return StrategySummary(
         len(curves), mean_std(finals), mean_std(aulc_by_seed.values()), aulc_by_seed, tuple(target_rows)
     )
@@ -165,6 +190,13 @@ class Comparison:
     ci_low: float  # bootstrap 95% interval of the mean difference; NaN for n < 2
     ci_high: float
     verdict: str
+    # Holm-adjusted p over the strategies compared with the same baseline (see ``holm``); the
+    # verdict follows it. Equal to p_value for a single comparison.
+    p_holm: float = math.nan
+    # Paired seeds a study would need to detect the observed mean difference with 80% power
+    # (two-sided paired t-test at ALPHA, the observed spread of the differences); None when
+    # the difference is zero or has no spread estimate.
+    seeds_for_power: int | None = None
 
 
 def paired_comparison(
@@ -193,12 +225,81 @@ def paired_comparison(
         return Comparison(n, wins, ties, losses, mean_diff, math.nan, math.nan, math.nan, verdict)
     p_value = paired_t_test(diffs)
     ci_low, ci_high = bootstrap_mean_interval(diffs, resamples=resamples, seed=seed)
-    if p_value < alpha:
-        direction = "better" if mean_diff > 0 else "worse"
-        verdict = f"{direction} than {baseline_name} ({format_p(p_value)}, n={n})"
+    spread = float(diffs.std(ddof=1))
+    power_n = seeds_for_power(mean_diff / spread) if spread > 0 and mean_diff != 0 else None
+    comparison = Comparison(n, wins, ties, losses, mean_diff, p_value, ci_low, ci_high, "", p_value, power_n)
+    return with_verdict(comparison, baseline_name, alpha)
+
+
+def with_verdict(c: Comparison, baseline_name: str, alpha: float = ALPHA) -> Comparison:
+    """``c`` with its plain-English verdict, from its Holm-adjusted p-value."""
+    if math.isnan(c.p_holm):
+        return c
+    adjusted = "" if c.p_holm == c.p_value else f", Holm-adjusted {format_p(c.p_holm)}"
+    if c.p_holm < alpha:
+        direction = "better" if c.mean_diff > 0 else "worse"
+        verdict = f"{direction} than {baseline_name} ({format_p(c.p_value)}{adjusted}, n={c.n})"
     else:
-        verdict = f"no significant difference from {baseline_name} ({format_p(p_value)}, n={n})"
-    return Comparison(n, wins, ties, losses, mean_diff, p_value, ci_low, ci_high, verdict)
+        verdict = f"no significant difference from {baseline_name} ({format_p(c.p_value)}{adjusted}, n={c.n})"
+    return replace(c, verdict=verdict)
+
+
+def holm(p_values: Sequence[float]) -> list[float]:
+    """Holm's step-down adjustment of a family of p-values (NaN stays NaN, not counted).
+
+    The i-th smallest of m p-values is multiplied by (m - i + 1), made monotone and capped at 1,
+    so the family-wise error rate stays at alpha however many strategies are compared.
+    """
+    valid = [(p, i) for i, p in enumerate(p_values) if not math.isnan(p)]
+    valid.sort()
+    m = len(valid)
+    adjusted = [math.nan] * len(p_values)
+    running = 0.0
+    for rank, (p, i) in enumerate(valid):
+        running = max(running, min(1.0, (m - rank) * p))
+        adjusted[i] = running
+    return adjusted
+
+
+def adjust_for_multiple_comparisons(comparisons: Mapping[str, Comparison], baseline_name: str,
+                                    alpha: float = ALPHA) -> dict[str, Comparison]:
+    """Holm-adjust the comparisons of several strategies with one baseline, verdicts updated."""
+    names = list(comparisons)
+    adjusted = holm([comparisons[name].p_value for name in names])
+    return {name: with_verdict(replace(comparisons[name], p_holm=p), baseline_name, alpha)
+            for name, p in zip(names, adjusted)}
+
+
+def seeds_for_power(effect_size: float, power: float = 0.8, alpha: float = ALPHA, limit: int = 100_000) -> int | None:
+    """Smallest n at which a two-sided paired t-test at ``alpha`` detects a standardised mean
+    difference ``effect_size`` (mean / sd of the differences) with probability ``power``.
+
+    Exact power from the noncentral t distribution (df = n - 1, noncentrality d * sqrt(n)).
+    None beyond ``limit``.
+    """
+    from scipy import stats
+
+    d = abs(float(effect_size))
+    if d == 0 or not math.isfinite(d):
+        return None
+
+    def achieved(n: int) -> float:
+        critical = stats.t.ppf(1 - alpha / 2, n - 1)
+        noncentrality = d * math.sqrt(n)
+        return float(stats.nct.sf(critical, n - 1, noncentrality) + stats.nct.cdf(-critical, n - 1, noncentrality))
+
+    low, high = 2, 2
+    while achieved(high) < power:
+        low, high = high, high * 2
+        if high > limit:
+            return None
+    while low < high:  # power grows with n: the first n that reaches it
+        middle = (low + high) // 2
+        if achieved(middle) >= power:
+            high = middle
+        else:
+            low = middle + 1
+    return high
 
 
 def paired_t_test(diffs: Sequence[float]) -> float:

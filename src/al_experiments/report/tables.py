@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from al_experiments.report import stats
-from al_experiments.report.analysis import Report, Section
+from al_experiments.report.analysis import BAND_WORDS, Report, Section
 from al_experiments.report.curves import X_KEY
 from al_experiments.tracking.files import atomic_write_text
 
@@ -50,15 +50,19 @@ def markdown(report: Report) -> str:
               "- AULC: trapezoidal area under accuracy against labels, divided by the label range "
               "(a mean accuracy over the range, in [0, 1]), per seed.",
               "- Labels to a target: the smallest number of labelled points (initial set included) at "
-              "which the test accuracy is >= the target; averaged over the seeds that reach it, "
-              "with how many did when not all.",
+              "which the test accuracy is >= the target; the median over all seeds, a seed that never "
+              "reaches the target counting as needing more than any run had (\"not reached\" when half "
+              "of the seeds or more never do), with how many did not reach it.",
               "- a ± b: mean and sample standard deviation (ddof=1) over seeds; one seed shows no spread.",
               f"- Paired comparison: the seeds both strategies ran; wins = seeds with a higher AULC than "
               f"{report.baseline}; significant when the two-sided paired t-test on per-seed AULC gives "
-              f"p < {stats.ALPHA:g}. The bootstrap interval ({stats.BOOTSTRAP_RESAMPLES:,} resamples of "
-              f"the seeds, seed {stats.BOOTSTRAP_SEED}) is shown for reference; with few seeds it is too narrow.",
-              "- Learning curves: mean over seeds with a 95% t-interval band where at least 2 seeds have "
-              "that number of labels.", ""]
+              f"p < {stats.ALPHA:g} after Holm's adjustment over the strategies compared with "
+              f"{report.baseline}. Seeds for 80% power: the paired seeds a t-test at {stats.ALPHA:g} would "
+              "need to detect the observed mean difference, given the observed spread of the differences. "
+              f"The bootstrap interval ({stats.BOOTSTRAP_RESAMPLES:,} resamples of the seeds, seed "
+              f"{stats.BOOTSTRAP_SEED}) is shown for reference; with few seeds it is too narrow.",
+              f"- Learning curves: mean over seeds with {BAND_WORDS[report.band]} where at least 2 seeds "
+              "have that number of labels.", ""]
     return "\n".join(lines)
 
 
@@ -80,12 +84,13 @@ def _section_markdown(section: Section, report: Report) -> list[str]:
              *_md_table(head, rows, right=range(1, len(head))), ""]
     if section.comparisons:
         head = ["strategy", "paired seeds", f"wins over {report.baseline}", "AULC difference (mean)",
-                "95% bootstrap CI", "paired t-test", "verdict"]
+                "95% bootstrap CI", "paired t-test", "Holm-adjusted", "seeds for 80% power", "verdict"]
         rows = [[name, str(c.n), _wins(c), _signed(c.mean_diff), _interval(c.ci_low, c.ci_high),
-                 stats.format_p(c.p_value) if not math.isnan(c.p_value) else "–", c.verdict]
+                 _p(c.p_value), _p(c.p_holm), "–" if c.seeds_for_power is None else str(c.seeds_for_power),
+                 c.verdict]
                 for name, c in section.comparisons.items()]
         lines += [f"Paired comparison with {report.baseline} (per-seed AULC, strategy - {report.baseline}):", "",
-                  *_md_table(head, rows, right=range(1, 6)), ""]
+                  *_md_table(head, rows, right=range(1, 8)), ""]
     lines += [*(f"- {note}" for note in section.notes), *([""] if section.notes else [])]
     return lines
 
@@ -114,11 +119,15 @@ def _pm(spread: stats.Spread, digits: int, fmt: Callable[[float], str] | None = 
 
 
 def _target_cell(t: stats.TargetSummary) -> str:
-    of_seeds = f"of {t.seeds} seed{'s' if t.seeds != 1 else ''}"
-    if t.reached == 0:
-        return f"not reached (0 {of_seeds})"
-    value = _pm(t.labels, 1, _labels)
-    return value if t.reached == t.seeds else f"{value} ({t.reached} {of_seeds} reached)"
+    """The median labels over all seeds, and how many seeds never reached the target."""
+    if t.median is None:
+        return f"not reached in {t.not_reached} of {t.seeds}"
+    value = _labels(t.median)
+    return value if t.not_reached == 0 else f"{value} (not reached in {t.not_reached} of {t.seeds})"
+
+
+def _p(p_value: float) -> str:
+    return "–" if math.isnan(p_value) else stats.format_p(p_value)
 
 
 def _wins(c: stats.Comparison) -> str:
@@ -154,7 +163,8 @@ def summary_csv(report: Report) -> str:
     header = ["dataset", "model", "strategy", "seeds", "final_accuracy_mean", "final_accuracy_std",
               "aulc_mean", "aulc_std"]
     for t in report.targets:
-        header += [f"labels_to_{t:g}_mean", f"labels_to_{t:g}_std", f"labels_to_{t:g}_reached"]
+        header += [f"labels_to_{t:g}_median", f"labels_to_{t:g}_mean_of_reached", f"labels_to_{t:g}_std_of_reached",
+                   f"labels_to_{t:g}_reached"]
     rows = []
     for section in report.sections:
         for name in section.strategies:
@@ -162,18 +172,19 @@ def summary_csv(report: Report) -> str:
             row: list[object] = [section.dataset, section.model, name, s.seeds, s.final.mean, s.final.std,
                                  s.aulc.mean, s.aulc.std]
             for t in s.targets:
-                row += [t.labels.mean, t.labels.std, t.reached]
+                row += [t.median, t.labels.mean, t.labels.std, t.reached]
             rows.append(row)
     return _csv_text(header, rows)
 
 
 def comparison_csv(report: Report) -> str:
     header = ["dataset", "model", "strategy", "baseline", "paired_seeds", "wins", "ties", "losses",
-              "aulc_diff_mean", "p_value", "bootstrap_ci_low", "bootstrap_ci_high", "significant", "verdict"]
+              "aulc_diff_mean", "p_value", "p_holm", "bootstrap_ci_low", "bootstrap_ci_high", "significant",
+              "seeds_for_80pct_power", "verdict"]
     rows = [
         [section.dataset, section.model, name, report.baseline, c.n, c.wins, c.ties, c.losses, c.mean_diff,
-         c.p_value, c.ci_low, c.ci_high, "" if math.isnan(c.p_value) else str(c.p_value < stats.ALPHA).lower(),
-         c.verdict]
+         c.p_value, c.p_holm, c.ci_low, c.ci_high,
+         "" if math.isnan(c.p_holm) else str(c.p_holm < stats.ALPHA).lower(), c.seeds_for_power, c.verdict]
         for section in report.sections for name, c in section.comparisons.items()
     ]
     return _csv_text(header, rows)
