@@ -116,6 +116,31 @@ def test_misspelt_query_name_in_a_sweep_leaves_no_run(tmp_path):
     assert "Did you mean 'bald'" in err
 
 
+@pytest.mark.parametrize("args, message", [
+    (["-m", "query=random,bqld", "seed=0,1"], "Error: query=bqld is not an option of the config group 'query'. "
+                                              "Did you mean 'bald'? Options: badge, bald,"),
+    (["-m", "loop.step_size=abc", "seed=0,1"], "Error: loop.step_size=abc is invalid: loop.step_size takes a whole number."),
+    (["-m", "seed=0,1", "loop.step_size=10,0"], "Error: loop.step_size=0 is invalid: it must be a whole number >= 1."),
+])
+def test_a_refused_sweep_leaves_no_store_and_no_folder(tmp_path, args, message):
+    result = run_cli(tmp_path, *args)
+    assert result.returncode == 1
+    assert result.stderr.strip().startswith(message) and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    left = sorted(p.name for p in tmp_path.iterdir())
+    assert left == [], left  # no mlflow.db, no sweep folder, no state folder
+
+
+def test_help_describes_the_app_and_hides_internal_groups(tmp_path):
+    result = run_cli(tmp_path, "--help")
+    assert result.returncode == 0
+    out = result.stdout
+    assert out.startswith("al-run: one deep active-learning job per configuration")
+    assert "al-run -m query=random,bald,batch_bald seed=0,1,2,3,4" in out
+    assert re.search(r"^  query: .*\bbald\b.*\brandom\b", out, re.M)
+    assert "hydra/launcher: basic, local, slurm" in out
+    assert "schema/" not in out
+
+
 @pytest.mark.parametrize("args, needle", [
     (["loop.init_size=100000"], "loop.init_size=100000 is larger than the training pool"),
     (["loop.step_size=0"], "loop.step_size=0 is invalid"),

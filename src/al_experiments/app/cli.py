@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import hydra
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from al_experiments.app.callbacks import close_pending_sweeps
 from al_experiments.app.errors import AppError
@@ -26,6 +26,19 @@ CONF_PACKAGE = "pkg://al_experiments.conf"
 CONF_DIR = str(Path(__file__).resolve().parents[1] / "conf")
 
 register_configs()
+
+
+def _config_groups_help() -> str:
+    """The option lists of the user-facing config groups, for ``al-run --help`` (Hydra's own
+    list would show the internal ``schema/*`` groups too)."""
+    from hydra.core.global_hydra import GlobalHydra
+
+    loader = GlobalHydra.instance().config_loader()
+    groups = [g for g in sorted(loader.list_groups("")) if g not in ("hydra", "schema")] + ["hydra/launcher"]
+    return "\n".join(f"  {group}: {', '.join(sorted(loader.get_group_options(group)))}" for group in groups)
+
+
+OmegaConf.register_new_resolver("al_config_groups", _config_groups_help, replace=True)
 
 
 @hydra.main(version_base="1.3", config_path=CONF_PACKAGE, config_name="config")
@@ -57,9 +70,12 @@ def main() -> None:
         signal.signal(signal.SIGTERM, _terminate)
     from al_experiments.acquisition import StrategyPluginError
 
+    from al_experiments.app.precheck import check_command
+
     try:
         register_strategy_configs()  # before Hydra composes: query=<an installed strategy>
-    except StrategyPluginError as exc:
+        check_command(sys.argv[1:])  # a refused command leaves no folder, store or run behind
+    except (StrategyPluginError, AppError) as exc:
         print(f"Error: {exc}", file=sys.stderr)
         sys.exit(1)
     try:
