@@ -65,7 +65,10 @@ data:
 	[ -d /usr/share/datasets/fashion-mnist ] || $(SUDO) apt-get install -y -q dataset-fashion-mnist \
 		|| ($(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q dataset-fashion-mnist)
 
+# The runs of al-run's experiment (its id read from the store), not MLflow's start page.
 ui: $(STAMP)
+	@$(BIN)/python -c "import mlflow; e = mlflow.MlflowClient('sqlite:///mlflow.db').get_experiment_by_name('al-experiments'); \
+		print('Runs: http://127.0.0.1:5000/#/experiments/%s/runs' % (e.experiment_id if e else '<none yet: run al-run first>'))" 2>/dev/null
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db --host 127.0.0.1 --port 5000
 
 clean:

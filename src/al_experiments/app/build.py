@@ -162,7 +162,8 @@ def build_model(cfg: DictConfig, input_shape: tuple[int, ...], num_classes: int)
     network = build_network(cfg, input_shape, num_classes)
     model_cfg = cfg.model
     settings = Config(
-        fit={"epochs": model_cfg.fit.epochs, "batch_size": model_cfg.fit.batch_size},
+        fit={"epochs": model_cfg.fit.epochs, "batch_size": model_cfg.fit.batch_size,
+             "min_steps": model_cfg.fit.min_steps},
         query={"sample_size": cfg.query.sample_size},
         eval={"sample_size": model_cfg.eval.sample_size},
     )

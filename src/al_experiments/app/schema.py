@@ -113,6 +113,9 @@ class OptimizerConf:
 class FitConf:
     epochs: int = 20
     batch_size: int = 32
+    # At least this many gradient steps per round (more epochs while the labelled set is
+    # small); null: exactly ``epochs``. See al_experiments.wrapper.model.epochs_for_steps.
+    min_steps: Optional[int] = None
 
 
 @dataclass
@@ -147,7 +150,7 @@ class QueryConf:
 class LoopConf:
     init_size: int = 20
     step_size: int = 10
-    max_rounds: Optional[int] = 6
+    max_rounds: Optional[int] = 10
 
 
 @dataclass
@@ -253,6 +256,8 @@ def validate(cfg: DictConfig) -> None:
         _at_least("query.pool_subset", query.pool_subset, 1)
     _at_least("model.fit.epochs", model.fit.epochs, 1)
     _at_least("model.fit.batch_size", model.fit.batch_size, 1)
+    if model.fit.min_steps is not None:
+        _at_least("model.fit.min_steps", model.fit.min_steps, 1)
     _at_least("model.eval.sample_size", model.eval.sample_size, 1)
     if model.optimizer.learning_rate <= 0:
         raise ConfigError(
