@@ -68,7 +68,7 @@ data:
 # The runs of al-run's experiment (its id read from the store), not MLflow's start page.
 ui: $(STAMP)
 	@$(BIN)/python -c "import mlflow; e = mlflow.MlflowClient('sqlite:///mlflow.db').get_experiment_by_name('al-experiments'); \
-		print('Runs: http://127.0.0.1:5000/#/experiments/%s/runs' % (e.experiment_id if e else '<none yet: run al-run first>'))" 2>/dev/null
+		print('Runs: http://127.0.0.1:5000/#/experiments/%s/runs?workflowType=machine_learning' % (e.experiment_id if e else '<none yet: run al-run first>'))" 2>/dev/null
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db --host 127.0.0.1 --port 5000
 
 clean:

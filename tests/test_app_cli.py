@@ -81,7 +81,14 @@ def test_two_by_two_sweep(tmp_path):
     from _app_helpers import store_uri
 
     experiment = MlflowClient(store_uri(tmp_path)).get_experiment(parent.info.experiment_id)
-    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"  # the UI opens on runs
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+    # A saved UI view of the sweep: its runs grouped by query, accuracy against labelled points.
+    [key] = [k for k in experiment.tags if k.startswith("mlflow.sharedViewState.sweep-")]
+    view = json.loads(experiment.tags[key])
+    assert view["groupBy"]["groupByKeys"] == [{"mode": "tag", "groupByData": "query"}]
+    assert view["globalLineChartConfig"]["selectedXAxisMetricKey"] == "labeled_pool_size"
+    assert view["searchFilter"] == f"tags.sweep = '{parent.data.tags['sweep']}'"
+    assert f"viewStateShareKey={key.rsplit('.', 1)[1]}&compareRunsMode=CHART" in result.stdout
     # The terminal: progress with an estimate, the result table and the sweep's page.
     assert "job 1 of 4" in result.stdout and re.search(r"job 4 of 4, about \d+ s left", result.stdout)
     assert "| bald | 2 |" in result.stdout

@@ -99,8 +99,13 @@ def test_round_line_and_description():
 
 
 def test_runs_page_of_a_server_and_of_a_local_store():
-    assert runs_page("http://host:5000/", "3") == "http://host:5000/#/experiments/3/runs"
-    assert runs_page("sqlite:////tmp/mlflow.db", "1", "abc") == "http://127.0.0.1:5000/#/experiments/1/runs/abc"
+    # workflowType: MLflow's UI would otherwise open its GenAI pages
+    assert runs_page("http://host:5000/", "3") == "http://host:5000/#/experiments/3/runs?workflowType=machine_learning"
+    assert runs_page("sqlite:////tmp/mlflow.db", "1", "abc") == \
+        "http://127.0.0.1:5000/#/experiments/1/runs/abc?workflowType=machine_learning"
+    assert runs_page("sqlite:////tmp/mlflow.db", "1", view="sweep-1") == (
+        "http://127.0.0.1:5000/#/experiments/1/runs?workflowType=machine_learning"
+        "&viewStateShareKey=sweep-1&compareRunsMode=CHART")
 
 
 def test_git_commit_of_a_repository_and_of_a_plain_folder(tmp_path):

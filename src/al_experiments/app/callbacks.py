@@ -32,6 +32,7 @@ _PENDING: set[str] = set()
 
 class MlflowSweepCallback(Callback):
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        from al_experiments.app.job import runs_page
         from al_experiments.tracking import mlflow_sink
 
         sweep_dir = os.path.abspath(config.hydra.sweep.dir)
@@ -49,6 +50,8 @@ class MlflowSweepCallback(Callback):
             identity = sweep_identity(list(config.hydra.overrides.task))
             record = os.path.join(os.path.abspath(config.state_dir), "sweeps", identity + ".json")
             previous = mlflow_sink.recorded_sweep(record, uri, experiment_id)
+        view = mlflow_sink.share_sweep_view(uri, experiment_id, sweep_dir)
+        log.info("Follow the sweep in MLflow (make ui): %s", runs_page(uri, experiment_id, view=view))
         overrides = list(config.hydra.overrides.task)
         mlflow_sink.announce_sweep(sweep_dir, uri, experiment_id, previous=previous, record=record,
                                    run_name=sweep_run_name(overrides, datetime.now()),
@@ -86,8 +89,9 @@ def _results(sweep_dir: str) -> None:
     experiment_id = mlflow_sink.run_experiment_id(uri, run_id)
     if table:
         print(table, flush=True)
-    print(f"Runs of the sweep: {runs_page(uri, experiment_id, run_id)} (parent run; its jobs are "
-          f"nested under it on {runs_page(uri, experiment_id)})", flush=True)
+    view = mlflow_sink.share_sweep_view(uri, experiment_id, sweep_dir)
+    print(f"The sweep in MLflow (make ui): {runs_page(uri, experiment_id, view=view)}\n"
+          f"Its parent run, with this table: {runs_page(uri, experiment_id, run_id)}", flush=True)
 
 
 def _report(sweep_dir: str) -> None:

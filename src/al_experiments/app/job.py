@@ -335,12 +335,17 @@ def round_line(step: dict[str, Any], rounds: int) -> str:
     return ", ".join(parts)
 
 
-def runs_page(uri: str, experiment_id: str, run_id: str | None = None) -> str:
-    """Where the MLflow UI shows the runs (or one run): the server's own address, or for a
-    local store the address ``make ui`` / ``mlflow ui`` serves."""
-    base = uri.rstrip("/") if uri.startswith(("http://", "https://")) else "http://127.0.0.1:5000"
-    page = f"{base}/#/experiments/{experiment_id}/runs"
-    return f"{page}/{run_id}" if run_id else page
+def runs_page(uri: str, experiment_id: str, run_id: str | None = None, view: str | None = None) -> str:
+    """Where the MLflow UI shows the experiment's runs, one run, or a saved view of them
+    (``view``: a key from ``share_sweep_view``, shown as charts)."""
+    from al_experiments.tracking.mlflow_sink import UI_QUERY, ui_address
+
+    page = f"{ui_address(uri)}/#/experiments/{experiment_id}/runs"
+    if run_id:
+        return f"{page}/{run_id}?{UI_QUERY}"
+    if view:
+        return f"{page}?{UI_QUERY}&viewStateShareKey={view}&compareRunsMode=CHART"
+    return f"{page}?{UI_QUERY}"
 
 
 def _source_tags() -> dict[str, str]:

@@ -468,6 +468,38 @@ def sweep_parent(sweep_dir: str | os.PathLike[str]) -> tuple[str, str] | None:
     return marker["tracking_uri"], marker["parent_run_id"]
 
 
+# The UI loads a saved view from the experiment tag ``mlflow.sharedViewState.<key>`` when its
+# address carries ``viewStateShareKey=<key>`` (MLflow's own "share view"); ``workflowType``
+# opens the model-training pages rather than the GenAI overview.
+SHARED_VIEW_PREFIX = "mlflow.sharedViewState."
+UI_QUERY = "workflowType=machine_learning"
+
+
+def share_sweep_view(uri: str, experiment_id: str, sweep_dir: str | os.PathLike[str]) -> str:
+    """Save a UI view of one sweep: its runs grouped by query, and test accuracy against
+    labelled points as the charts' x axis. Returns the view's key (see ``sweep_view_page``)."""
+    import hashlib
+
+    folder = str(Path(sweep_dir).resolve())
+    key = "sweep-" + hashlib.sha256(folder.encode()).hexdigest()[:16]
+    state = {
+        "searchFilter": "tags.sweep = '{}'".format(folder.replace("'", "\\'")),
+        "groupBy": {"aggregateFunction": "average", "groupByKeys": [{"mode": "tag", "groupByData": "query"}]},
+        "useGroupedValuesInCharts": True,
+        "globalLineChartConfig": {"xAxisKey": "metric", "selectedXAxisMetricKey": "labeled_pool_size",
+                                  "lineSmoothness": 0},
+        "chartsSearchFilter": "test_accuracy",
+    }
+    _client(uri).set_experiment_tag(experiment_id, SHARED_VIEW_PREFIX + key, json.dumps(state))
+    return key
+
+
+def ui_address(uri: str) -> str:
+    """The UI's address for this store: the server's own, or for a local store the one
+    ``make ui`` / ``mlflow ui`` serves."""
+    return uri.rstrip("/") if uri.startswith(("http://", "https://")) else "http://127.0.0.1:5000"
+
+
 def set_run_description(uri: str, run_id: str, text: str) -> None:
     """A run page's description (MLflow's ``mlflow.note.content`` tag)."""
     _client(uri).set_tag(run_id, "mlflow.note.content", text)
