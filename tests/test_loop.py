@@ -144,9 +144,30 @@ def test_step_dict_keys_and_order(digits, quick):
     assert all(isinstance(step[k], float) and step[k] >= 0 for k in ("train_time", "query_time", "eval_time"))
     assert len(step["indices_selected"]) == 5 and all(type(i) is int for i in step["indices_selected"])
     history = loop.run()
-    assert len(history) == 1  # one round left
-    assert list(history[0]) == STEP_KEYS + ["iteration", "labeled_pool_size", "unlabeled_pool_size"]
-    assert history[0]["iteration"] == 2 and history[0]["labeled_pool_size"] == 15
+    assert len(history) == 2  # the round taken by hand, then the one left
+    assert list(history[1]) == STEP_KEYS + ["iteration", "labeled_pool_size", "unlabeled_pool_size"]
+    assert history[1]["iteration"] == 2 and history[1]["labeled_pool_size"] == 15
+    assert history[0]["iteration"] == 1 and history[0]["indices_selected"] == step["indices_selected"]
+
+
+def test_iterating_by_hand_records_and_resumes_like_run(digits, quick):
+    xtr, xte, ytr, yte = digits
+    ds = Dataset(xtr[:200], ytr[:200], test=(xte[:100], yte[:100]), init_size=10)
+
+    def loop():
+        return ActiveLearningLoop(quick, ds, "max_entropy", step_size=5, max_rounds=4, seed=4)
+
+    reference = metrics_only(loop().run())
+    by_hand = loop()
+    for _ in range(2):
+        step = next(by_hand)
+        assert list(step) == STEP_KEYS  # tf_al's step dict, as before
+    assert [s["iteration"] for s in by_hand.history] == [1, 2]
+    resumed = loop()
+    resumed.restore(by_hand.state())  # what a checkpoint of the hand-iterated loop holds
+    steps = list(resumed)
+    assert len(steps) == 2
+    assert metrics_only(resumed.history) == reference
 
 
 def test_empty_initial_set_trains_from_round_two(digits, quick):

@@ -20,6 +20,7 @@ from al_experiments.tracking import (
     save_history,
 )
 from al_experiments.tracking.files import directory_lock, to_plain
+from al_experiments.utils.atomic import atomic_write_with, replacing
 
 
 def raw(path: os.PathLike[str] | str) -> str:
@@ -160,6 +161,31 @@ def test_atomic_write_text_failure_keeps_the_old_file(tmp_path):
         atomic_write_text(target, "bad \ud800 surrogate")
     assert target.read_text() == "old"
     assert os.listdir(tmp_path) == ["keep.txt"]
+
+
+def test_replacing_serves_writers_that_want_a_path(tmp_path):
+    target = tmp_path / "model.weights.h5"
+    target.write_bytes(b"old")
+    with replacing(target, suffix=".weights.h5") as tmp:
+        assert tmp.endswith(".weights.h5") and os.path.dirname(tmp) == str(tmp_path)
+        with open(tmp, "wb") as handle:  # as Keras' save_weights(tmp) would
+            handle.write(b"new")
+        assert target.read_bytes() == b"old"  # replaced only once the block is done
+    assert target.read_bytes() == b"new" and os.listdir(tmp_path) == ["model.weights.h5"]
+
+
+def test_a_writer_that_fails_halfway_leaves_the_old_file(tmp_path):
+    target = tmp_path / "state.npz"
+    atomic_write_with(target, lambda handle: np.savez(handle, a=np.arange(3)))
+
+    def half(handle):
+        handle.write(b"PK\x03\x04 torn")
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        atomic_write_with(target, half)
+    assert np.load(target)["a"].tolist() == [0, 1, 2]
+    assert os.listdir(tmp_path) == ["state.npz"]
 
 
 def test_directory_lock_is_reentrant_and_uses_dot_lock(tmp_path):

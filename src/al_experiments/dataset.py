@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 
+from al_experiments.utils.seeding import seed_or_global
 from al_experiments.validation import as_index_array, check_pair, class_labels
 
 Split = tuple[Any, Any]
@@ -186,8 +187,7 @@ def _split(inputs, targets, train_size, test_size, val_size, seed):
         raise ValueError(
             f"Split sizes train={n_train}, test={n_test}, val={n_val} do not fit {total} points."
         )
-    if seed is None:
-        seed = int(np.random.randint(0, 2**31 - 1))
+    seed = seed_or_global(seed)
     def take(x, y, n, state):
         strat = class_labels(y)
         if strat is not None:

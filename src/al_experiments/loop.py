@@ -17,7 +17,7 @@ from al_experiments.acquisition.acquisition_function import AcquisitionFunction
 from al_experiments.dataset import Dataset
 from al_experiments.oracle import Oracle
 from al_experiments.pool import Pool
-from al_experiments.utils.seeding import round_rng
+from al_experiments.utils.seeding import round_rng, seed_or_global
 from al_experiments.validation import (
     check_labels,
     reject_unknown_kwargs,
@@ -82,7 +82,7 @@ class ActiveLearningLoop:
         self.max_rounds = None if max_rounds is None else int(max_rounds)
         self.pseudo = bool(pseudo)
         self.verbose = verbose
-        self.seed = int(np.random.randint(0, 2**31 - 1)) if seed is None else int(seed)
+        self.seed = seed_or_global(seed)
         if hasattr(model, "set_seed"):
             model.set_seed(self.seed)
         self._check_labels()
@@ -144,9 +144,16 @@ class ActiveLearningLoop:
         return not self.has_next()
 
     def __next__(self) -> Row:
+        """One round: returns tf_al's eight-key step dict, and records it in ``history`` with
+        ``iteration``, ``labeled_pool_size`` and ``unlabeled_pool_size`` added, so a loop
+        iterated by hand checkpoints and resumes like one that was ``run()``."""
         if not self.has_next():
             raise StopIteration
-        return self._round()
+        labelled_before = self.pool.get_length_labeled()
+        step = self._round()
+        self.history.append({**step, "iteration": self.i, "labeled_pool_size": labelled_before,
+                             "unlabeled_pool_size": self.pool.get_length_unlabeled()})
+        return step
 
     def step(self) -> Row:
         """Perform one round."""
@@ -202,17 +209,12 @@ class ActiveLearningLoop:
         return step
 
     def rounds(self) -> Iterator[Row]:
-        """Run the remaining rounds, yielding each step dict with tf_al's three run() columns:
-        ``iteration`` (1-based), ``labeled_pool_size`` (the training-set size of that round)
-        and ``unlabeled_pool_size`` (after annotation)."""
+        """Run the remaining rounds, yielding each round as recorded in ``history``: the step
+        dict with tf_al's three run() columns, ``iteration`` (1-based), ``labeled_pool_size``
+        (the training-set size of that round) and ``unlabeled_pool_size`` (after annotation)."""
         while self.has_next():
-            labelled_before = self.pool.get_length_labeled()
-            step = next(self)
-            step["iteration"] = self.i
-            step["labeled_pool_size"] = labelled_before
-            step["unlabeled_pool_size"] = self.pool.get_length_unlabeled()
-            self.history.append(step)
-            yield step
+            next(self)
+            yield self.history[-1]
 
     def run(self, experiment_name: str | None = None, metrics_handler: Any = None,
             progress: bool | None = None) -> list[Row]:

@@ -12,6 +12,7 @@ from typing import Any, Callable
 import numpy as np
 
 from al_experiments.pool import Pool
+from al_experiments.utils.seeding import generator_or_global
 from al_experiments.validation import as_index_array
 
 OracleCallback = Callable[[Pool, np.ndarray], Any]
@@ -52,8 +53,7 @@ class Oracle:
                 raise ValueError(
                     f"Cannot label {size} initial points: {len(available)} are unlabelled."
                 )
-            if rng is None:
-                rng = np.random.default_rng(np.random.randint(0, 2**31 - 1))
+            rng = generator_or_global(rng)
             indices = np.sort(rng.choice(available, int(size), replace=False))
         else:
             indices = as_index_array(size, len(pool))

@@ -12,6 +12,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from al_experiments.utils.seeding import generator_or_global
 from al_experiments.validation import as_index_array, class_labels
 
 
@@ -203,8 +204,7 @@ class Pool:
                 f"Cannot label {size} initial points: only {len(available)} are unlabelled; "
                 "lower the initial size."
             )
-        if rng is None:
-            rng = np.random.default_rng(np.random.randint(0, 2**31 - 1))
+        rng = generator_or_global(rng)
         labels = class_labels(self._true_targets[available]) if self._true_targets is not None else None
         if labels is None:
             return np.sort(rng.choice(available, size, replace=False))

@@ -16,6 +16,7 @@ import numpy as np
 from al_experiments.acquisition.registry import canonical_query_name, get_query
 from al_experiments.acquisition.round import IndexedInputs, RoundView
 from al_experiments.acquisition.strategy import check_options
+from al_experiments.utils.seeding import generator_or_global
 
 log = logging.getLogger(__name__)
 
@@ -83,8 +84,7 @@ class AcquisitionFunction:
         """
         if step_size < 1:
             raise ValueError(f"step_size must be >= 1, got {step_size}.")
-        if rng is None:
-            rng = np.random.default_rng(np.random.randint(0, 2**31 - 1))
+        rng = generator_or_global(rng)
         candidates = pool.get_unlabeled_indices()
         if len(candidates) == 0:
             raise ValueError("The pool has no unlabelled points left to query.")

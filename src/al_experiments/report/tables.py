@@ -15,7 +15,7 @@ from pathlib import Path
 from al_experiments.report import stats
 from al_experiments.report.analysis import BAND_WORDS, Report, Section
 from al_experiments.report.curves import X_KEY
-from al_experiments.tracking.files import atomic_write_text
+from al_experiments.utils.atomic import atomic_write_text
 
 SUMMARY_MD = "summary.md"
 SUMMARY_CSV = "summary.csv"

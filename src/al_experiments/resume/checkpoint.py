@@ -18,7 +18,7 @@ from typing import Any, Iterator
 import filelock
 import numpy as np
 
-from al_experiments.tracking.files import atomic_write_text
+from al_experiments.utils.atomic import atomic_write_text, atomic_write_with
 
 FORMAT_VERSION = 1
 
@@ -145,9 +145,4 @@ class CheckpointStore:
 
 
 def _atomic_savez(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as handle:
-        np.savez(handle, **arrays)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    atomic_write_with(path, lambda handle: np.savez(handle, **arrays))

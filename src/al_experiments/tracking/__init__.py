@@ -1,7 +1,7 @@
 """Metric sinks with tf_al's file layout: ``ExperimentSuitMetrics`` (one CSV per experiment plus
 ``.meta.json``) and the simpler ``Metrics`` CSV writer. Pure Python + numpy (no TensorFlow)."""
 
-from al_experiments.tracking.files import atomic_write_text
+from al_experiments.utils.atomic import atomic_write_text
 from al_experiments.tracking.metrics import Metrics, aggregates_per_key, read_history, save_history
 from al_experiments.tracking.suit_metrics import ExperimentSuitMetrics
 

@@ -14,7 +14,6 @@ import io
 import math
 import os
 import threading
-import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
@@ -37,45 +36,6 @@ CSV_FORMAT: dict[str, Any] = {
 }
 
 
-def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
-    """Replace ``path`` by a file holding exactly ``text`` (UTF-8, no newline translation).
-
-    The text goes to a temporary file in the same directory (so the rename stays on one
-    filesystem), is flushed and fsync'ed, then renamed over ``path`` with ``os.replace``.
-    Readers see either the old or the new file, never a partial one.
-    """
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    # Starts with "." and ends with ".tmp": never mistaken for an experiment's ".csv" file.
-    tmp_path = os.path.join(directory, f".{os.path.basename(path)}.{uuid.uuid4().hex}.tmp")
-    # os.open with mode 0o666 lets the umask decide the permissions, as for a normally created
-    # file (tempfile.mkstemp would make it 0o600).
-    fd = os.open(tmp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp_path, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp_path)
-        raise
-    _fsync_directory(directory)
-
-
-def _fsync_directory(directory: str) -> None:
-    # Makes the rename itself durable across a power loss; not possible on every platform.
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 _LOCKS: dict[tuple[int, str], filelock.FileLock] = {}

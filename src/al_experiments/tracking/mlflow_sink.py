@@ -30,7 +30,7 @@ from urllib.parse import urlparse
 
 import filelock
 
-from al_experiments.tracking.files import atomic_write_text
+from al_experiments.utils.atomic import atomic_write_text
 
 log = logging.getLogger(__name__)
 

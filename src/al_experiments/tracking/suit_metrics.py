@@ -25,13 +25,13 @@ from typing import Any
 
 from al_experiments.tracking.files import (
     append_row_text,
-    atomic_write_text,
     directory_lock,
     is_nan,
     read_csv_dicts,
     read_text,
     to_plain,
 )
+from al_experiments.utils.atomic import atomic_write_text
 
 logger = logging.getLogger(__name__)
 

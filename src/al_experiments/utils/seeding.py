@@ -35,3 +35,15 @@ def derive_seed(seed: int, *keys: int | str) -> int:
 def round_rng(seed: int, round_index: int, purpose: str) -> np.random.Generator:
     """The generator for one purpose (``"query"``, ``"fit"``, ...) in one round."""
     return np.random.default_rng(derive_seed(seed, round_index, purpose))
+
+
+def seed_or_global(seed: int | None) -> int:
+    """``seed``, or when None one drawn from NumPy's global RNG, so ``np.random.seed`` makes
+    code that passes no seed reproducible, as in tf_al."""
+    return int(np.random.randint(0, 2**31 - 1)) if seed is None else int(seed)
+
+
+def generator_or_global(rng: np.random.Generator | None) -> np.random.Generator:
+    """``rng``, or when None a generator seeded from NumPy's global RNG (see ``seed_or_global``)."""
+    return np.random.default_rng(seed_or_global(None)) if rng is None else rng
+

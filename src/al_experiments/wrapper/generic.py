@@ -423,18 +423,11 @@ class GenericModelMixin:
 
     def save_weights(self) -> str:
         """Pickle the object to ``<checkpoint_path>/model.pkl`` (temp file, then rename)."""
+        from al_experiments.utils.atomic import atomic_write_with
+
         path = self._weights_file()
         os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-        tmp = f"{path}.{os.getpid()}.tmp"
-        try:
-            with open(tmp, "wb") as handle:
-                pickle.dump(self._model, handle, protocol=pickle.HIGHEST_PROTOCOL)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.remove(tmp)
+        atomic_write_with(path, lambda handle: pickle.dump(self._model, handle, protocol=pickle.HIGHEST_PROTOCOL))
         return path
 
     def load_weights(self) -> None:

@@ -496,10 +496,11 @@ class Model:
         return os.path.join(self._checkpoint_path, "model.weights.h5")
 
     def save_weights(self) -> str:
+        from al_experiments.utils.atomic import replacing
+
         path = self._weights_file()
-        tmp = path + ".tmp.weights.h5"
-        self._model.save_weights(tmp)
-        os.replace(tmp, path)
+        with replacing(path, suffix=".weights.h5") as tmp:  # Keras insists on the suffix
+            self._model.save_weights(tmp)
         return path
 
     def load_weights(self) -> None:
