@@ -9,19 +9,19 @@ import pytest
 from omegaconf import OmegaConf
 
 from al_experiments.app.callbacks import MlflowSweepCallback
-from al_experiments.tracking import mlflow_sink
+from al_experiments.tracking import mlflow_run, mlflow_store, sweep
 
 
 def _sweep(tmp_path):
     """A sweep dir announced for a SQLite store, with a parent run and two finished jobs."""
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    experiment = mlflow_sink.ensure_experiment(uri, "al-experiments")
+    experiment = mlflow_store.ensure_experiment(uri, "al-experiments")
     sweep_dir = tmp_path / "sweep"
-    mlflow_sink.announce_sweep(sweep_dir, uri, experiment)
-    parent = mlflow_sink.parent_run_for(sweep_dir, uri, experiment)
+    sweep.announce_sweep(sweep_dir, uri, experiment)
+    parent = sweep.parent_run_for(sweep_dir, uri, experiment)
     for query in ("random", "bald"):
         tags = {"query": query, "seed": "0", "dataset": "digits", "model": "mlp"}
-        with mlflow_sink.JobRun(uri, experiment, query, tags, parent_run_id=parent) as run:
+        with mlflow_run.JobRun(uri, experiment, query, tags, parent_run_id=parent) as run:
             for step in (1, 2):
                 run.log_metrics({"eval_accuracy": 0.5 + 0.1 * step, "labeled_pool_size": 10 * step}, step=step)
     config = OmegaConf.create({"hydra": {"sweep": {"dir": str(sweep_dir)}}, "report": True})

@@ -11,7 +11,7 @@ import pytest
 
 from al_experiments.report.analysis import analyse
 from al_experiments.report.curves import ReportError, latest_sweep, load_metrics_dir, load_mlflow, pick_metric, select
-from al_experiments.tracking import ExperimentSuitMetrics, mlflow_sink
+from al_experiments.tracking import ExperimentSuitMetrics, mlflow_run, mlflow_store
 
 ROUNDS = [  # labels, accuracy
     (20, 0.5), (30, 0.6), (40, 0.7),
@@ -83,7 +83,7 @@ def store(tmp_path_factory):
 
     folder = tmp_path_factory.mktemp("store")
     uri = f"sqlite:///{folder / 'mlflow.db'}"
-    experiment = mlflow_sink.ensure_experiment(uri, "al-experiments")
+    experiment = mlflow_store.ensure_experiment(uri, "al-experiments")
     client = MlflowClient(uri)
 
     def parent():
@@ -92,7 +92,7 @@ def store(tmp_path_factory):
     def job(parent_id, query, seed, accuracies, status="FINISHED"):
         tags = {"query": query, "seed": str(seed), "dataset": "digits", "model": "mc_dropout_mlp",
                 "mlflow.parentRunId": parent_id}
-        run = mlflow_sink.JobRun(uri, experiment, f"{query}-s{seed}", tags)
+        run = mlflow_run.JobRun(uri, experiment, f"{query}-s{seed}", tags)
         for step, acc in enumerate(accuracies, start=1):
             run.log_metrics({"eval_accuracy": acc, "labeled_pool_size": 10 + 10 * step}, step=step)
         client.set_terminated(run.run_id, status=status)
@@ -139,7 +139,7 @@ def test_plain_al_report_reads_the_latest_sweep(store, tmp_path, capsys):
     text = (tmp_path / "r" / "summary.md").read_text()
     assert f"children of the parent run {store['second']}" in text and "| bald | 1 |" in text
     empty = f"sqlite:///{tmp_path / 'empty.db'}"
-    mlflow_sink.ensure_experiment(empty, "al-experiments")
+    mlflow_store.ensure_experiment(empty, "al-experiments")
     assert latest_sweep(empty) is None  # no sweep: al-report then reads every run of the experiment
 
 

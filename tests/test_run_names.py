@@ -19,7 +19,7 @@ from al_experiments.app.run_names import (
     swept_overrides,
     varying_keys,
 )
-from al_experiments.tracking.mlflow_sink import round_metrics, short_metric_name
+from al_experiments.tracking.mlflow_run import round_metrics, short_metric_name
 
 
 def test_a_single_run_is_strategy_and_seed():

@@ -33,14 +33,14 @@ _PENDING: set[str] = set()
 class MlflowSweepCallback(Callback):
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         from al_experiments.app.job import runs_page
-        from al_experiments.tracking import mlflow_sink
+        from al_experiments.tracking import mlflow_store, sweep
 
         sweep_dir = os.path.abspath(config.hydra.sweep.dir)
-        uri = mlflow_sink.resolve_tracking_uri(config.mlflow.tracking_uri)
+        uri = mlflow_store.resolve_tracking_uri(config.mlflow.tracking_uri)
         try:
-            mlflow_sink.check_tracking_store(uri, config.mlflow.timeout_s)
-            experiment_id = mlflow_sink.ensure_experiment(uri, config.mlflow.experiment_name)
-        except mlflow_sink.TrackingUnavailable as exc:
+            mlflow_store.check_tracking_store(uri, config.mlflow.timeout_s)
+            experiment_id = mlflow_store.ensure_experiment(uri, config.mlflow.experiment_name)
+        except mlflow_store.TrackingUnavailable as exc:
             raise TrackingError(str(exc)) from None
         record = previous = None
         if config.get("resume", False):
@@ -49,11 +49,11 @@ class MlflowSweepCallback(Callback):
 
             identity = sweep_identity(list(config.hydra.overrides.task))
             record = os.path.join(os.path.abspath(config.state_dir), "sweeps", identity + ".json")
-            previous = mlflow_sink.recorded_sweep(record, uri, experiment_id)
-        view = mlflow_sink.share_sweep_view(uri, experiment_id, sweep_dir)
+            previous = sweep.recorded_sweep(record, uri, experiment_id)
+        view = mlflow_store.share_sweep_view(uri, experiment_id, sweep_dir)
         log.info("Follow the sweep in MLflow (make ui): %s", runs_page(uri, experiment_id, view=view))
         overrides = list(config.hydra.overrides.task)
-        mlflow_sink.announce_sweep(sweep_dir, uri, experiment_id, previous=previous, record=record,
+        sweep.announce_sweep(sweep_dir, uri, experiment_id, previous=previous, record=record,
                                    run_name=sweep_run_name(overrides, datetime.now()),
                                    params=swept_overrides(overrides), jobs=sweep_size(overrides))
         _PENDING.add(sweep_dir)
@@ -71,9 +71,9 @@ class MlflowSweepCallback(Callback):
 def _results(sweep_dir: str) -> None:
     """The sweep's result table: printed, and the parent run's description; never fails the sweep."""
     from al_experiments.app.job import runs_page
-    from al_experiments.tracking import mlflow_sink
+    from al_experiments.tracking import mlflow_store, sweep
 
-    parent = mlflow_sink.sweep_parent(sweep_dir)
+    parent = sweep.sweep_parent(sweep_dir)
     if parent is None:
         return
     uri, run_id = parent
@@ -82,14 +82,14 @@ def _results(sweep_dir: str) -> None:
         from al_experiments.report.tables import results_markdown
 
         table = results_markdown(analyse(load_mlflow(uri, parent_run=run_id)))
-        mlflow_sink.set_run_description(uri, run_id, table)
+        mlflow_store.set_run_description(uri, run_id, table)
     except Exception as exc:  # the jobs' results are safe in MLflow and the CSVs: say it, go on
         log.warning("No result table for the sweep (%s: %s); al-report makes one later.", type(exc).__name__, exc)
         table = None
-    experiment_id = mlflow_sink.run_experiment_id(uri, run_id)
+    experiment_id = mlflow_store.run_experiment_id(uri, run_id)
     if table:
         print(table, flush=True)
-    view = mlflow_sink.share_sweep_view(uri, experiment_id, sweep_dir)
+    view = mlflow_store.share_sweep_view(uri, experiment_id, sweep_dir)
     print(f"The sweep in MLflow (make ui): {runs_page(uri, experiment_id, view=view)}\n"
           f"Its parent run, with this table: {runs_page(uri, experiment_id, run_id)}", flush=True)
 
@@ -117,7 +117,7 @@ def close_pending_sweeps(status: str) -> None:
 
 
 def _close(sweep_dir: str, status: str) -> None:
-    from al_experiments.tracking import mlflow_sink
+    from al_experiments.tracking import sweep
 
     _PENDING.discard(sweep_dir)
-    mlflow_sink.close_sweep(sweep_dir, status)
+    sweep.close_sweep(sweep_dir, status)

@@ -52,7 +52,7 @@ def metrics_dir_for(cfg: DictConfig, ctx: JobContext) -> str:
     if cfg.metrics_dir:
         return os.path.abspath(cfg.metrics_dir)
     if ctx.sweep_dir:
-        from al_experiments.tracking.mlflow_sink import sweep_metrics_dir
+        from al_experiments.tracking.sweep import sweep_metrics_dir
 
         announced = sweep_metrics_dir(ctx.sweep_dir)  # a resumed sweep keeps its first folder
         if announced:
@@ -115,22 +115,22 @@ def run_job(cfg: DictConfig, ctx: JobContext | None = None) -> dict[str, Any]:
     from al_experiments.app.build import build
     from al_experiments.resume import CheckpointStore, job_identity
     from al_experiments.resume.checkpoint import JobAlreadyRunning
-    from al_experiments.tracking import mlflow_sink
+    from al_experiments.tracking import mlflow_store
 
     ctx = ctx or JobContext.from_hydra()
     # ---- checks: nothing is written before all of them pass
     validate(cfg)
-    uri = mlflow_sink.resolve_tracking_uri(cfg.mlflow.tracking_uri)
+    uri = mlflow_store.resolve_tracking_uri(cfg.mlflow.tracking_uri)
     try:
-        mlflow_sink.check_tracking_store(uri, cfg.mlflow.timeout_s)
-    except mlflow_sink.TrackingUnavailable as exc:
+        mlflow_store.check_tracking_store(uri, cfg.mlflow.timeout_s)
+    except mlflow_store.TrackingUnavailable as exc:
         raise TrackingError(str(exc)) from None
     _limit_threads()
     job = build(cfg)
     identity = job_identity(OmegaConf.to_container(cfg, resolve=True, enum_to_str=True))
     store = CheckpointStore(os.path.abspath(cfg.state_dir))
     try:
-        experiment_id = mlflow_sink.ensure_experiment(uri, cfg.mlflow.experiment_name)
+        experiment_id = mlflow_store.ensure_experiment(uri, cfg.mlflow.experiment_name)
         with store.claim(identity):
             checkpoint = _checkpoint_to_resume(cfg, store, identity, uri, experiment_id)
             if checkpoint is not None and checkpoint.finished:
@@ -144,7 +144,7 @@ def run_job(cfg: DictConfig, ctx: JobContext | None = None) -> dict[str, Any]:
             except Exception as exc:
                 _raise_if_store_went_away(exc, uri, cfg.mlflow.timeout_s)
                 raise
-    except mlflow_sink.TrackingUnavailable as exc:
+    except mlflow_store.TrackingUnavailable as exc:
         raise TrackingError(str(exc)) from None
     except JobAlreadyRunning as exc:
         raise ConfigError(str(exc)) from None
@@ -167,13 +167,13 @@ def _raise_if_store_went_away(exc: Exception, uri: str, timeout_s: float) -> Non
     """An MLflow call failed mid-job: if the store is unreachable now, say so in one sentence."""
     from mlflow.exceptions import MlflowException
 
-    from al_experiments.tracking import mlflow_sink
+    from al_experiments.tracking import mlflow_store
 
     if not isinstance(exc, MlflowException):
         return
     try:
-        mlflow_sink.check_tracking_store(uri, timeout_s)
-    except mlflow_sink.TrackingUnavailable as gone:
+        mlflow_store.check_tracking_store(uri, timeout_s)
+    except mlflow_store.TrackingUnavailable as gone:
         reason = str(gone).split(";")[0].rstrip(".")
         raise TrackingError(
             f"The tracking store went away during the job ({reason}); its completed rounds are "
@@ -219,7 +219,7 @@ def _run(cfg: DictConfig, ctx: JobContext, job: Any, store: Any, identity: str, 
     """The job proper, fresh or resumed: sinks, rounds, summary."""
     import al_experiments
     from al_experiments.resume import Checkpoint
-    from al_experiments.tracking import mlflow_sink
+    from al_experiments.tracking import mlflow_run, sweep
     from al_experiments.tracking.suit_metrics import ExperimentSuitMetrics
     from al_experiments.utils.failpoints import failpoint
 
@@ -244,7 +244,7 @@ def _run(cfg: DictConfig, ctx: JobContext, job: Any, store: Any, identity: str, 
         )
 
     # ---- sinks
-    parent = mlflow_sink.parent_run_for(ctx.sweep_dir, uri, experiment_id) if ctx.sweep_dir else None
+    parent = sweep.parent_run_for(ctx.sweep_dir, uri, experiment_id) if ctx.sweep_dir else None
     _end_orphaned_runs(uri, experiment_id, identity, keep=checkpoint.run_id if checkpoint else None)
     try:
         suit = ExperimentSuitMetrics(metrics_dir)
@@ -262,15 +262,15 @@ def _run(cfg: DictConfig, ctx: JobContext, job: Any, store: Any, identity: str, 
     tags.update(_source_tags())
     varying = set()
     if ctx.sweep_dir:
-        varying = varying_keys(mlflow_sink.swept_params(ctx.sweep_dir))
-        log.info("%s", progress_line(ctx.job_num, *mlflow_sink.sweep_progress(ctx.sweep_dir)))
+        varying = varying_keys(sweep.swept_params(ctx.sweep_dir))
+        log.info("%s", progress_line(ctx.job_num, *sweep.sweep_progress(ctx.sweep_dir)))
     run_name = cfg.run_name or job_run_name(query_name, cfg.seed, ctx.overrides, varying)
-    params = mlflow_sink.flatten(OmegaConf.to_container(cfg, resolve=True, enum_to_str=True))
+    params = mlflow_run.flatten(OmegaConf.to_container(cfg, resolve=True, enum_to_str=True))
     # data.path is where the loader actually read (the config may hold an interpolation or none)
     params.update({f"data.{k}": v for k, v in asdict(info).items() if k != "name"})
     params["al_experiments.version"] = al_experiments.__version__
 
-    with mlflow_sink.JobRun(uri, experiment_id, run_name, tags, parent_run_id=parent,
+    with mlflow_run.JobRun(uri, experiment_id, run_name, tags, parent_run_id=parent,
                             resume_run_id=checkpoint.run_id if checkpoint else None) as run:
         if checkpoint is None:
             # Written as soon as the run exists: from here on, a kill resumes into this run.
@@ -338,7 +338,7 @@ def round_line(step: dict[str, Any], rounds: int) -> str:
 def runs_page(uri: str, experiment_id: str, run_id: str | None = None, view: str | None = None) -> str:
     """Where the MLflow UI shows the experiment's runs, one run, or a saved view of them
     (``view``: a key from ``share_sweep_view``, shown as charts)."""
-    from al_experiments.tracking.mlflow_sink import UI_QUERY, ui_address
+    from al_experiments.tracking.mlflow_store import UI_QUERY, ui_address
 
     page = f"{ui_address(uri)}/#/experiments/{experiment_id}/runs"
     if run_id:

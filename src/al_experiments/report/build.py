@@ -105,9 +105,9 @@ def log_folder(tracking_uri: str, run_id: str, folder: Path) -> None:
 def report_sweep(sweep_dir: str | os.PathLike[str]) -> ReportResult | None:
     """The report of a finished Hydra sweep: its parent run's children, written into
     ``<sweep dir>/report`` and logged to the parent run. None when the sweep has no parent run."""
-    from al_experiments.tracking import mlflow_sink
+    from al_experiments.tracking import sweep
 
-    parent = mlflow_sink.sweep_parent(sweep_dir)
+    parent = sweep.sweep_parent(sweep_dir)
     if parent is None:
         return None
     uri, run_id = parent

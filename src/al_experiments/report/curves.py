@@ -165,14 +165,14 @@ def _open_store(tracking_uri: str | None, timeout_s: float) -> tuple[str, Any]:
     error here (opening it would create an empty store)."""
     from mlflow import MlflowClient
 
-    from al_experiments.tracking import mlflow_sink
+    from al_experiments.tracking import mlflow_store
 
-    uri = mlflow_sink.resolve_tracking_uri(tracking_uri)
+    uri = mlflow_store.resolve_tracking_uri(tracking_uri)
     try:
-        mlflow_sink.check_tracking_store(uri, timeout_s)
-    except mlflow_sink.TrackingUnavailable as exc:
+        mlflow_store.check_tracking_store(uri, timeout_s)
+    except mlflow_store.TrackingUnavailable as exc:
         raise ReportError(str(exc).replace("mlflow.tracking_uri", "--tracking-uri")) from None
-    db = mlflow_sink._sqlite_path(uri)
+    db = mlflow_store.sqlite_path(uri)
     if db is not None and not os.path.isfile(db):
         raise ReportError(f"There is no MLflow store at {db}; point --tracking-uri at the store the sweep used.")
     return uri, MlflowClient(tracking_uri=uri)

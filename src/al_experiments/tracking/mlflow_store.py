@@ -1,0 +1,170 @@
+"""The MLflow tracking store: where it is, whether it answers, the experiment, the UI.
+
+Everything goes through ``MlflowClient`` with explicit ids rather than MLflow's global "active
+run", so jobs sharing one process (Hydra's basic launcher) cannot leak state into each other.
+``mlflow_run`` logs one job, ``sweep`` coordinates a sweep's parent run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from urllib.parse import urlparse
+
+import filelock
+
+DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
+
+# MLflow's UI opens an experiment on its GenAI overview unless the experiment says it holds
+# model training; this tag (the UI's "experiment type") makes it open on the runs.
+EXPERIMENT_KIND_TAG, MODEL_TRAINING = "mlflow.experimentKind", "custom_model_development"
+
+
+class TrackingUnavailable(RuntimeError):
+    """The tracking store cannot be used; the message is one sentence with the fix."""
+
+
+# ----------------------------------------------------------------------------- the store
+def resolve_tracking_uri(configured: str | None) -> str:
+    """Config value, else ``$MLFLOW_TRACKING_URI``, else ``sqlite:///mlflow.db`` in the cwd.
+
+    Relative SQLite paths are made absolute now, so every job of a sweep (and the process
+    closing the parent run) addresses the same file whatever its working directory.
+    """
+    uri = configured or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
+    db = sqlite_path(uri)
+    if db is not None and not os.path.isabs(db):
+        uri = "sqlite:///" + os.path.abspath(db)
+    return uri
+
+
+def sqlite_path(uri: str) -> str | None:
+    if not uri.startswith("sqlite:///"):
+        return None
+    return uri[len("sqlite:///"):].split("?", 1)[0]
+
+
+def check_tracking_store(uri: str, timeout_s: float) -> None:
+    """Fail fast, before any run exists, when ``uri`` cannot work."""
+    scheme = urlparse(uri).scheme
+    fix = "point mlflow.tracking_uri (or MLFLOW_TRACKING_URI) at a running server or at sqlite:///mlflow.db"
+    if scheme in ("http", "https"):
+        try:
+            with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout_s) as response:
+                if response.status != 200:
+                    raise TrackingUnavailable(
+                        f"The MLflow tracking server at {uri} answered /health with HTTP {response.status}; {fix}."
+                    )
+        except urllib.error.HTTPError as exc:
+            raise TrackingUnavailable(
+                f"The MLflow tracking server at {uri} answered /health with HTTP {exc.code}; {fix}."
+            ) from None
+        except (urllib.error.URLError, OSError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise TrackingUnavailable(
+                f"The MLflow tracking server at {uri} cannot be reached within {timeout_s:g} s "
+                f"({reason}); start it, or {fix}."
+            ) from None
+    elif scheme == "sqlite":
+        folder = os.path.dirname(sqlite_path(uri) or "") or "."
+        if not os.path.isdir(folder):
+            raise TrackingUnavailable(
+                f"The folder {folder!r} of the MLflow SQLite store {uri} does not exist; create it or {fix}."
+            )
+    elif scheme in ("", "file"):
+        raise TrackingUnavailable(
+            f"mlflow.tracking_uri={uri!r} is a file store, which MLflow >= 3.13 refuses; "
+            "use sqlite:///<path>/mlflow.db (or a tracking server) instead."
+        )
+
+
+@contextmanager
+def _store_lock(uri: str) -> Iterator[None]:
+    """Serialise first use of a SQLite file: concurrent schema migrations corrupt it."""
+    db = sqlite_path(uri)
+    if db is None:
+        yield  # a server (or a real database) serialises creation itself
+        return
+    with filelock.FileLock(db + ".lock", timeout=300):
+        yield
+
+
+def client(uri: str):
+    from mlflow import MlflowClient
+
+    return MlflowClient(tracking_uri=uri)
+
+
+def ensure_experiment(uri: str, name: str) -> str:
+    """The id of experiment ``name``, created (with the store) if missing.
+
+    For a SQLite store the artifacts go to ``mlartifacts/`` beside the database file, so a
+    store is one self-contained folder whatever the working directory was.
+    """
+    from mlflow.exceptions import MlflowException
+
+    with _store_lock(uri):
+        mlflow_client = client(uri)
+        experiment = mlflow_client.get_experiment_by_name(name)
+        if experiment is None:
+            db = sqlite_path(uri)
+            location = Path(db).resolve().parent.joinpath("mlartifacts").as_uri() if db else None
+            try:
+                return mlflow_client.create_experiment(name, artifact_location=location, tags={EXPERIMENT_KIND_TAG: MODEL_TRAINING})
+            except MlflowException:
+                experiment = mlflow_client.get_experiment_by_name(name)  # created meanwhile by another job
+                if experiment is None:
+                    raise
+        if experiment.lifecycle_stage == "deleted":
+            raise TrackingUnavailable(
+                f"The MLflow experiment {name!r} is deleted; restore it (mlflow experiments restore) "
+                "or choose another mlflow.experiment_name."
+            )
+        if EXPERIMENT_KIND_TAG not in experiment.tags:  # made elsewhere: mark it, unless its owner chose a kind
+            mlflow_client.set_experiment_tag(experiment.experiment_id, EXPERIMENT_KIND_TAG, MODEL_TRAINING)
+        return experiment.experiment_id
+
+
+# The UI loads a saved view from the experiment tag ``mlflow.sharedViewState.<key>`` when its
+# address carries ``viewStateShareKey=<key>`` (MLflow's own "share view"); ``workflowType``
+# opens the model-training pages rather than the GenAI overview.
+SHARED_VIEW_PREFIX = "mlflow.sharedViewState."
+UI_QUERY = "workflowType=machine_learning"
+
+
+def share_sweep_view(uri: str, experiment_id: str, sweep_dir: str | os.PathLike[str]) -> str:
+    """Save a UI view of one sweep: its runs grouped by query, and test accuracy against
+    labelled points as the charts' x axis. Returns the view's key (see ``sweep_view_page``)."""
+    folder = str(Path(sweep_dir).resolve())
+    key = "sweep-" + hashlib.sha256(folder.encode()).hexdigest()[:16]
+    state = {
+        "searchFilter": "tags.sweep = '{}'".format(folder.replace("'", "\\'")),
+        "groupBy": {"aggregateFunction": "average", "groupByKeys": [{"mode": "tag", "groupByData": "query"}]},
+        "useGroupedValuesInCharts": True,
+        "globalLineChartConfig": {"xAxisKey": "metric", "selectedXAxisMetricKey": "labeled_pool_size",
+                                  "lineSmoothness": 0},
+        "chartsSearchFilter": "test_accuracy",
+    }
+    client(uri).set_experiment_tag(experiment_id, SHARED_VIEW_PREFIX + key, json.dumps(state))
+    return key
+
+
+def ui_address(uri: str) -> str:
+    """The UI's address for this store: the server's own, or for a local store the one
+    ``make ui`` / ``mlflow ui`` serves."""
+    return uri.rstrip("/") if uri.startswith(("http://", "https://")) else "http://127.0.0.1:5000"
+
+
+def set_run_description(uri: str, run_id: str, text: str) -> None:
+    """A run page's description (MLflow's ``mlflow.note.content`` tag)."""
+    client(uri).set_tag(run_id, "mlflow.note.content", text)
+
+
+def run_experiment_id(uri: str, run_id: str) -> str:
+    return client(uri).get_run(run_id).info.experiment_id
