@@ -47,7 +47,7 @@ class Config:
     def section(self, name: str) -> dict[str, Any]:
         """A copy of one section (``fit``, ``query``, ``eval``), empty if absent.
 
-        A copy, so that callers never mutate the user's Config (tf_al did: bug B19).
+        A copy, so that callers never mutate the user's Config.
         """
         value = self.kwargs.get(name)
         return dict(value) if isinstance(value, dict) else {}

@@ -21,7 +21,7 @@ class ExperimentSuit:
 
     Experiments are named ``<run>_<seed>_<model>_<query>`` (``<run>_<model>_<query>`` without a
     seed), the file names tf_al's readers expect. Each experiment gets a fresh
-    ``AcquisitionFunction`` (tf_al kept the first model's scorer for all models, bug B4), and
+    ``AcquisitionFunction`` (tf_al kept the first model's scorer for all models), and
     Python, NumPy and TensorFlow are seeded before each loop is built.
 
     Args:

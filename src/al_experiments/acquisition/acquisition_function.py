@@ -1,7 +1,7 @@
 """``AcquisitionFunction``: picks the next points to label (tf_al's API, stateless per call).
 
-tf_al cached the first model's scoring function and its chunk size forever (bugs B4, B19) and
-silently turned unknown names into random selection (B3). Here the name and the strategy's
+Nothing is cached across models (tf_al kept the first model's scorer and chunk size for every
+later one), and an unknown name is an error, never random selection. Here the name and the strategy's
 options are checked when the object is made, and every call builds a fresh ``RoundView`` of the
 given model and pool for the strategy to select from.
 """

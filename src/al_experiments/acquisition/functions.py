@@ -13,7 +13,7 @@ Differences from tf_al 0.1.1 (on purpose):
 * tf_al's ``max_var_ratio`` is ``1 - max_c pbar_c`` (least confidence on the MC mean), not Gal's
   variation ratio. We keep that meaning under that name, and add ``variation_ratio`` for Gal's
   ``1 - mode count / T``.
-* tf_al drops the sample axis when ``sample_size=1`` (bug B7); here the sample axis is required.
+* The sample axis is required, also for ``sample_size=1`` (tf_al dropped it there).
 """
 
 from __future__ import annotations

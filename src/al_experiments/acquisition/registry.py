@@ -4,7 +4,7 @@ A strategy is a named per-point score function (:func:`register_query`) or a nam
 selector (:func:`register_batch_query`); both are decorators or plain calls, and
 :func:`get_query` looks either up by name or alias. Unknown names
 raise :class:`UnknownQueryError` instead of silently turning into random selection, which is what
-tf_al 0.1.1 did (bug B3, including for its own documented name ``mean_std``).
+tf_al 0.1.1 did (even for its own documented name ``mean_std``).
 """
 
 from __future__ import annotations

@@ -192,7 +192,7 @@ def append_row_text(
         return prefix + format_csv_row(row.get(key, "") for key in header)
 
     rows = parse_csv(existing)
-    # The header grows: rewrite every line. A row longer than its header (tf_al's bug B5) cannot
+    # The header grows: rewrite every line. A row longer than its header (as tf_al wrote them) cannot
     # be mapped onto named columns without guessing, so refuse instead of losing its values.
     lines = [format_csv_row(merged)]
     for number, fields in enumerate(rows[1:], start=2):

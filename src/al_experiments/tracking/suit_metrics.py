@@ -4,8 +4,8 @@ The file layout is tf_al 0.1.1's (see ``tf_al_layout.md`` §3) so old readers ke
 bugs are fixed:
 
 - every experiment keeps one column set: a row with new keys rewrites the file under a merged
-  header instead of appending misaligned fields (B5);
-- ``filter_keys`` works (B9);
+  header instead of appending misaligned fields;
+- ``filter_keys`` works;
 - meta entries are not duplicated: ``add_experiment_meta`` replaces an entry of the same name;
 - only ``*.csv`` files are reconstructed as experiments (no ``notes.txt``, ``.lock``, temp files);
 - every write is atomic and every read-modify-write happens under a directory lock, so several

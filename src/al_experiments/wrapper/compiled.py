@@ -180,7 +180,7 @@ class Sampler:
         def call(x):
             # Freeze BatchNormalization while tracing: with trainable=False, Keras 3 runs it in
             # inference mode even under training=True, so only dropout is stochastic and the
-            # moving statistics are never touched (tf_al bug B18).
+            # moving statistics are never touched by sampling.
             previous = [layer.trainable for layer in bn_layers]
             for layer in bn_layers:
                 layer.trainable = False

@@ -1,7 +1,7 @@
 """Loss and metric evaluation on predicted probabilities, stateless and as plain floats.
 
 tf_al returned raw tensors, per-sample loss vectors and Keras Metric objects that accumulated
-across calls (bug B10); here every value is one float computed from scratch.
+across calls; here every value is one float computed from scratch.
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ class McDropout(Model):
     """Predictive samples are T forward passes with dropout active (BatchNorm in inference mode).
 
     ``__call__(inputs, sample_size=10, batch_size=None)`` returns ``(N, T, C)`` probabilities,
-    also for ``sample_size=1`` (tf_al dropped the axis then, bug B7). These samples are
+    also for ``sample_size=1`` (tf_al dropped the axis then). These samples are
     independent across points; ``consistent_samples(inputs, T, seed)`` gives jointly consistent
     ones (sample t of every input is one set of dropout masks), as BatchBALD and EPIG need.
     """

@@ -157,7 +157,7 @@ class Model:
         return "model"
 
     def get_config_for(self, name: str) -> dict[str, Any]:
-        """A copy of one config section (tf_al handed out the live dict, bug B19)."""
+        """A copy of one config section: callers can never change the user's Config."""
         return self._config.section(name)
 
     def get_config(self) -> dict[str, Any]:
@@ -331,7 +331,7 @@ class Model:
         return False
 
     def predictive_samples(self, inputs: Any, sample_size: int = 1, batch_size: int | None = None) -> np.ndarray:
-        """Class probabilities of shape ``(N, T, C)``: always with the sample axis (bug B7).
+        """Class probabilities of shape ``(N, T, C)``: always with the sample axis.
 
         A deterministic model repeats its single prediction T times.
         """
