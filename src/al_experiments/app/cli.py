@@ -9,6 +9,7 @@ options before Hydra composes the config.
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 from pathlib import Path
@@ -65,6 +66,9 @@ def _terminate(signum: int, frame: Any) -> None:
 
 def main() -> None:
     """Run the app; end a sweep's parent run truthfully however the process leaves."""
+    # MLflow configures its own logger when first imported (after Hydra's logging config):
+    # its store-migration chatter is not the researcher's business unless asked for.
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
     # SIGTERM (scancel, kill, CI timeouts) unwinds like Ctrl-C, so runs end KILLED, not RUNNING.
     if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
         signal.signal(signal.SIGTERM, _terminate)
