@@ -241,7 +241,8 @@ def test_failing_job_marks_runs_failed(tmp_path):
 
 def test_sigterm_marks_runs_killed(tmp_path):
     """SIGTERM (scancel, kill) ends the job's run and the sweep's parent KILLED."""
-    command, env = cli_command(tmp_path, "-m", *QUICK, "loop.max_rounds=400")
+    command, env = cli_command(tmp_path, "-m", *QUICK)
+    env["AL_EXPERIMENTS_FAILPOINTS"] = "after_mlflow@1:wait"  # the job holds after round 1
     process = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL,
                                stderr=subprocess.PIPE, text=True)
     try:

@@ -1,12 +1,15 @@
 """Named failure points for the fault-injection tests: ``AL_EXPERIMENTS_FAILPOINTS`` lists
 ``name`` or ``name@round`` entries (comma-separated); reaching one kills the process with
-SIGKILL, the one signal nothing can clean up after. Without the variable this is a dict lookup.
+SIGKILL, the one signal nothing can clean up after. ``name@round:wait`` instead holds the
+process there until a signal ends it, so a test can interrupt a job at a known point however
+fast the machine is. Without the variable this is a dict lookup.
 """
 
 from __future__ import annotations
 
 import os
 import signal
+import time
 
 ENV = "AL_EXPERIMENTS_FAILPOINTS"
 
@@ -16,6 +19,10 @@ def failpoint(name: str, round_index: int | None = None) -> None:
     wanted = os.environ.get(ENV)
     if not wanted:
         return
-    entries = {entry.strip() for entry in wanted.split(",")}
-    if name in entries or (round_index is not None and f"{name}@{round_index}" in entries):
-        os.kill(os.getpid(), signal.SIGKILL)
+    for entry in wanted.split(","):
+        point, _, action = entry.strip().partition(":")
+        if point == name or (round_index is not None and point == f"{name}@{round_index}"):
+            if action == "wait":
+                while True:  # a signal's handler (SIGTERM, Ctrl-C) raises out of the sleep
+                    time.sleep(0.05)
+            os.kill(os.getpid(), signal.SIGKILL)
