@@ -13,7 +13,7 @@ import numpy as np
 
 from al_experiments.pool import Pool
 from al_experiments.utils.seeding import generator_or_global
-from al_experiments.validation import as_index_array
+from al_experiments.validation import as_index_array, reject_empty_indices
 
 OracleCallback = Callable[[Pool, np.ndarray], Any]
 
@@ -40,11 +40,7 @@ class Oracle:
 
         An empty list of indices raises IndexError (as in tf_al); pass 0 to label nothing.
         """
-        if isinstance(size, (list, tuple, np.ndarray)) and np.size(size) == 0:
-            raise IndexError(
-                "Oracle.init got an empty list of indices; pass the pool indices to label, or a "
-                "number of points (0 labels none)."
-            )
+        reject_empty_indices("Oracle.init", size)
         if self.is_pseudo(pseudo_mode) and pool.is_pseudo():
             return pool.init(size, rng=rng)
         if isinstance(size, (int, np.integer)):

@@ -13,7 +13,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from al_experiments.utils.seeding import generator_or_global
-from al_experiments.validation import as_index_array, class_labels
+from al_experiments.validation import as_index_array, class_labels, reject_empty_indices
 
 
 class Pool:
@@ -177,11 +177,7 @@ class Pool:
         if isinstance(size, (int, np.integer)) and not isinstance(size, bool):
             chosen = self.choose_initial(int(size), rng)
         elif isinstance(size, (list, tuple, np.ndarray)):
-            if np.size(size) == 0:
-                raise IndexError(
-                    "Pool.init got an empty list of indices; pass the pool indices to label, or a "
-                    "number of points (0 labels none)."
-                )
+            reject_empty_indices("Pool.init", size)
             chosen = as_index_array(size, len(self))
             if len(np.unique(chosen)) != len(chosen):
                 raise ValueError("Pool.init got duplicate indices; list each point once.")

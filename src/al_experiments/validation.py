@@ -91,6 +91,21 @@ def check_labels(name: str, targets: Any, num_classes: int | None) -> None:
         )
 
 
+def closest_match(word: str, candidates: Iterable[str], cutoff: float = 0.6) -> str | None:
+    """The candidate closest to ``word`` (difflib's ratio >= ``cutoff``), for a did-you-mean."""
+    matches = difflib.get_close_matches(str(word), list(candidates), n=1, cutoff=cutoff)
+    return matches[0] if matches else None
+
+
+def reject_empty_indices(owner: str, size: Any) -> None:
+    """IndexError for an empty list of initial indices (tf_al raised one too); 0 labels none."""
+    if isinstance(size, (list, tuple, np.ndarray)) and np.size(size) == 0:
+        raise IndexError(
+            f"{owner} got an empty list of indices; pass the pool indices to label, or a "
+            "number of points (0 labels none)."
+        )
+
+
 def reject_unknown_kwargs(owner: str, kwargs: Mapping[str, Any], accepted: Iterable[str]) -> None:
     """Raise TypeError if ``kwargs`` holds a name outside ``accepted``; do nothing otherwise.
 
@@ -109,8 +124,8 @@ def reject_unknown_kwargs(owner: str, kwargs: Mapping[str, Any], accepted: Itera
     else:
         head = f"{owner} got unexpected keyword arguments {', '.join(repr(n) for n in unknown)}"
     message = f"{head}; it accepts: {', '.join(allowed)}."
-    hints = {name: difflib.get_close_matches(str(name), allowed, n=1) for name in unknown}
-    hints = {name: match[0] for name, match in hints.items() if match}
+    hints = {name: closest_match(name, allowed) for name in unknown}
+    hints = {name: match for name, match in hints.items() if match}
     if len(unknown) == 1 and hints:
         message += f" Did you mean {hints[unknown[0]]!r}?"
     elif hints:

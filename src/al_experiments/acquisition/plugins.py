@@ -19,7 +19,7 @@ import threading
 import types
 from importlib import metadata
 
-__all__ = ["ENTRY_POINT_GROUP", "StrategyPluginError", "load_strategy_plugins", "plugin_strategy_names"]
+__all__ = ["ENTRY_POINT_GROUP", "StrategyPluginError", "load_strategy_plugins"]
 
 ENTRY_POINT_GROUP = "al_experiments.strategies"
 
@@ -88,7 +88,3 @@ def load_strategy_plugins() -> list[str]:
             _LOADED = sorted(entry_point.name for entry_point in entry_points)
         return list(_LOADED)
 
-
-def plugin_strategy_names() -> list[str]:
-    """Names of the installed strategy entry points, without importing them."""
-    return sorted(entry_point.name for entry_point in _entry_points())

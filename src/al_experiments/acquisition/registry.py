@@ -9,12 +9,13 @@ tf_al 0.1.1 did (even for its own documented name ``mean_std``).
 
 from __future__ import annotations
 
-import difflib
 import threading
 from typing import Any, Callable, Iterable, overload
 
 import numpy as np
 from numpy.typing import ArrayLike
+
+from al_experiments.validation import closest_match
 
 from . import functions as _f
 from .plugins import load_strategy_plugins
@@ -231,8 +232,8 @@ def canonical_query_name(name: str) -> str:
             return key
         known = sorted(_STRATEGIES)
         candidates = known + sorted(_ALIASES)
-    hint = difflib.get_close_matches(key, candidates, n=1, cutoff=0.6)
-    did_you_mean = f" Did you mean {hint[0]!r}?" if hint else ""
+    hint = closest_match(key, candidates)
+    did_you_mean = f" Did you mean {hint!r}?" if hint else ""
     raise UnknownQueryError(
         f"Unknown query function {name!r}.{did_you_mean} Known names: {', '.join(known)}; "
         "register your own with al_experiments.acquisition.register_query or register_batch_query "

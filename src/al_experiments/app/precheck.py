@@ -10,7 +10,6 @@ project's one-sentence message; a command that passes is then run by Hydra as us
 
 from __future__ import annotations
 
-import difflib
 import os
 import re
 from collections.abc import Iterator, Sequence
@@ -18,6 +17,7 @@ from collections.abc import Iterator, Sequence
 from omegaconf import DictConfig, OmegaConf
 
 from al_experiments.app.errors import ConfigError
+from al_experiments.validation import closest_match
 
 CONF_MODULE = "al_experiments.conf"
 # Compositions at most (a sweep over many values is checked on its first ones).
@@ -95,8 +95,8 @@ def _compose(overrides: list[str], config_dir: str | None, config_name: str) -> 
 
 
 def _did_you_mean(word: str, candidates: Sequence[str]) -> str:
-    close = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.5)
-    return f" Did you mean {close[0]!r}?" if close else ""
+    close = closest_match(word, candidates, cutoff=0.5)
+    return f" Did you mean {close!r}?" if close else ""
 
 
 def _missing_option(exc: Exception, overrides: list[str]) -> str:
