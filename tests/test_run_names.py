@@ -8,7 +8,7 @@ from datetime import datetime
 
 import pytest
 
-from al_experiments.app.job import round_line, runs_page
+from al_experiments.app.job import round_line
 from al_experiments.app.run_names import (
     git_commit,
     job_description,
@@ -20,6 +20,7 @@ from al_experiments.app.run_names import (
     varying_keys,
 )
 from al_experiments.tracking.mlflow_run import round_metrics, short_metric_name
+from al_experiments.tracking.mlflow_store import runs_page
 
 
 def test_a_single_run_is_strategy_and_seed():

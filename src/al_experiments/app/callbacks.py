@@ -32,7 +32,6 @@ _PENDING: set[str] = set()
 
 class MlflowSweepCallback(Callback):
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        from al_experiments.app.job import runs_page
         from al_experiments.tracking import mlflow_store, sweep
 
         sweep_dir = os.path.abspath(config.hydra.sweep.dir)
@@ -51,7 +50,7 @@ class MlflowSweepCallback(Callback):
             record = os.path.join(os.path.abspath(config.state_dir), "sweeps", identity + ".json")
             previous = sweep.recorded_sweep(record, uri, experiment_id)
         view = mlflow_store.share_sweep_view(uri, experiment_id, sweep_dir)
-        log.info("Follow the sweep in MLflow (make ui): %s", runs_page(uri, experiment_id, view=view))
+        log.info("Follow the sweep in MLflow (make ui): %s", mlflow_store.runs_page(uri, experiment_id, view=view))
         overrides = list(config.hydra.overrides.task)
         sweep.announce_sweep(sweep_dir, uri, experiment_id, previous=previous, record=record,
                                    run_name=sweep_run_name(overrides, datetime.now()),
@@ -70,7 +69,6 @@ class MlflowSweepCallback(Callback):
 
 def _results(sweep_dir: str) -> None:
     """The sweep's result table: printed, and the parent run's description; never fails the sweep."""
-    from al_experiments.app.job import runs_page
     from al_experiments.tracking import mlflow_store, sweep
 
     parent = sweep.sweep_parent(sweep_dir)
@@ -89,9 +87,9 @@ def _results(sweep_dir: str) -> None:
     experiment_id = mlflow_store.run_experiment_id(uri, run_id)
     if table:
         print(table, flush=True)
-    view = mlflow_store.share_sweep_view(uri, experiment_id, sweep_dir)
-    print(f"The sweep in MLflow (make ui): {runs_page(uri, experiment_id, view=view)}\n"
-          f"Its parent run, with this table: {runs_page(uri, experiment_id, run_id)}", flush=True)
+    view = mlflow_store.sweep_view_key(sweep_dir)  # saved when the sweep started
+    print(f"The sweep in MLflow (make ui): {mlflow_store.runs_page(uri, experiment_id, view=view)}\n"
+          f"Its parent run, with this table: {mlflow_store.runs_page(uri, experiment_id, run_id)}", flush=True)
 
 
 def _report(sweep_dir: str) -> None:

@@ -219,7 +219,7 @@ def _run(cfg: DictConfig, ctx: JobContext, job: Any, store: Any, identity: str, 
     """The job proper, fresh or resumed: sinks, rounds, summary."""
     import al_experiments
     from al_experiments.resume import Checkpoint
-    from al_experiments.tracking import mlflow_run, sweep
+    from al_experiments.tracking import mlflow_run, mlflow_store, sweep
     from al_experiments.tracking.suit_metrics import ExperimentSuitMetrics
     from al_experiments.utils.failpoints import failpoint
 
@@ -311,13 +311,13 @@ def _run(cfg: DictConfig, ctx: JobContext, job: Any, store: Any, identity: str, 
         # of one-point charts.
         run.log_missing_metrics([(0, {key: summary[name] for key, name in _RESULT_METRICS if name in summary})])
         labels = loop.history[-1]["labeled_pool_size"] if loop.history else None
-        run.set_description(job_description(query_name, cfg.dataset.name, cfg.seed, summary, labels))
+        description = job_description(query_name, cfg.dataset.name, cfg.seed, summary, labels)
+        run.set_description(description)
     failpoint("after_run_finished")
     checkpoint.finished, checkpoint.summary = True, summary
     store.save(checkpoint)
-    labels = loop.history[-1]["labeled_pool_size"] if loop.history else None
-    log.info("finished %s", job_description(query_name, cfg.dataset.name, cfg.seed, summary, labels))
-    log.info("MLflow run %s, CSV %s", runs_page(uri, experiment_id, run.run_id), csv_path)
+    log.info("finished %s", description)
+    log.info("MLflow run %s, CSV %s", mlflow_store.runs_page(uri, experiment_id, run.run_id), csv_path)
     return {**summary, "run_id": run.run_id, "csv": csv_path, "experiment": experiment}
 
 
@@ -333,19 +333,6 @@ def round_line(step: dict[str, Any], rounds: int) -> str:
     seconds = sum(step.get(f"{phase}_time") or 0.0 for phase in ("train", "query", "optim", "eval"))
     parts.append(f"{seconds:.2f} s")
     return ", ".join(parts)
-
-
-def runs_page(uri: str, experiment_id: str, run_id: str | None = None, view: str | None = None) -> str:
-    """Where the MLflow UI shows the experiment's runs, one run, or a saved view of them
-    (``view``: a key from ``share_sweep_view``, shown as charts)."""
-    from al_experiments.tracking.mlflow_store import UI_QUERY, ui_address
-
-    page = f"{ui_address(uri)}/#/experiments/{experiment_id}/runs"
-    if run_id:
-        return f"{page}/{run_id}?{UI_QUERY}"
-    if view:
-        return f"{page}?{UI_QUERY}&viewStateShareKey={view}&compareRunsMode=CHART"
-    return f"{page}?{UI_QUERY}"
 
 
 def _source_tags() -> dict[str, str]:

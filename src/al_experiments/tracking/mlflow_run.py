@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from al_experiments.tracking.mlflow_store import client as _client
-from al_experiments.tracking.mlflow_store import set_run_description
+from al_experiments.tracking.mlflow_store import NOTE_TAG
 
 log = logging.getLogger(__name__)
 
@@ -185,7 +185,7 @@ class JobRun:
             DatasetInput(dataset, tags=[InputTag(key="mlflow.data.context", value=context)])])
 
     def set_description(self, text: str) -> None:
-        set_run_description(self.uri, self.run_id, text)
+        self.client.set_tag(self.run_id, NOTE_TAG, text)
 
     def log_round(self, step: Mapping[str, Any]) -> None:
         """Log a loop step dict at ``step = iteration`` (the round)."""

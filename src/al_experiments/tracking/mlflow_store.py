@@ -138,11 +138,19 @@ SHARED_VIEW_PREFIX = "mlflow.sharedViewState."
 UI_QUERY = "workflowType=machine_learning"
 
 
+NOTE_TAG = "mlflow.note.content"  # a run page's description
+
+
+def sweep_view_key(sweep_dir: str | os.PathLike[str]) -> str:
+    """The key of a sweep's saved UI view: derived from its folder, the same in every process."""
+    return "sweep-" + hashlib.sha256(str(Path(sweep_dir).resolve()).encode()).hexdigest()[:16]
+
+
 def share_sweep_view(uri: str, experiment_id: str, sweep_dir: str | os.PathLike[str]) -> str:
     """Save a UI view of one sweep: its runs grouped by query, and test accuracy against
-    labelled points as the charts' x axis. Returns the view's key (see ``sweep_view_page``)."""
+    labelled points as the charts' x axis. Returns the view's key (see ``runs_page``)."""
     folder = str(Path(sweep_dir).resolve())
-    key = "sweep-" + hashlib.sha256(folder.encode()).hexdigest()[:16]
+    key = sweep_view_key(folder)
     state = {
         "searchFilter": "tags.sweep = '{}'".format(folder.replace("'", "\\'")),
         "groupBy": {"aggregateFunction": "average", "groupByKeys": [{"mode": "tag", "groupByData": "query"}]},
@@ -161,9 +169,20 @@ def ui_address(uri: str) -> str:
     return uri.rstrip("/") if uri.startswith(("http://", "https://")) else "http://127.0.0.1:5000"
 
 
+def runs_page(uri: str, experiment_id: str, run_id: str | None = None, view: str | None = None) -> str:
+    """Where the MLflow UI shows the experiment's runs, one run, or a saved view of them
+    (``view``: a key from ``share_sweep_view``, shown as charts)."""
+    page = f"{ui_address(uri)}/#/experiments/{experiment_id}/runs"
+    if run_id:
+        return f"{page}/{run_id}?{UI_QUERY}"
+    if view:
+        return f"{page}?{UI_QUERY}&viewStateShareKey={view}&compareRunsMode=CHART"
+    return f"{page}?{UI_QUERY}"
+
+
 def set_run_description(uri: str, run_id: str, text: str) -> None:
     """A run page's description (MLflow's ``mlflow.note.content`` tag)."""
-    client(uri).set_tag(run_id, "mlflow.note.content", text)
+    client(uri).set_tag(run_id, NOTE_TAG, text)
 
 
 def run_experiment_id(uri: str, run_id: str) -> str:
