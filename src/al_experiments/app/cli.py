@@ -18,13 +18,14 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
+from al_experiments import conf
 from al_experiments.app.callbacks import close_pending_sweeps
 from al_experiments.app.errors import AppError
 from al_experiments.app.schema import register_configs, register_strategy_configs
 
-CONF_PACKAGE = "pkg://al_experiments.conf"
+CONF_PACKAGE = f"pkg://{conf.__name__}"
 # The same tree on disk, for tools and tests that read the YAML files themselves.
-CONF_DIR = str(Path(__file__).resolve().parents[1] / "conf")
+CONF_DIR = str(Path(conf.__file__).resolve().parent)
 
 register_configs()
 

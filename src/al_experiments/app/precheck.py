@@ -16,10 +16,11 @@ from collections.abc import Iterator, Sequence
 
 from omegaconf import DictConfig, OmegaConf
 
+from al_experiments import conf
 from al_experiments.app.errors import ConfigError
 from al_experiments.validation import closest_match
 
-CONF_MODULE = "al_experiments.conf"
+CONF_MODULE = conf.__name__  # the packaged tree, as hydra.main finds it
 # Compositions at most (a sweep over many values is checked on its first ones).
 _MAX_COMPOSITIONS = 64
 _TYPE_WORDS = {"Integer": "a whole number", "Float": "a number", "Boolean": "true or false",

@@ -198,9 +198,10 @@ def register_strategy_configs() -> list[str]:
     """
     from importlib.resources import files
 
+    from al_experiments import conf
     from al_experiments.acquisition import available_queries, get_query
 
-    shipped = files("al_experiments.conf") / "query"
+    shipped = files(conf) / "query"
     cs = ConfigStore.instance()
     added = []
     for name in available_queries():
