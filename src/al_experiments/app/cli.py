@@ -10,10 +10,8 @@ options before Hydra composes the config.
 from __future__ import annotations
 
 import os
-import signal
 import sys
 from pathlib import Path
-from typing import Any
 
 import hydra
 from omegaconf import DictConfig, OmegaConf
@@ -22,6 +20,7 @@ from al_experiments import conf
 from al_experiments.app.callbacks import close_pending_sweeps
 from al_experiments.app.errors import AppError
 from al_experiments.app.schema import register_configs, register_strategy_configs
+from al_experiments.utils.signals import install_sigterm_as_interrupt
 
 CONF_PACKAGE = f"pkg://{conf.__name__}"
 # The same tree on disk, for tools and tests that read the YAML files themselves.
@@ -61,18 +60,13 @@ def app(cfg: DictConfig) -> float | None:
         sys.exit(1)
 
 
-def _terminate(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt(f"received signal {signum}")
-
-
 def main() -> None:
     """Run the app; end a sweep's parent run truthfully however the process leaves."""
     # MLflow configures its own logger when first imported (after Hydra's logging config):
     # its store-migration chatter is not the researcher's business unless asked for.
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
     # SIGTERM (scancel, kill, CI timeouts) unwinds like Ctrl-C, so runs end KILLED, not RUNNING.
-    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
-        signal.signal(signal.SIGTERM, _terminate)
+    install_sigterm_as_interrupt()
     from al_experiments.acquisition import StrategyPluginError
 
     from al_experiments.app.precheck import check_command

@@ -7,41 +7,30 @@ tf_al's column names.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
 import os
-import signal
-import threading
 import time
 from collections.abc import Mapping
 from typing import Any
 
 from al_experiments.tracking.mlflow_store import client as _client
 from al_experiments.tracking.mlflow_store import NOTE_TAG
+from al_experiments.utils.signals import sigterm_as_interrupt
+from al_experiments.utils.trees import flat_items
 
 log = logging.getLogger(__name__)
 
 _BATCH = 100  # MLflow's log_batch limit for params per call
 
 
-class JobTerminated(KeyboardInterrupt):
-    """SIGTERM arrived: the run is recorded as KILLED, like a Ctrl-C."""
-
-
 # ----------------------------------------------------------------------------- values
-def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
+def flatten(tree: Mapping[str, Any]) -> dict[str, str]:
     """Nested mappings -> dotted keys; lists as JSON, so every leaf is one MLflow param."""
-    flat: dict[str, str] = {}
-    for key, value in tree.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, Mapping):
-            flat.update(flatten(value, name + "."))
-        elif isinstance(value, (list, tuple)):
-            flat[name] = json.dumps(value)
-        else:
-            flat[name] = str(value)
-    return flat
+    return {key: json.dumps(value) if isinstance(value, (list, tuple)) else str(value)
+            for key, _, value in flat_items(tree, ".")}
 
 
 # MLflow names of a round's sections: the loop's ``eval`` is the test split, ``optim`` the
@@ -119,18 +108,14 @@ class JobRun:
                 self.client.set_tag(resume_run_id, key, value)
         self._artifacts: list[tuple[str, str | None]] = []
         self._json: dict[str, Any] = {}
-        self._previous_sigterm: Any = None
+        self._sigterm = contextlib.ExitStack()
 
     def __enter__(self) -> "JobRun":
-        # Only where nobody else handles SIGTERM (submitit installs its own in its workers).
-        if threading.current_thread() is threading.main_thread() and \
-                signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
-            self._previous_sigterm = signal.signal(signal.SIGTERM, _raise_terminated)
+        self._sigterm.enter_context(sigterm_as_interrupt())
         return self
 
     def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> bool:
-        if self._previous_sigterm is not None:
-            signal.signal(signal.SIGTERM, self._previous_sigterm)
+        self._sigterm.close()
         if exc_type is None:
             status = "FINISHED"
         elif issubclass(exc_type, (KeyboardInterrupt, SystemExit)):
@@ -225,7 +210,3 @@ class JobRun:
                 self.client.log_artifact(self.run_id, path, artifact_path)
         for name, content in self._json.items():
             self.client.log_dict(self.run_id, content, name)
-
-
-def _raise_terminated(signum: int, frame: Any) -> None:
-    raise JobTerminated(f"received signal {signum}")

@@ -32,6 +32,7 @@ from al_experiments.tracking.files import (
     to_plain,
 )
 from al_experiments.utils.atomic import atomic_write_text
+from al_experiments.utils.trees import flat_items
 
 logger = logging.getLogger(__name__)
 
@@ -340,27 +341,15 @@ class ExperimentSuitMetrics:
             wanted = {filter_keys} if isinstance(filter_keys, str) else {str(k) for k in filter_keys}
 
         row: dict[str, str] = {}
-
-        def add(key: str, top_key: str, value: Any) -> None:
+        for key, top_key, value in flat_items(to_plain(dict(values)), "_"):
             if wanted is not None and key not in wanted and top_key not in wanted:
-                return
+                continue
             if value is None or (filter_nan and is_nan(value)):
+                if key == top_key:
+                    continue  # top level: the column is left out of this row, as in tf_al
                 row[key] = ""
             else:
                 row[key] = str(value)
-
-        def flatten(prefix: str, top_key: str, value: Any) -> None:
-            if isinstance(value, Mapping):
-                for sub_key, sub_value in value.items():
-                    flatten(f"{prefix}_{sub_key}", top_key, sub_value)
-            else:
-                add(prefix, top_key, value)
-
-        for key, value in to_plain(dict(values)).items():
-            key = str(key)
-            if value is None or (filter_nan and is_nan(value)):
-                continue  # top level: the column is left out of this row, as in tf_al
-            flatten(key, key, value)
         return row
 
     def read(self, experiment_name: str) -> list[dict[str, str]]:
