@@ -4,10 +4,12 @@ small file helpers of al_experiments.tracking."""
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import stat
 import subprocess
 import sys
+from typing import Any
 
 import numpy as np
 import pytest
@@ -193,6 +195,30 @@ def test_directory_lock_is_reentrant_and_uses_dot_lock(tmp_path):
         with directory_lock(str(tmp_path)):
             atomic_write_text(tmp_path / "x", "1")
     assert (tmp_path / ".lock").exists()
+
+
+def _report_lock_attempt(directory: str, results: Any) -> None:
+    try:
+        with directory_lock(directory, timeout_s=0.2):
+            results.put("acquired")
+    except TimeoutError:
+        results.put("timed out")
+
+
+def test_directory_lock_excludes_a_forked_child_of_its_holder(tmp_path):
+    # A forked child inherits the parent's lock objects; it must still wait for the parent's
+    # hold instead of taking it as its own reentrant one.
+    context = multiprocessing.get_context("fork")
+    results = context.Queue()
+    with directory_lock(tmp_path):
+        child = context.Process(target=_report_lock_attempt, args=(str(tmp_path), results))
+        child.start()
+        child.join(60)
+        assert results.get(timeout=10) == "timed out"
+    child = context.Process(target=_report_lock_attempt, args=(str(tmp_path), results))
+    child.start()
+    child.join(60)
+    assert results.get(timeout=10) == "acquired"
 
 
 def test_to_plain():

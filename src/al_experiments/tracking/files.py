@@ -13,7 +13,6 @@ import csv
 import io
 import math
 import os
-import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
@@ -38,36 +37,21 @@ CSV_FORMAT: dict[str, Any] = {
 
 
 
-_LOCKS: dict[tuple[int, str], filelock.FileLock] = {}
-_LOCKS_GUARD = threading.Lock()
-
-
-def _lock_for(directory: str) -> filelock.FileLock:
-    # One FileLock object per (process, directory): the object is reentrant, so nested
-    # directory_lock() calls in one thread do not deadlock on flock. The pid in the key gives a
-    # forked child its own object instead of the parent's (possibly held) state.
-    key = (os.getpid(), os.path.realpath(directory))
-    with _LOCKS_GUARD:
-        lock = _LOCKS.get(key)
-        if lock is None:
-            lock = filelock.FileLock(os.path.join(key[1], LOCK_FILE_NAME), timeout=LOCK_TIMEOUT_S)
-            _LOCKS[key] = lock
-        return lock
-
-
 @contextlib.contextmanager
-def directory_lock(directory: str | os.PathLike[str]) -> Iterator[None]:
+def directory_lock(directory: str | os.PathLike[str], timeout_s: float = LOCK_TIMEOUT_S) -> Iterator[None]:
     """Hold the inter-process lock ``<directory>/.lock`` for the duration of the block.
 
-    Reentrant within a thread. Raises ``TimeoutError`` naming the lock file if it cannot be
-    acquired within ``LOCK_TIMEOUT_S`` seconds.
+    Reentrant within a thread: filelock's singleton gives nested calls the one lock object, and
+    it resets its registry in a forked child, so a child never inherits its parent's hold.
+    Raises ``TimeoutError`` naming the lock file if it cannot be acquired within ``timeout_s``.
     """
-    lock = _lock_for(os.fspath(directory))
+    path = os.path.join(os.path.realpath(os.fspath(directory)), LOCK_FILE_NAME)
+    lock = filelock.FileLock(path, is_singleton=True)
     try:
-        lock.acquire()
+        lock.acquire(timeout=timeout_s)
     except filelock.Timeout as error:
         raise TimeoutError(
-            f"Could not lock {lock.lock_file} within {LOCK_TIMEOUT_S:.0f} s; another process "
+            f"Could not lock {lock.lock_file} within {timeout_s:.0f} s; another process "
             "keeps it; check for a hung job writing into the same directory."
         ) from error
     try:
