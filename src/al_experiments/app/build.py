@@ -195,16 +195,17 @@ def build_query(cfg: DictConfig) -> Any:
 
 def build(cfg: DictConfig) -> Job:
     """All objects of one job, seeded by ``cfg.seed`` (the network's initial weights included)."""
-    from al_experiments.utils.tf_import import import_tensorflow
-
-    import_tensorflow()  # first, so TF's log level is set before anything imports it
-    import keras
-
     from al_experiments.loop import ActiveLearningLoop
     from al_experiments.utils.seeding import seed_everything
+    from al_experiments.utils.tf_import import import_tensorflow
 
+    # The data and the query are checked first: a bad file is refused in a second, not after
+    # TensorFlow's start-up (which reads neither).
     dataset, info = build_dataset(cfg)
     query = build_query(cfg)
+    import_tensorflow()  # before Keras, so TF's log level is set before it loads
+    import keras
+
     # A multirun on the basic launcher runs its jobs in one process: drop the previous job's
     # Keras state, then seed before the network takes its dropout seeds and initial weights.
     keras.backend.clear_session()
