@@ -70,5 +70,5 @@ def test_random_with_pool_subset_picks_inside_the_subset_without_scoring():
 
 @pytest.mark.parametrize("bad", [0, -3])
 def test_bad_pool_subset_is_refused(bad):
-    with pytest.raises(ValueError, match="pool_subset must be >= 1"):
+    with pytest.raises(ValueError, match=f"pool_subset={bad} is invalid: it must be a whole number >= 1 or None"):
         AcquisitionFunction("bald", pool_subset=bad)

@@ -237,7 +237,7 @@ def test_ensemble_size_is_checked_when_building_and_only_ensembles_have_one():
     from al_experiments.app.build import build_model
 
     cfg = compose("config", overrides=["model=ensemble_mlp", "model.wrapper.members=0"])
-    with pytest.raises(ConfigError, match="model.wrapper is invalid: members must be a whole number >= 1"):
+    with pytest.raises(ConfigError, match="model.wrapper is invalid: members=0 is invalid: it must be a whole number >= 1"):
         build_model(cfg, (8, 8), 10)
     with pytest.raises((ConfigCompositionException, OmegaConfBaseException)):
         compose("config", overrides=["model=mc_dropout_mlp", "model.wrapper.members=3"])

@@ -113,7 +113,7 @@ def test_reset_policy_reaches_every_member():
 def test_builder_and_list_of_networks():
     assert len(ensemble(members=3, model=network).members) == 3
     assert len(ensemble(members=2, model=[network(), network()]).members) == 2
-    with pytest.raises(ValueError, match="members must be a whole number >= 1"):
+    with pytest.raises(ValueError, match="members=0 is invalid: it must be a whole number >= 1"):
         DeepEnsemble(network(), members=0)
     with pytest.raises(ValueError, match="one network per member"):
         DeepEnsemble([network()], members=2)

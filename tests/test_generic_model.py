@@ -209,7 +209,7 @@ def test_mc_dropout_samples_are_one_training_call_each():
                                np.mean([reference(x, training=True) for _ in range(3 + 4)][3:], axis=0))
     chunks = list(wrapper.sample_chunks(x, 2, batch_size=3))
     assert [(a, b, p.shape) for a, b, p in chunks] == [(0, 3, (3, 2, 3)), (3, 6, (3, 2, 3)), (6, 7, (1, 2, 3))]
-    assert wrapper.reduced_score_chunks(x, 2, reduction=None) is None
+    assert not wrapper.scores_in_graph()  # no compiled sampler: scores come from sample_chunks
     deterministic = Model(copy.deepcopy(reference)).predictive_samples(x, 3)
     np.testing.assert_array_equal(deterministic, np.repeat(reference(x)[:, None], 3, axis=1))
 

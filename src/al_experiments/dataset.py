@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from al_experiments.utils.seeding import seed_or_global
-from al_experiments.validation import as_index_array, check_pair, class_labels
+from al_experiments.validation import as_index_array, check_pair, check_whole, class_labels
 
 Split = tuple[Any, Any]
 
@@ -67,8 +67,7 @@ class Dataset:
         if val is not None:
             self.x_val, self.y_val = _unpack("val", val, x_train)
 
-        if not isinstance(init_size, (int, np.integer)) or isinstance(init_size, bool) or init_size < 0:
-            raise ValueError(f"init_size must be a whole number >= 0, got {init_size!r}.")
+        check_whole("init_size", init_size, 0)
         if init_size > len(x_train):
             raise ValueError(
                 f"init_size={init_size} is larger than the train pool ({len(x_train)} points); "

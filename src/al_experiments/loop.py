@@ -18,8 +18,10 @@ from al_experiments.dataset import Dataset
 from al_experiments.oracle import Oracle
 from al_experiments.pool import Pool
 from al_experiments.utils.seeding import round_rng, seed_or_global
+from al_experiments.wrapper.interface import as_active_model
 from al_experiments.validation import (
     check_labels,
+    check_whole,
     reject_unknown_kwargs,
     signature_names,
 )
@@ -69,22 +71,19 @@ class ActiveLearningLoop:
                               signature_names(ActiveLearningLoop.__init__) | set(LOOP_KEYWORDS))
         oracle = kwargs.pop("oracle", None)
         seed = kwargs.pop("seed", None)
-        if not isinstance(step_size, (int, np.integer)) or isinstance(step_size, bool) or step_size < 1:
-            raise ValueError(f"step_size must be a whole number >= 1, got {step_size!r}.")
-        if max_rounds is not None and (not isinstance(max_rounds, (int, np.integer)) or max_rounds < 0):
-            raise ValueError(f"max_rounds must be a whole number >= 0 or None, got {max_rounds!r}.")
+        check_whole("step_size", step_size, 1)
+        check_whole("max_rounds", max_rounds, 0, optional=True)
         if isinstance(query_fn, (list, tuple)):
             raise ValueError("ActiveLearningLoop runs one query function; use ExperimentSuit for several.")
         self.query_fn = query_fn if isinstance(query_fn, AcquisitionFunction) else AcquisitionFunction(query_fn)
-        self.model = model
+        self.model = as_active_model(model)
         self.dataset = dataset
         self.step_size = int(step_size)
         self.max_rounds = None if max_rounds is None else int(max_rounds)
         self.pseudo = bool(pseudo)
         self.verbose = verbose
         self.seed = seed_or_global(seed)
-        if hasattr(model, "set_seed"):
-            model.set_seed(self.seed)
+        self.model.set_seed(self.seed)
         self._check_labels()
 
         if isinstance(oracle, Oracle):
@@ -100,25 +99,21 @@ class ActiveLearningLoop:
         elif dataset.get_init_size() > 0:
             self.oracle.init(self.pool, dataset.get_init_size(), rng=init_rng)
         self.initial_indices = self.pool.get_labeled_indices()
-        self.query_config = model.get_config_for("query") if hasattr(model, "get_config_for") else {}
+        self.query_config = self.model.get_config_for("query")
         self.query_config.pop("step_size", None)
         self._total_rounds = self._count_rounds()
         self.i = 0
         self.history: list[Row] = []
 
     def _check_labels(self) -> None:
-        outputs = getattr(self.model, "num_outputs", None)
-        if outputs is None:
-            return
-        n = outputs()
-        if n is None:
+        n = self.model.num_outputs()
+        train_x = self.dataset.get_train_inputs()
+        if n is None and len(train_x):
             # A wrapped non-Keras object learns its width from its first prediction: probe one
             # training input (None again if it cannot predict before it is fitted).
-            probe = getattr(self.model, "probe_num_outputs", None)
-            train_x = self.dataset.get_train_inputs()
-            n = probe(train_x[:1]) if probe is not None and len(train_x) else None
-            if n is None:
-                return
+            n = self.model.probe_num_outputs(train_x[:1])
+        if n is None:
+            return
         classes = 2 if n == 1 else n
         for name, (_, y) in (("Train", self.dataset.get_train_split()), ("Test", self.dataset.get_test_split()),
                              ("Validation", self.dataset.get_eval_split())):
@@ -162,7 +157,7 @@ class ActiveLearningLoop:
     def _round(self) -> Row:
         round_index = self.i + 1
         model, pool, dataset = self.model, self.pool, self.dataset
-        _reset(model, pool, dataset, round_index)
+        model.reset(pool, dataset, round_index=round_index)
 
         train = train_time = None
         if pool.has_labeled():
@@ -177,8 +172,10 @@ class ActiveLearningLoop:
                 train = {"loss": train.pop("loss"), **train}
 
         optim = optim_time = None
-        if dataset.has_eval_set() and hasattr(model, "optimize"):
+        if dataset.has_eval_set():
             optim, optim_time = _timed(model.optimize, *dataset.get_eval_split())
+            if optim is None:  # the model has no validation step
+                optim_time = None
 
         rng = round_rng(self.seed, round_index, "query")
         (indices, _scores), query_time = _timed(
@@ -190,8 +187,7 @@ class ActiveLearningLoop:
         evaluation = eval_time = None
         if dataset.has_test_set():
             evaluation, eval_time = _timed(
-                model.evaluate, *dataset.get_test_split(), **(model.get_config_for("eval")
-                                                              if hasattr(model, "get_config_for") else {})
+                model.evaluate, *dataset.get_test_split(), **model.get_config_for("eval")
             )
         self.i += 1
         step = {
@@ -256,8 +252,7 @@ class ActiveLearningLoop:
         }
         if not self.pool.is_pseudo():
             state["targets"] = self.pool.get_targets_by(order).tolist() if len(order) else []
-        model_state = getattr(self.model, "resume_state", None)
-        state["model"] = model_state() if model_state is not None else None
+        state["model"] = self.model.resume_state()
         return state
 
     def restore(self, state: dict[str, Any]) -> None:
@@ -297,23 +292,13 @@ class ActiveLearningLoop:
         }
 
     def get_model_name(self) -> str:
-        getter = getattr(self.model, "get_model_name", None)
-        return (getter() if getter else type(self.model).__name__).lower()
+        return self.model.get_model_name().lower()
 
     def get_query_fn_name(self) -> str:
         return self.query_fn.get_name()
 
     def get_experiment_name(self) -> str:
         return f"{self.get_model_name()}_{self.get_query_fn_name()}"
-
-
-def _reset(model: Any, pool: Pool, dataset: Dataset, round_index: int) -> None:
-    from al_experiments.wrapper.model import Model
-
-    if isinstance(model, Model):
-        model.reset(pool, dataset, round_index=round_index)
-    elif hasattr(model, "reset"):
-        model.reset(pool, dataset)
 
 
 def _timed(fn: Callable, *args: Any, **kwargs: Any) -> tuple[Any, float]:

@@ -11,7 +11,7 @@ from al_experiments.acquisition.acquisition_function import AcquisitionFunction
 from al_experiments.dataset import Dataset
 from al_experiments.loop import ActiveLearningLoop
 from al_experiments.utils.seeding import seed_everything
-from al_experiments.validation import reject_unknown_kwargs, signature_names
+from al_experiments.validation import check_whole, reject_unknown_kwargs, signature_names
 
 log = logging.getLogger(__name__)
 
@@ -71,8 +71,7 @@ class ExperimentSuit:
         self.query_fns = [q if isinstance(q, AcquisitionFunction) else AcquisitionFunction(q) for q in names]
         if not isinstance(dataset, Dataset):
             raise ValueError("ExperimentSuit needs a Dataset as its third argument.")
-        if not isinstance(runs, int) or runs < 1:
-            raise ValueError(f"runs must be a whole number >= 1, got {runs!r}.")
+        check_whole("runs", runs, 1)
         if seed is None:
             self.seeds: list[int | None] = [None] * runs
         elif isinstance(seed, int) and not isinstance(seed, bool):

@@ -31,6 +31,18 @@ def as_index_array(indices: Any, length: int) -> np.ndarray:
     return idx.astype(np.int64, copy=False)
 
 
+def check_whole(name: str, value: Any, minimum: int, optional: bool = False,
+                none_word: str = "None") -> None:
+    """Raise ``ValueError`` unless ``value`` is a whole number >= ``minimum`` (or, where
+    ``optional``, None). The one range check of counts: the config schema, the Python API and
+    strategy options all say it with this sentence."""
+    if optional and value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        allowed = f"a whole number >= {minimum}" + (f" or {none_word}" if optional else "")
+        raise ValueError(f"{name}={value!r} is invalid: it must be {allowed}.")
+
+
 def class_labels(targets: np.ndarray) -> np.ndarray | None:
     """Integer class labels from integer or one-hot targets; None for regression targets."""
     targets = np.asarray(targets)

@@ -17,6 +17,7 @@ from al_experiments.acquisition.registry import canonical_query_name, get_query
 from al_experiments.acquisition.round import IndexedInputs, RoundView
 from al_experiments.acquisition.strategy import check_options
 from al_experiments.utils.seeding import generator_or_global
+from al_experiments.validation import check_whole
 
 log = logging.getLogger(__name__)
 
@@ -45,10 +46,8 @@ class AcquisitionFunction:
                  **kwargs: Any) -> None:
         self.name = canonical_query_name(fn_name)
         self.strategy = get_query(self.name)
-        if batch_size is not None and int(batch_size) < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
-        if pool_subset is not None and int(pool_subset) < 1:
-            raise ValueError(f"pool_subset must be >= 1 or None, got {pool_subset}.")
+        check_whole("batch_size", batch_size, 1, optional=True)
+        check_whole("pool_subset", pool_subset, 1, optional=True)
         self.batch_size = batch_size
         self.pool_subset = pool_subset
         self.verbose = verbose
@@ -82,8 +81,7 @@ class AcquisitionFunction:
         Returns ``(indices, scores)`` in ascending score order, best last, as tf_al did (a batch
         strategy without scores of its own reports its pick order, first pick highest).
         """
-        if step_size < 1:
-            raise ValueError(f"step_size must be >= 1, got {step_size}.")
+        check_whole("step_size", step_size, 1)
         rng = generator_or_global(rng)
         candidates = pool.get_unlabeled_indices()
         if len(candidates) == 0:

@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from al_experiments.validation import check_whole
+
 from .batch.badge import badge as _badge
 from .batch.batch_bald import batch_bald_with_scores
 from .batch.coreset import k_center_greedy
@@ -66,12 +68,7 @@ def epig(view: Any, batch_size: int, rng: np.random.Generator, target_size: int 
 
 
 def _whole_at_least(settings: dict[str, Any], key: str, minimum: int, optional: bool = False) -> None:
-    value = settings[key]
-    if optional and value is None:
-        return
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        allowed = f"a whole number >= {minimum}" + (" or null" if optional else "")
-        raise ValueError(f"{key}={value!r} is invalid: it must be {allowed}.")
+    check_whole(key, settings[key], minimum, optional=optional, none_word="null")
 
 
 def _check_batch_bald(settings: dict[str, Any]) -> None:

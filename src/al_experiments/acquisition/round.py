@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from al_experiments.validation import check_whole
+
 from .registry import get_query
 from .strategy import QueryStrategy
 
@@ -55,18 +57,16 @@ def point_scores(model: Any, inputs: Any, strategy: QueryStrategy, sample_size: 
     building block: scores reduced inside its compiled sampler where the strategy has an in-graph
     form, else its independent predictive samples scored with numpy."""
     scores = np.empty(len(inputs), dtype=np.float64)
-    reduced = getattr(model, "reduced_score_chunks", None)
-    reduction = None
-    # A model whose method says ``in_graph = False`` (a wrapped non-Keras object) has no compiled
-    # sampler: do not build a TensorFlow reduction it would decline.
-    if reduced is not None and getattr(reduced, "in_graph", True):
+    # Only a model with a compiled sampler reduces scores in it; for any other, building the
+    # TensorFlow reduction would be work (and a TensorFlow import) for nothing.
+    in_graph = getattr(model, "scores_in_graph", None)
+    if in_graph is not None and in_graph():
         from .graph_scores import graph_reduction
 
         reduction = graph_reduction(strategy, max(2, model.num_outputs()))  # one sigmoid unit = 2 classes
-    if reduction is not None:
-        chunks = reduced(inputs, int(sample_size), reduction, batch_size)
-        if chunks is not None:
-            for start, stop, values in chunks:
+        if reduction is not None:
+            for start, stop, values in model.reduced_score_chunks(inputs, int(sample_size), reduction,
+                                                                  batch_size):
                 scores[start:stop] = values
             return scores
     sample_chunks = getattr(model, "sample_chunks", None)
@@ -201,8 +201,7 @@ class RoundView:
         (``source="pool"``), or up to ``size`` points of the validation split."""
         if source not in TARGET_SOURCES:
             raise ValueError(f"target={source!r} is not a target set; use one of {', '.join(TARGET_SOURCES)}.")
-        if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 1:
-            raise ValueError(f"target_size must be a whole number >= 1; got {size!r}.")
+        check_whole("target_size", size, 1)
         key = ("target", int(size), source)
         if key not in self._cache:
             self._cache[key] = self._consistent(self._target_inputs(int(size), source))

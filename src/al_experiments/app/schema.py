@@ -20,6 +20,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig
 
 from al_experiments.app.errors import ConfigError
+from al_experiments.validation import check_whole
 
 
 class Scaling(Enum):
@@ -284,5 +285,7 @@ def validate(cfg: DictConfig) -> None:
 
 
 def _at_least(key: str, value: int, minimum: int) -> None:
-    if value < minimum:
-        raise ConfigError(f"{key}={value} is invalid: it must be a whole number >= {minimum}.")
+    try:
+        check_whole(key, value, minimum)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None

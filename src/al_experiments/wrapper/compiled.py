@@ -45,8 +45,7 @@ def input_signature(model) -> tuple[tuple, Any] | None:
         return tuple(first.shape[1:]), first.dtype
     except (AttributeError, IndexError, TypeError, ValueError):
         pass
-    shapes = getattr(model, "_build_shapes_dict", None) or {}
-    shape = next(iter(shapes.values()), None) if len(shapes) == 1 else None
+    shape = (model.get_build_config() or {}).get("input_shape")
     if shape is None:
         return None
     return tuple(shape[1:]), "float32"

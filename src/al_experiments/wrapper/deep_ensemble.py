@@ -18,7 +18,7 @@ import numpy as np
 
 from al_experiments.config import Config
 from al_experiments.utils.seeding import derive_seed
-from al_experiments.validation import reject_unknown_kwargs
+from al_experiments.validation import check_whole, reject_unknown_kwargs
 from al_experiments.wrapper.model import Model
 
 log = logging.getLogger(__name__)
@@ -251,9 +251,7 @@ def _member_networks(model: Any, members: int | None) -> list[Any]:
     """One network per member: the given sequence, M builder calls, or the network plus clones."""
     import keras
 
-    if members is not None and (isinstance(members, bool) or not isinstance(members, (int, np.integer))
-                                or members < 1):
-        raise ValueError(f"members must be a whole number >= 1, got {members!r}.")
+    check_whole("members", members, 1, optional=True)
     if isinstance(model, Sequence):
         networks = list(model)
         if not networks or (members is not None and members != len(networks)):

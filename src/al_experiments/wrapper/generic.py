@@ -407,13 +407,6 @@ class GenericModelMixin:
             return embedded
         return embedded, (np.concatenate(probs, axis=0) if probs else np.zeros((0, 0)))
 
-    def reduced_score_chunks(self, inputs: Any, sample_size: int, reduction: Callable,
-                             batch_size: int | None = None):
-        """None: there is no compiled sampler to reduce in; scores come from ``sample_chunks``."""
-
-    # Tells the acquisition side not to build a (TensorFlow) reduction for this model at all.
-    reduced_score_chunks.in_graph = False
-
     def disable_batch_norm(self) -> None:
         """Nothing to freeze: the object's layers, if any, are its own business."""
 
