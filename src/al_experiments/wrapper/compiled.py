@@ -34,6 +34,19 @@ from al_experiments.wrapper.keras_metrics import is_accuracy, metric_name
 DEFAULT_ROWS_PER_PASS = 8192
 
 
+
+def compiled_function(fn: Callable | None = None, **options: Any):
+    """``tf.function`` without autograph, as a call or a decorator.
+
+    Every compiled function here is plain graph code (its loops are ``tf.while_loop`` or run
+    over Python lists while tracing), and autograph's conversion of the Keras layer code it
+    calls took seconds per process for nothing.
+    """
+    if fn is None:
+        return lambda inner: tf.function(inner, autograph=False, **options)
+    return tf.function(fn, autograph=False, **options)
+
+
 def input_signature(model) -> tuple[tuple, Any] | None:
     """``(shape per point, dtype)`` of a model's input, or None when it is not known yet.
 
@@ -173,8 +186,8 @@ class Sampler:
                 out = tf.concat([1.0 - out, out], axis=-1)
             return reduction(out)
 
-        compiled = tf.function(forward, input_signature=[self._spec]) if self._spec is not None else tf.function(
-            forward, reduce_retracing=True)
+        compiled = compiled_function(forward, input_signature=[self._spec]) if self._spec is not None else \
+            compiled_function(forward, reduce_retracing=True)
 
         def call(x):
             # Freeze BatchNormalization while tracing: with trainable=False, Keras 3 runs it in
@@ -285,32 +298,40 @@ class Trainer:
         variables = model.trainable_variables
 
         def train(x, y, epochs, batch_size, seed):
+            # The loops are written as tf.while_loop: the function is traced without autograph,
+            # whose conversion of Keras' layer code cost seconds per process.
             n = tf.shape(x)[0]
             steps = (n + batch_size - 1) // batch_size
-            losses = tf.TensorArray(tf.float32, size=epochs)
-            accs = tf.TensorArray(tf.float32, size=epochs)
-            for epoch in tf.range(epochs):
+
+            def one_step(step, order, total_loss, total_correct):
+                idx = order[step * batch_size: tf.minimum(n, (step + 1) * batch_size)]
+                xb = tf.gather(x, idx)
+                yb = tf.gather(y, idx)
+                with tf.GradientTape() as tape:
+                    pred = model(xb, training=True)
+                    batch_loss = tf.reduce_mean(loss_fn(yb, pred))
+                    reg = tf.add_n(model.losses) if model.losses else 0.0
+                    objective = batch_loss + reg
+                grads = tape.gradient(objective, variables)
+                optimizer.apply_gradients(zip(grads, variables))
+                count = tf.cast(tf.shape(idx)[0], tf.float32)
+                total_loss += tf.cast(batch_loss, tf.float32) * count
+                if n_metrics:
+                    total_correct += _correct(yb, pred)
+                return step + 1, order, total_loss, total_correct
+
+            def one_epoch(epoch, losses, accs):
                 order = tf.random.experimental.stateless_shuffle(tf.range(n), seed=tf.stack([seed, epoch]))
-                total_loss = tf.constant(0.0)
-                total_correct = tf.constant(0.0)
-                for step in tf.range(steps):
-                    idx = order[step * batch_size: tf.minimum(n, (step + 1) * batch_size)]
-                    xb = tf.gather(x, idx)
-                    yb = tf.gather(y, idx)
-                    with tf.GradientTape() as tape:
-                        pred = model(xb, training=True)
-                        batch_loss = tf.reduce_mean(loss_fn(yb, pred))
-                        reg = tf.add_n(model.losses) if model.losses else 0.0
-                        objective = batch_loss + reg
-                    grads = tape.gradient(objective, variables)
-                    optimizer.apply_gradients(zip(grads, variables))
-                    count = tf.cast(tf.shape(idx)[0], tf.float32)
-                    total_loss += tf.cast(batch_loss, tf.float32) * count
-                    if n_metrics:
-                        total_correct += _correct(yb, pred)
+                _, _, total_loss, total_correct = tf.while_loop(
+                    lambda step, *_: step < steps, one_step,
+                    (tf.constant(0), order, tf.constant(0.0), tf.constant(0.0)))
                 nf = tf.cast(n, tf.float32)
-                losses = losses.write(epoch, total_loss / nf)
-                accs = accs.write(epoch, total_correct / nf)
+                return epoch + 1, losses.write(epoch, total_loss / nf), accs.write(epoch, total_correct / nf)
+
+            _, losses, accs = tf.while_loop(
+                lambda epoch, *_: epoch < epochs, one_epoch,
+                (tf.constant(0), tf.TensorArray(tf.float32, size=epochs),
+                 tf.TensorArray(tf.float32, size=epochs)))
             return losses.stack(), accs.stack()
 
         self._train_py = train
@@ -324,7 +345,7 @@ class Trainer:
         fn = self._train_fns.get(key)
         if fn is None:
             scalar = tf.TensorSpec([], tf.int32)
-            fn = tf.function(self._train_py, input_signature=[
+            fn = compiled_function(self._train_py, input_signature=[
                 tf.TensorSpec([None, *self._x_shape], tf.as_dtype(self._x_dtype)),
                 tf.TensorSpec([None, *y.shape[1:]], tf.as_dtype(y.dtype)), scalar, scalar, scalar])
             self._train_fns[key] = fn

@@ -28,6 +28,7 @@ tf = import_tensorflow()
 from al_experiments.wrapper.compiled import (  # noqa: E402
     DEFAULT_ROWS_PER_PASS,
     DETERMINISTIC_LAYERS,
+    compiled_function,
     functional_view,
     input_signature,
     output_width,
@@ -346,9 +347,9 @@ class ConsistentSampler:
         signature = input_signature(model)
         self._x_spec = tf.TensorSpec([None, *signature[0]], signature[1])
         noise_specs = tuple(tf.TensorSpec([None, spec.width, *spec.shape], tf.float32) for spec in self.specs)
-        self._noise_fn = tf.function(self._draw_noise, input_signature=[
+        self._noise_fn = compiled_function(self._draw_noise, input_signature=[
             tf.TensorSpec([2], tf.int64), tf.TensorSpec([], tf.int32)])
-        self._forward_fn = tf.function(self._forward, input_signature=[
+        self._forward_fn = compiled_function(self._forward, input_signature=[
             self._x_spec, tf.TensorSpec([], tf.int32), noise_specs])
         self.forward_seconds = 0.0
 

@@ -11,6 +11,7 @@ from al_experiments.utils.tf_import import import_tensorflow
 tf = import_tensorflow()
 from al_experiments.wrapper.compiled import (  # noqa: E402
     DEFAULT_ROWS_PER_PASS,
+    compiled_function,
     functional_view,
     input_signature,
     output_width,
@@ -86,7 +87,7 @@ class Embedder:
                 probs = tf.sigmoid(probs) if probs.shape[-1] == 1 else tf.nn.softmax(probs, axis=-1)
             return flat(features), _two_columns(probs)
 
-        fn = tf.function(embed_with_probs if return_probs else embed, input_signature=[self._x_spec])
+        fn = compiled_function(embed_with_probs if return_probs else embed, input_signature=[self._x_spec])
         self._fns[return_probs] = fn
         return fn
 

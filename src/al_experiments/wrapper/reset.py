@@ -62,12 +62,11 @@ class WeightResetter:
         if optimizer is None or self._optimizer_state is None:
             return
         if getattr(self, "_reset_optimizer_fn", None) is None:
-            from al_experiments.utils.tf_import import import_tensorflow
+            from al_experiments.wrapper.compiled import compiled_function
 
-            tf = import_tensorflow()
             pairs = list(zip(optimizer.variables, self._optimizer_state))
 
-            @tf.function(input_signature=[])
+            @compiled_function(input_signature=[])
             def reset():
                 for variable, value in pairs:
                     variable.assign(value)
@@ -117,6 +116,8 @@ class WeightResetter:
         from al_experiments.utils.tf_import import import_tensorflow
 
         tf = import_tensorflow()
+        from al_experiments.wrapper.compiled import compiled_function
+
         draws = []  # (seed generator or None, initialiser, variable, position)
         for position, (initializer, variable, _) in enumerate(self._pairs if with_weights else []):
             config = initializer.get_config()
@@ -138,7 +139,7 @@ class WeightResetter:
         def state(generator, value):
             return tf.cast(tf.stack([value % 2**31, tf.constant(0, tf.int64)]), generator.state.dtype)
 
-        @tf.function(input_signature=[tf.TensorSpec([], tf.int64)])
+        @compiled_function(input_signature=[tf.TensorSpec([], tf.int64)])
         def redraw(seed):
             for generator, initializer, variable, position in draws:
                 if generator is not None:
