@@ -60,12 +60,29 @@ def app(cfg: DictConfig) -> float | None:
         sys.exit(1)
 
 
-def main() -> None:
-    """Run the app; end a sweep's parent run truthfully however the process leaves."""
+def main(argv: list[str] | None = None) -> None:
+    """Run the app on ``argv`` (default: the command line); end a sweep's parent run truthfully
+    however the process leaves. Exits like the command: ``SystemExit`` with its status.
+
+    Callable more than once in one process (the tests do), with the same behaviour as
+    ``al-run``: Hydra reads its arguments from ``sys.argv``, which is set for the call.
+    """
+    from hydra.core.global_hydra import GlobalHydra
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    saved_argv = sys.argv
+    sys.argv = [saved_argv[0] if saved_argv else "al-run", *argv]
+    try:
+        _main(argv)
+    finally:
+        sys.argv = saved_argv
+        GlobalHydra.instance().clear()
+
+
+def _main(argv: list[str]) -> None:
     # MLflow configures its own logger when first imported (after Hydra's logging config):
     # its store-migration chatter is not the researcher's business unless asked for.
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
-    # SIGTERM (scancel, kill, CI timeouts) unwinds like Ctrl-C, so runs end KILLED, not RUNNING.
     install_sigterm_as_interrupt()
     from al_experiments.acquisition import StrategyPluginError
 
@@ -73,7 +90,7 @@ def main() -> None:
 
     try:
         register_strategy_configs()  # before Hydra composes: query=<an installed strategy>
-        check_command(sys.argv[1:])  # a refused command leaves no folder, store or run behind
+        check_command(argv)  # a refused command leaves no folder, store or run behind
     except (StrategyPluginError, AppError) as exc:
         print(f"Error: {exc}", file=sys.stderr)
         sys.exit(1)

@@ -113,9 +113,13 @@ def job_description(query: str, dataset: str, seed: int | str, summary: Mapping[
                     labels: int | None) -> str:
     """One sentence for the run page: what was run and what came out."""
     if "final_accuracy" not in summary:
-        return f"{query} on {dataset}, seed {seed}: {int(summary.get('rounds', 0))} rounds."
+        return f"{query} on {dataset}, seed {seed}: {_rounds(summary.get('rounds', 0))}."
     after = f" after {labels} labels" if labels is not None else ""
     seconds = ", ".join(f"{phase} {summary[f'{phase}_seconds']:.1f} s" for phase in ("train", "query", "eval")
                         if f"{phase}_seconds" in summary)
     return (f"{query} on {dataset}, seed {seed}: test accuracy {summary['final_accuracy']:.3f}{after}, "
-            f"AULC {summary['aulc']:.3f}, {int(summary['rounds'])} rounds ({seconds}).")
+            f"AULC {summary['aulc']:.3f}, {_rounds(summary['rounds'])} ({seconds}).")
+
+
+def _rounds(count: float) -> str:
+    return "1 round" if int(count) == 1 else f"{int(count)} rounds"
