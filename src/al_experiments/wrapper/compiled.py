@@ -121,10 +121,21 @@ def mean_over_samples(probs):
     return tf.reduce_mean(probs, axis=1)
 
 
+def nested_layers(model, include_self: bool = False) -> list:
+    """Every layer inside ``model``, recursively. Keras 3 has no public recursive walk; its own
+    ``_flatten_layers`` (what weight tracking uses) is the one place this reaches inside, and an
+    object without it gives its public top-level ``layers``."""
+    flatten = getattr(model, "_flatten_layers", None)
+    if flatten is not None:
+        return list(flatten(include_self=include_self, recursive=True))
+    return ([model] if include_self else []) + list(getattr(model, "layers", []))
+
+
 def _batch_norm_layers(model) -> list:
     import keras
 
-    return [layer for layer in model._flatten_layers() if isinstance(layer, keras.layers.BatchNormalization)]
+    return [layer for layer in nested_layers(model, include_self=True)
+            if isinstance(layer, keras.layers.BatchNormalization)]
 
 
 class Sampler:

@@ -30,6 +30,7 @@ from al_experiments.wrapper.compiled import (  # noqa: E402
     DETERMINISTIC_LAYERS,
     compiled_function,
     functional_view,
+    nested_layers,
     input_signature,
     output_width,
 )
@@ -228,8 +229,7 @@ def _noise_level(layer) -> float:
 def _hidden_noise(layer) -> str | None:
     """Why a layer that is not replaced would still draw noise (nested dropout layers, RNN
     dropout), or None."""
-    flatten = getattr(layer, "_flatten_layers", None)
-    inner = list(flatten(include_self=False, recursive=True)) if flatten is not None else []
+    inner = nested_layers(layer)
     noisy = [sub.name for sub in inner if _is_noise_layer(sub) and _noise_level(sub) > 0]
     if noisy:
         return f"contains the noise layer(s) {', '.join(noisy)}"
@@ -292,7 +292,7 @@ class _TwinBuilder:
             self._mark(out)
             return out
         if isinstance(op, keras.Model) and any(_is_noise_layer(sub) and _noise_level(sub) > 0
-                                               for sub in _all_layers(op)):
+                                               for sub in nested_layers(op)):
             raise ValueError(
                 f"Consistent samples need a Sequential or functional Keras model whose noise layers "
                 f"sit at its top level, but the nested model {op.name!r} contains some; build the "
@@ -313,13 +313,6 @@ class _TwinBuilder:
         out = op(*args, **kwargs)
         self._mark(out)
         return out
-
-
-def _all_layers(model) -> list:
-    flatten = getattr(model, "_flatten_layers", None)
-    if flatten is not None:
-        return list(flatten(include_self=False, recursive=True))
-    return list(getattr(model, "layers", []))
 
 
 def stateless_key(seed: int) -> np.ndarray:

@@ -11,6 +11,8 @@ import logging
 
 import numpy as np
 
+from al_experiments.wrapper.compiled import compiled_function, nested_layers
+
 log = logging.getLogger(__name__)
 
 # (initialiser attribute, weight attribute) pairs of Keras' built-in layers.
@@ -43,7 +45,7 @@ class WeightResetter:
 
     def _initialised_weights(self):
         pairs = []
-        for layer in self._model._flatten_layers(include_self=False):
+        for layer in nested_layers(self._model):
             for init_attr, weight_attr in _INITIALISED:
                 initializer = getattr(layer, init_attr, None)
                 variable = getattr(layer, weight_attr, None)
@@ -62,8 +64,6 @@ class WeightResetter:
         if optimizer is None or self._optimizer_state is None:
             return
         if getattr(self, "_reset_optimizer_fn", None) is None:
-            from al_experiments.wrapper.compiled import compiled_function
-
             pairs = list(zip(optimizer.variables, self._optimizer_state))
 
             @compiled_function(input_signature=[])
@@ -116,8 +116,6 @@ class WeightResetter:
         from al_experiments.utils.tf_import import import_tensorflow
 
         tf = import_tensorflow()
-        from al_experiments.wrapper.compiled import compiled_function
-
         draws = []  # (seed generator or None, initialiser, variable, position)
         for position, (initializer, variable, _) in enumerate(self._pairs if with_weights else []):
             config = initializer.get_config()
@@ -128,7 +126,7 @@ class WeightResetter:
             draws.append((generator, initializer.__class__.from_config(config), variable, position))
         layer_generators = [
             (position, generator)
-            for position, layer in enumerate(self._model._flatten_layers(include_self=True))
+            for position, layer in enumerate(nested_layers(self._model, include_self=True))
             if isinstance(generator := getattr(layer, "seed_generator", None), keras.random.SeedGenerator)
         ]
 

@@ -94,6 +94,8 @@ class WeightsMixin:
     def disable_batch_norm(self) -> None:
         import keras
 
-        for layer in self._model._flatten_layers():
+        from al_experiments.wrapper.compiled import nested_layers
+
+        for layer in nested_layers(self._model, include_self=True):
             if isinstance(layer, keras.layers.BatchNormalization):
                 layer.trainable = False
