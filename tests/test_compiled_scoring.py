@@ -12,7 +12,8 @@ import pytest
 from al_experiments.acquisition import get_query, register_query, unregister_query
 from al_experiments.acquisition.graph_scores import graph_reduction, reduce_with_checks
 from al_experiments.wrapper import McDropout, Model
-from al_experiments.wrapper.compiled import Sampler, Trainer, deterministic_prefix
+from al_experiments.wrapper.compiled import Sampler, deterministic_prefix
+from al_experiments.wrapper.training import Trainer
 from al_experiments.wrapper.reset import WeightResetter
 
 BUILTINS = ["max_entropy", "bald", "max_var_ratio", "std_mean", "variation_ratio", "margin", "least_confidence"]

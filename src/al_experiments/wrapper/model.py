@@ -2,7 +2,7 @@
 
 This module holds its construction, configuration, compile bookkeeping, training and
 evaluation; predictions live in ``predictions.py`` and reset, resume and saved weights in
-``weights.py`` (mixins of this class). Training is compiled (see ``compiled.py``); anything the
+``weights.py`` (mixins of this class). Training is compiled (see ``training.py``); anything the
 fast trainer does not cover (callbacks, validation data, sample weights, non-accuracy metrics)
 goes through Keras' ``fit``.
 """
@@ -238,7 +238,7 @@ class Model(PredictionMixin, WeightsMixin, ActiveModel):
         self._ensure_ready()
         y = prepare_targets(y, self._loss, self.num_outputs())
         if self.fast_fit and set(params) <= _FAST_FIT_KEYS and params.get("shuffle", True):
-            from al_experiments.wrapper.compiled import Trainer, fast_path_supported
+            from al_experiments.wrapper.training import Trainer, fast_path_supported
 
             if fast_path_supported(self._metrics):
                 if self._trainer is None:
