@@ -1,24 +1,27 @@
-"""Fault injection on a real sweep: kill ``al-run -m`` (SIGKILL, the whole process group) at
-random instants or at named points of every job, re-run the same command until it completes,
-and compare every MLflow run and every CSV with an uninterrupted sweep, row for row."""
+"""Fault injection on a real sweep: kill ``al-run -m`` (SIGKILL) at named points of its jobs,
+drawn at random or fixed, re-run the same command until it completes, and compare every MLflow
+run and every CSV with an uninterrupted sweep, row for row."""
 
 from __future__ import annotations
 
-import os
 import random
-import signal
 import subprocess
-import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from _app_helpers import cli_command, csv_files, mlflow_runs, run_cli
-from test_resume_cli import csv_rows, run_record
+from test_resume_cli import FAILPOINTS, csv_rows, run_record, with_store
 
 pytestmark = pytest.mark.slow
 
-SWEEP = ["-m", "+experiment=smoke", "loop.max_rounds=3", "query=random,bald", "seed=0,1"]
+# Two jobs, run one after the other: a kill lands in the first that reaches its point.
+SWEEP = ["-m", "+experiment=smoke", "loop.max_rounds=3", "query=random,bald", "seed=0"]
+JOBS = 2
+POINTS = ["after_run_created", "after_run_finished",
+          *(f"{name}@{round_index}" for name in ("before_checkpoint", "after_checkpoint", "after_csv", "after_mlflow")
+            for round_index in (1, 2, 3))]
 
 
 def sweep_results(tmp_path: Path) -> tuple[dict, dict]:
@@ -30,49 +33,52 @@ def sweep_results(tmp_path: Path) -> tuple[dict, dict]:
     assert len(parents) == 1 and parents[0].info.status == "FINISHED"
     assert {r.data.tags.get("mlflow.parentRunId") for r in jobs} == {parents[0].info.run_id}
     records = {r.data.tags["job_identity"]: run_record(tmp_path, r) for r in jobs}
-    assert len(records) == len(jobs) == 4, "one run per job, none duplicated"
+    assert len(records) == len(jobs) == JOBS, "one run per job, none duplicated"
     return records, {path.name: csv_rows(path) for path in csv_files(tmp_path)}
+
+
+@pytest.fixture
+def folder(tmp_path, tmp_path_factory) -> Path:
+    """The test's folder, with an empty MLflow store in it."""
+    return with_store(tmp_path, tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
 def uninterrupted(tmp_path_factory):
-    tmp_path = tmp_path_factory.mktemp("uninterrupted")
+    tmp_path = with_store(tmp_path_factory.mktemp("uninterrupted"), tmp_path_factory)
     done = run_cli(tmp_path, *SWEEP)
     assert done.returncode == 0, done.stderr[-3000:]
     return sweep_results(tmp_path)
 
 
-def run_until_done(tmp_path: Path, attempts: int = 8, **env_extra: str) -> int:
-    """Re-run the same sweep command until it exits 0; returns the number of runs it took."""
+def run_until_done(tmp_path: Path, failpoints: Callable[[], str], attempts: int = 10) -> int:
+    """Re-run the same sweep command, each time with the failpoints ``failpoints()`` gives,
+    until it exits 0; every run before must have died at one. Returns the number of runs."""
     for attempt in range(1, attempts + 1):
         command, env = cli_command(tmp_path, *SWEEP)
-        env.update(env_extra)
+        points = failpoints()
+        env[FAILPOINTS] = points
         done = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
         if done.returncode == 0:
             return attempt
-        assert done.returncode == -9, done.stderr[-3000:]
+        assert done.returncode == -9, (points, done.stderr[-3000:])
     raise AssertionError(f"the sweep did not complete in {attempts} attempts")
 
 
-def test_random_kills_then_reruns_give_the_uninterrupted_sweep(tmp_path, uninterrupted):
+def test_kills_at_random_points_then_reruns_give_the_uninterrupted_sweep(folder, uninterrupted):
+    """Each run dies at a point drawn by a seeded RNG, the same draws however fast the machine,
+    in whichever job reaches it first; the first run whose point no job reaches any more
+    completes the sweep."""
     chance = random.Random(20261125)
-    kills = 0
-    for _ in range(3):
-        command, env = cli_command(tmp_path, *SWEEP)
-        process = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL,
-                                   stderr=subprocess.DEVNULL, start_new_session=True)
-        time.sleep(chance.uniform(3.0, 9.0))  # a sweep takes ~20 s here: the first two land
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-            kills += 1
-        process.wait()
-    assert kills >= 2, "the kills must land while the sweep runs"
-    run_until_done(tmp_path)
-    assert sweep_results(tmp_path) == uninterrupted
+    attempts = run_until_done(folder, lambda: chance.choice(POINTS))
+    assert attempts > 3, "at least three kills landed"
+    assert sweep_results(folder) == uninterrupted
 
 
-@pytest.mark.parametrize("point", ["after_checkpoint@2", "after_mlflow@1"])
-def test_every_job_killed_at_the_same_point_completes_one_job_per_rerun(tmp_path, uninterrupted, point):
-    attempts = run_until_done(tmp_path, AL_EXPERIMENTS_FAILPOINTS=point)
-    assert attempts == 5  # each rerun resumes the killed job, finishes it, and kills the next
-    assert sweep_results(tmp_path) == uninterrupted
+def test_every_job_killed_at_the_same_points_needs_one_rerun_per_kill(folder, uninterrupted):
+    """A resumed job continues after its checkpoint, so it never reaches a point of its
+    checkpointed rounds again: each job dies at after_mlflow@1, then (resumed) at
+    after_checkpoint@2, and the next rerun finishes it and starts the next job."""
+    attempts = run_until_done(folder, lambda: "after_mlflow@1,after_checkpoint@2")
+    assert attempts == 2 * JOBS + 1  # two kills per job, then the run that completes the sweep
+    assert sweep_results(folder) == uninterrupted

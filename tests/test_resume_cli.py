@@ -4,13 +4,18 @@ uninterrupted run; resume=false starts afresh and leaves the old results alone."
 
 from __future__ import annotations
 
+import functools
 import os
+import shutil
+import signal
 import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 
-from _app_helpers import csv_files, mlflow_runs, run_cli, store_uri
+from _app_helpers import cli_command, csv_files, mlflow_runs, run_cli, store_uri
 
 pytestmark = pytest.mark.slow
 
@@ -18,6 +23,7 @@ pytestmark = pytest.mark.slow
 # between an interrupted and an uninterrupted run.
 JOB = ["+experiment=smoke", "loop.max_rounds=3", "seed=3"]
 TIME_COLUMNS = {"train_time", "query_time", "optim_time", "eval_time"}
+FAILPOINTS = "AL_EXPERIMENTS_FAILPOINTS"
 
 
 def csv_rows(path: Path) -> list[dict[str, str]]:
@@ -42,69 +48,106 @@ def run_record(tmp_path: Path, run) -> dict:
     return {"status": run.info.status, "params": params, "tags": tags, "metrics": metrics}
 
 
-def uninterrupted(tmp_path: Path, *extra: str) -> tuple[list, dict]:
-    done = run_cli(tmp_path, *JOB, *extra)
-    assert done.returncode == 0, done.stderr[-3000:]
-    (run,) = mlflow_runs(tmp_path)
-    (path,) = csv_files(tmp_path)
-    return csv_rows(path), run_record(tmp_path, run)
+@functools.cache
+def _empty_store(basetemp: Path) -> Path:
+    from mlflow import MlflowClient
+
+    db = basetemp / "empty-store" / "mlflow.db"
+    db.parent.mkdir()
+    MlflowClient(f"sqlite:///{db}").search_experiments()
+    return db
+
+
+def with_store(folder: Path, tmp_path_factory: pytest.TempPathFactory, name: str = "mlflow.db") -> Path:
+    """``folder`` with an empty MLflow SQLite store in it (its tables made, nothing in them).
+    Making the tables takes about 4 s, which every job into a new store would pay: they are made
+    once a session and copied; the job still creates its experiment and runs."""
+    shutil.copyfile(_empty_store(tmp_path_factory.getbasetemp()), folder / name)
+    return folder
+
+
+@pytest.fixture
+def folder(tmp_path, tmp_path_factory) -> Path:
+    """The test's folder, with an empty MLflow store in it."""
+    return with_store(tmp_path, tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory):
-    return uninterrupted(tmp_path_factory.mktemp("reference"))
+def reference(tmp_path_factory) -> tuple[Path, list, dict]:
+    """An uninterrupted run of JOB: its folder, CSV rows and run record. Tests may add to the
+    folder; the rows and record are read before any does."""
+    folder = with_store(tmp_path_factory.mktemp("reference"), tmp_path_factory)
+    done = run_cli(folder, *JOB)
+    assert done.returncode == 0, done.stderr[-3000:]
+    (run,) = mlflow_runs(folder)
+    (path,) = csv_files(folder)
+    return folder, csv_rows(path), run_record(folder, run)
 
 
 def killed_at(tmp_path: Path, point: str) -> subprocess.CompletedProcess:
-    env_extra = {"AL_EXPERIMENTS_FAILPOINTS": point}
-    from _app_helpers import cli_command
-
     command, env = cli_command(tmp_path, *JOB)
-    env.update(env_extra)
+    env[FAILPOINTS] = point
     return subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
 
 
-@pytest.mark.parametrize("point", ["after_run_created", "before_checkpoint@1", "after_checkpoint@2",
-                                   "after_csv@2", "after_mlflow@1", "after_run_finished"])
-def test_a_job_killed_at_any_point_resumes_to_the_uninterrupted_results(tmp_path, reference, point):
-    killed = killed_at(tmp_path, point)
-    assert killed.returncode == -9, killed.stderr[-2000:]
-    resumed = run_cli(tmp_path, *JOB)
+def assert_part_of(record: dict, reference: dict) -> None:
+    """An interrupted run holds part of the uninterrupted one: its tags, some of its params, and
+    the first part of each metric's history, no value changed or logged twice."""
+    assert record["tags"] == reference["tags"]
+    assert record["params"].items() <= reference["params"].items()
+    for key, history in record["metrics"].items():
+        assert history == reference["metrics"][key][: len(history)], key
+
+
+# Every named point, with the CSV rows and MLflow rounds the job holds when it dies there. Each
+# is reached by the resume after the kill before it: a resume continues after the last
+# checkpoint, so the points of a checkpointed round never come again.
+KILLS = [("after_run_created", 0, 0), ("before_checkpoint@1", 0, 0), ("after_mlflow@1", 1, 1),
+         ("after_checkpoint@2", 1, 1), ("after_csv@3", 3, 2), ("after_run_finished", 3, 3)]
+
+
+def test_a_job_killed_at_every_point_in_turn_resumes_each_time_to_the_uninterrupted_results(folder, reference):
+    """Every kill but the first lands in the resume of the one before, so each point is followed
+    by a resume, and what that resume has left when the next kill lands is the uninterrupted
+    run's so far: the same run, the first rows and values, none twice or changed. The last
+    resume completes the job. The kill after the last CSV row also leaves that row torn, as a
+    kill in mid-write would: the resume rebuilds the CSV from the checkpoint."""
+    _, rows, record = reference
+    for point, rows_in_csv, rounds_in_mlflow in KILLS:
+        killed = killed_at(folder, point)
+        assert killed.returncode == -9, (point, killed.stderr[-2000:])
+        (run,) = mlflow_runs(folder)
+        now = run_record(folder, run)
+        assert_part_of(now, record)
+        logged = [step for step, _ in now["metrics"].get("labeled_pool_size", [])]
+        assert logged == list(range(1, rounds_in_mlflow + 1)), point
+        paths = csv_files(folder)
+        assert (csv_rows(paths[0]) if paths else []) == rows[:rows_in_csv], point
+        if point.startswith("after_csv"):
+            text = paths[0].read_bytes()
+            paths[0].write_bytes(text[: len(text) - 40])  # the last row cut in the middle
+    resumed = run_cli(folder, *JOB)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    runs = mlflow_runs(tmp_path)
-    assert len(runs) == 1, "the resumed job continued its own run"
-    (path,) = csv_files(tmp_path)
-    rows, record = reference
-    assert csv_rows(path) == rows
-    assert run_record(tmp_path, runs[0]) == record
+    (run,) = mlflow_runs(folder)
+    (path,) = csv_files(folder)
+    assert csv_rows(path) == rows and run_record(folder, run) == record
 
 
-def test_a_finished_job_is_skipped_and_resume_false_runs_it_afresh_apart(tmp_path, reference):
-    first = run_cli(tmp_path, *JOB)
-    assert first.returncode == 0
-    (path,) = csv_files(tmp_path)
+def test_a_finished_job_is_skipped_and_resume_false_runs_it_afresh_apart(reference):
+    folder, rows, _ = reference
+    (path,) = csv_files(folder)
     before = path.read_bytes()
-    again = run_cli(tmp_path, *JOB)
+    again = run_cli(folder, *JOB)
     assert again.returncode == 0 and "finished before" in again.stderr + again.stdout
-    assert len(mlflow_runs(tmp_path)) == 1 and path.read_bytes() == before
+    assert len(mlflow_runs(folder)) == 1 and path.read_bytes() == before
 
     # resume=false needs a place for its new CSV: the old one is kept, never overwritten.
-    fresh = run_cli(tmp_path, *JOB, "resume=false", f"metrics_dir={tmp_path / 'fresh'}")
+    fresh = run_cli(folder, *JOB, "resume=false", f"metrics_dir={folder / 'fresh'}")
     assert fresh.returncode == 0, fresh.stderr[-3000:]
-    runs = mlflow_runs(tmp_path)
+    runs = mlflow_runs(folder)
     assert len(runs) == 2 and {r.info.status for r in runs} == {"FINISHED"}
     assert path.read_bytes() == before
-    assert csv_rows(next((tmp_path / "fresh").glob("*.csv"))) == reference[0]
-
-
-def test_two_kills_in_a_row_then_a_resume(tmp_path, reference):
-    assert killed_at(tmp_path, "after_checkpoint@1").returncode == -9
-    assert killed_at(tmp_path, "after_csv@3").returncode == -9
-    resumed = run_cli(tmp_path, *JOB)
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
-    (run,) = mlflow_runs(tmp_path)
-    (path,) = csv_files(tmp_path)
-    assert csv_rows(path) == reference[0] and run_record(tmp_path, run) == reference[1]
+    assert csv_rows(next((folder / "fresh").glob("*.csv"))) == rows
 
 
 @pytest.fixture
@@ -122,22 +165,23 @@ def tiny_filesystem(tmp_path):
     subprocess.run(["umount", str(folder)], check=False)
 
 
-def test_a_full_disk_fails_clearly_and_the_rerun_resumes_after_space_is_freed(tmp_path, reference, tiny_filesystem):
+def test_a_full_disk_fails_clearly_and_the_rerun_resumes_after_space_is_freed(folder, reference, tiny_filesystem):
     state = f"state_dir={tiny_filesystem / 'state'}"
-    full = run_cli(tmp_path, *JOB, state)
+    full = run_cli(folder, *JOB, state)
     assert full.returncode == 1
     lines = [line for line in full.stderr.splitlines() if line.startswith("Error: ")]
     assert len(lines) == 1 and "No space left on device" in lines[0] and "re-run the same command" in lines[0], full.stderr[-2000:]
-    (run,) = mlflow_runs(tmp_path)
+    (run,) = mlflow_runs(folder)
     assert run.info.status == "FAILED" and "No space left" in run.data.tags["error"]
-    assert csv_files(tmp_path) == []  # nothing was written past the last checkpoint
+    assert csv_files(folder) == []  # nothing was written past the last checkpoint
 
     (tiny_filesystem / "filler").unlink()  # space freed
-    resumed = run_cli(tmp_path, *JOB, state)
+    resumed = run_cli(folder, *JOB, state)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    (run,) = mlflow_runs(tmp_path)
-    (path,) = csv_files(tmp_path)
-    assert csv_rows(path) == reference[0] and run_record(tmp_path, run) == reference[1]
+    (run,) = mlflow_runs(folder)
+    (path,) = csv_files(folder)
+    _, rows, record = reference
+    assert csv_rows(path) == rows and run_record(folder, run) == record
 
 
 def _free_port() -> int:
@@ -149,8 +193,6 @@ def _free_port() -> int:
 
 
 def _start_server(tmp_path: Path, port: int) -> subprocess.Popen:
-    import sys
-    import time
     import urllib.request
 
     mlflow = Path(sys.executable).parent / "mlflow"
@@ -165,50 +207,60 @@ def _start_server(tmp_path: Path, port: int) -> subprocess.Popen:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1):
                 return server
         except OSError:
-            time.sleep(0.5)
-    server.kill()
+            time.sleep(0.2)
+    _stop(server)
     pytest.skip("mlflow server did not start within 120 s")
 
 
 def _stop(server: subprocess.Popen) -> None:
-    import signal
+    if server.returncode is None:
+        os.killpg(server.pid, signal.SIGKILL)
+        server.wait()
 
-    os.killpg(server.pid, signal.SIGKILL)
-    server.wait()
+
+def _wait_until_paused(process: subprocess.Popen, log: Path, timeout: float = 240) -> None:
+    """Poll until ``process`` has stopped itself at a ``:pause`` failpoint."""
+    deadline = time.monotonic() + timeout
+    while True:
+        pid, status = os.waitpid(process.pid, os.WUNTRACED | os.WNOHANG)
+        if pid:
+            assert os.WIFSTOPPED(status), f"the job ended before its pause point: {log.read_text()[-3000:]}"
+            return
+        assert time.monotonic() < deadline, "the job did not reach its pause point"
+        time.sleep(0.1)
 
 
-def test_tracking_server_going_away_mid_run_then_coming_back(tmp_path):
-    """The server dies after round 2: one sentence, non-zero exit, the CSV keeps its rounds;
-    with the server back, the same command resumes the same run and completes it."""
-    import json
-    import time
-
+def test_tracking_server_going_away_mid_run_then_coming_back(tmp_path, tmp_path_factory):
+    """The server dies while the job is paused after logging round 2 of 4, so round 3's results
+    reach the checkpoint and the CSV but not the server: one sentence, exit code 1, the CSV keeps
+    the three rounds. With the server back, the same command resumes the same run, logs round 3
+    and runs round 4, and ends FINISHED with every round logged once."""
     from mlflow import MlflowClient
 
     port = _free_port()
     uri = f"http://127.0.0.1:{port}"
+    with_store(tmp_path, tmp_path_factory, "server.db")
     server = _start_server(tmp_path, port)
-    job = [*JOB[:-1], "seed=6", "loop.max_rounds=10", "model.fit.epochs=3000", f"mlflow.tracking_uri={uri}"]
-    command, env = __import__("_app_helpers").cli_command(tmp_path, *job, tracking=False)
+    command, env = cli_command(tmp_path, *JOB, "loop.max_rounds=4", f"mlflow.tracking_uri={uri}", tracking=False)
     env.update(MLFLOW_HTTP_REQUEST_MAX_RETRIES="0", MLFLOW_HTTP_REQUEST_TIMEOUT="5")
-    process = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    log = tmp_path / "stderr.txt"
+    with log.open("w") as stderr:
+        process = subprocess.Popen(command, cwd=tmp_path, env={**env, FAILPOINTS: "after_mlflow@2:pause"},
+                                   stdout=subprocess.DEVNULL, stderr=stderr)
     try:
-        deadline = time.monotonic() + 240
-        while True:
-            rounds = [json.loads(p.read_text())["loop"]["round"] for p in (tmp_path / ".al-state").glob("*/checkpoint.json")]
-            if rounds and rounds[0] >= 2:
-                break
-            assert process.poll() is None and time.monotonic() < deadline, process.stderr.read()[-3000:]
-            time.sleep(0.1)
-    finally:
+        _wait_until_paused(process, log)
         _stop(server)
-    _, stderr = process.communicate(timeout=300)
-    assert process.returncode == 1, stderr[-3000:]
-    lines = [line for line in stderr.splitlines() if line.startswith("Error: ")]
-    assert len(lines) == 1 and "The tracking store went away during the job" in lines[0], stderr[-3000:]
+        process.send_signal(signal.SIGCONT)
+        assert process.wait(timeout=300) == 1, log.read_text()[-3000:]
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        _stop(server)
+    lines = [line for line in log.read_text().splitlines() if line.startswith("Error: ")]
+    assert len(lines) == 1 and "The tracking store went away during the job" in lines[0], log.read_text()[-3000:]
     (path,) = csv_files(tmp_path)
-    written = len(path.read_text().splitlines()) - 1
-    assert 2 <= written < 10
+    assert len(path.read_text().splitlines()) == 1 + 3
 
     server = _start_server(tmp_path, port)
     try:
@@ -217,31 +269,20 @@ def test_tracking_server_going_away_mid_run_then_coming_back(tmp_path):
         client = MlflowClient(uri)
         (run,) = client.search_runs([client.get_experiment_by_name("al-experiments").experiment_id])
         assert run.info.status == "FINISHED"
-        steps = [m.step for m in client.get_metric_history(run.info.run_id, "labeled_pool_size")]
-        assert steps == list(range(1, 11))
-        assert len(path.read_text().splitlines()) == 11
+        for key in ("labeled_pool_size", "test_accuracy"):
+            assert [m.step for m in client.get_metric_history(run.info.run_id, key)] == [1, 2, 3, 4], key
+        assert len(path.read_text().splitlines()) == 1 + 4
     finally:
         _stop(server)
 
 
-def test_a_torn_csv_from_an_earlier_crash_is_rebuilt_from_the_checkpoint(tmp_path, reference):
-    assert killed_at(tmp_path, "after_csv@2").returncode == -9
-    (path,) = csv_files(tmp_path)
-    text = path.read_bytes()
-    path.write_bytes(text[: len(text) - 40])  # the last row cut in the middle
-    resumed = run_cli(tmp_path, *JOB)
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
-    (run,) = mlflow_runs(tmp_path)
-    assert csv_rows(path) == reference[0] and run_record(tmp_path, run) == reference[1]
-
-
-def test_a_corrupt_meta_file_stops_the_job_before_any_run_and_is_left_alone(tmp_path):
-    metrics = tmp_path / "old-metrics"
+def test_a_corrupt_meta_file_stops_the_job_before_any_run_and_is_left_alone(folder):
+    metrics = folder / "old-metrics"
     metrics.mkdir()
     (metrics / ".meta.json").write_text('{"dataset": {"name": "digits"')  # truncated JSON
-    result = run_cli(tmp_path, *JOB, f"metrics_dir={metrics}")
+    result = run_cli(folder, *JOB, f"metrics_dir={metrics}")
     assert result.returncode == 1
     lines = [line for line in result.stderr.splitlines() if line.startswith("Error: ")]
     assert len(lines) == 1 and ".meta.json" in lines[0], result.stderr[-3000:]
     assert (metrics / ".meta.json").read_text() == '{"dataset": {"name": "digits"'
-    assert mlflow_runs(tmp_path) == []
+    assert mlflow_runs(folder) == []
