@@ -1,4 +1,6 @@
-"""The real ``al-run`` CLI in subprocesses, against a real MLflow SQLite store in tmp_path."""
+"""The real ``al-run`` CLI in subprocesses, against a real MLflow SQLite store in tmp_path: jobs
+that train, signals, and a refused command's exit status and whole stderr. The other refused
+commands are in test_app_cli_errors.py, run in-process."""
 
 from __future__ import annotations
 
@@ -9,9 +11,12 @@ import subprocess
 import time
 
 import pytest
-from _app_helpers import QUICK, check_sweep, cli_command, csv_files, metric_history, mlflow_runs, run_cli
+from _app_helpers import (QUICK, assert_nothing_created, check_sweep, cli_command, csv_files, metric_history,
+                          mlflow_runs, rounds_checkpointed, run_cli, store_uri)
 
 pytestmark = pytest.mark.slow
+
+_TF_NOISE = re.compile(r"^(WARNING: All log messages before absl|[IWE]\d{4} )")
 
 
 def test_single_run(tmp_path):
@@ -48,7 +53,6 @@ def test_single_run(tmp_path):
     assert csv.name == "0_3_mc_dropout_mlp_bald.csv" and csv.parent == tmp_path / "run" / "metrics"
     # artifacts: resolved config, Hydra's .hydra/, the CSV, the selected indices
     from mlflow import MlflowClient
-    from _app_helpers import store_uri
 
     client = MlflowClient(store_uri(tmp_path))
     paths = {a.path for a in client.list_artifacts(run.info.run_id)}
@@ -79,8 +83,6 @@ def test_two_by_two_sweep(tmp_path):
     assert "| random | 2 |" in description and "| bald | 2 |" in description
     from mlflow import MlflowClient
 
-    from _app_helpers import store_uri
-
     experiment = MlflowClient(store_uri(tmp_path)).get_experiment(parent.info.experiment_id)
     assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
     # A saved UI view of the sweep: its runs grouped by query, accuracy against labelled points.
@@ -96,46 +98,21 @@ def test_two_by_two_sweep(tmp_path):
     assert f"#/experiments/{parent.info.experiment_id}/runs/{parent.info.run_id}" in result.stdout
 
 
-_TF_NOISE = re.compile(r"^(WARNING: All log messages before absl|[IWE]\d{4} )")
-
-
-def _assert_nothing_created(tmp_path, result, *needles: str) -> str:
-    assert result.returncode != 0
-    err = result.stderr.strip()
-    assert "Traceback" not in err, err[-3000:]
-    for needle in needles:
-        assert needle in err, err[-3000:]
-    assert mlflow_runs(tmp_path) == []
-    assert csv_files(tmp_path) == []
-    assert not (tmp_path / "run" / "metrics").exists() and not (tmp_path / "sweep" / "metrics").exists()
-    return err
-
-
-def test_misspelt_query_lists_names_and_leaves_nothing(tmp_path):
-    result = run_cli(tmp_path, "query=bqld")
-    _assert_nothing_created(tmp_path, result, "bqld", "bald", "random", "max_entropy")
-    assert not (tmp_path / "mlflow.db").exists()
-
-
-def test_misspelt_query_name_in_a_sweep_leaves_no_run(tmp_path):
-    result = run_cli(tmp_path, "-m", "query.name=bqld", "seed=0,1")
-    err = _assert_nothing_created(tmp_path, result, "query.name='bqld' is not a query function",
-                                  "Known names: badge, bald, batch_bald")
-    assert "Did you mean 'bald'" in err
-
-
-@pytest.mark.parametrize("args, message", [
-    (["-m", "query=random,bqld", "seed=0,1"], "Error: query=bqld is not an option of the config group 'query'. "
-                                              "Did you mean 'bald'? Options: badge, bald,"),
-    (["-m", "loop.step_size=abc", "seed=0,1"], "Error: loop.step_size=abc is invalid: loop.step_size takes a whole number."),
-    (["-m", "seed=0,1", "loop.step_size=10,0"], "Error: loop.step_size=0 is invalid: it must be a whole number >= 1."),
+@pytest.mark.parametrize("args, message, left", [
+    # refused by the check before Hydra starts: not even the sweep folder is made
+    (["-m", "query=random,bqld", "seed=0,1"], "Error: query=bqld is not an option of the config group 'query'.", []),
+    # refused by the job inside Hydra's app: only Hydra's run folder (its config and log)
+    ([*QUICK, "dataset=npz", "dataset.loader.path=/nonexistent/mnist.npz"],
+     "Error: The dataset file '/nonexistent/mnist.npz' does not exist", ["run"]),
 ])
-def test_a_refused_sweep_leaves_no_store_and_no_folder(tmp_path, args, message):
+def test_a_refused_command_exits_1_with_one_line(tmp_path, args, message, left):
+    """A real process's exit status and whole stderr (TensorFlow, which writes to stderr from C++,
+    is not started for either); the other refusals are in test_app_cli_errors.py, in-process."""
     result = run_cli(tmp_path, *args)
     assert result.returncode == 1
-    assert result.stderr.strip().startswith(message) and len(result.stderr.strip().splitlines()) == 1, result.stderr
-    left = sorted(p.name for p in tmp_path.iterdir())
-    assert left == [], left  # no mlflow.db, no sweep folder, no state folder
+    err = assert_nothing_created(tmp_path, result)
+    assert err.startswith(message) and len(err.splitlines()) == 1, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == left  # no mlflow.db, no state folder
 
 
 def test_help_describes_the_app_and_hides_internal_groups(tmp_path):
@@ -147,82 +124,6 @@ def test_help_describes_the_app_and_hides_internal_groups(tmp_path):
     assert re.search(r"^  query: .*\bbald\b.*\brandom\b", out, re.M)
     assert "hydra/launcher: basic, local, slurm" in out
     assert "schema/" not in out
-
-
-@pytest.mark.parametrize("args, needle", [
-    (["loop.init_size=100000"], "loop.init_size=100000 is larger than the training pool"),
-    (["loop.step_size=0"], "loop.step_size=0 is invalid"),
-    (["dataset=npz", "dataset.loader.path=/nonexistent/mnist.npz"], "The dataset file '/nonexistent/mnist.npz' does not exist"),
-    (["dataset=idx", "dataset.loader.path=/nonexistent"], "is missing in '/nonexistent'"),
-])
-def test_impossible_values_fail_before_work(tmp_path, args, needle):
-    result = run_cli(tmp_path, *QUICK, *args)
-    err = _assert_nothing_created(tmp_path, result, needle)
-    # one sentence on one line (TensorFlow's import banners aside, which it prints itself)
-    lines = [line for line in err.splitlines() if line.strip() and not _TF_NOISE.match(line)]
-    assert len(lines) == 1 and lines[0].startswith("Error: "), err
-
-
-def _hostile_npz(folder, case: str) -> str:
-    """A small .npz dataset with one thing wrong with it."""
-    import numpy as np
-
-    rng = np.random.default_rng(0)
-    x, y = rng.random((200, 8)).astype("float32"), np.arange(200) % 3
-    x_test, y_test = x[:30], y[:30]
-    if case == "nan_inputs":
-        x = x.copy()
-        x[5, 3] = np.nan
-    elif case == "inf_test_inputs":
-        x_test = x_test.copy()
-        x_test[2, 0] = np.inf
-    elif case == "negative_labels":
-        y = np.where(y == 2, -1, y)
-    elif case == "nan_labels":
-        y = np.where(y == 1, np.nan, y)
-    elif case == "labels_too_short":
-        y = y[:150]
-    elif case == "two_label_columns":
-        y = np.stack([y, y], axis=1)
-    elif case == "too_small":
-        x, y = x[:25], y[:25]
-    elif case == "test_shape":
-        x_test = rng.random((30, 5)).astype("float32")
-    path = folder / f"{case}.npz"
-    np.savez(path, x_train=x, y_train=y, x_test=x_test, y_test=y_test)
-    return str(path)
-
-
-@pytest.mark.parametrize("case, needle", [
-    ("nan_inputs", "Train inputs contain 1 NaN or infinite value(s)"),
-    ("inf_test_inputs", "Test inputs contain 1 NaN or infinite value(s)"),
-    ("negative_labels", "Train targets hold labels -1..1, outside the model's 3 classes"),
-    ("nan_labels", "holds 67 NaN, infinite or fractional label(s)"),
-    ("labels_too_short", "Train inputs and targets differ in length (200 vs 150)"),
-    ("two_label_columns", "Train inputs and targets differ in length (200 vs 400)"),
-    ("too_small", "has 25 points, fewer than loop.init_size=20 plus one round of loop.step_size=10"),
-    ("test_shape", "The test inputs have shape (5,) per point but the train inputs (8,)"),
-])
-def test_hostile_data_fails_before_work_with_one_sentence(tmp_path, case, needle):
-    result = run_cli(tmp_path, *QUICK, "dataset=npz", f"dataset.path={_hostile_npz(tmp_path, case)}")
-    err = _assert_nothing_created(tmp_path, result, needle)
-    lines = [line for line in err.splitlines() if line.strip() and not _TF_NOISE.match(line)]
-    assert len(lines) == 1 and lines[0].startswith("Error: "), err
-
-
-def test_metrics_dir_that_cannot_be_written(tmp_path):
-    blocker = tmp_path / "a_file"
-    blocker.write_text("not a folder")
-    result = run_cli(tmp_path, *QUICK, f"metrics_dir={blocker / 'metrics'}")
-    _assert_nothing_created(tmp_path, result, f"Cannot write {blocker / 'metrics'}: Not a directory")
-    assert blocker.read_text() == "not a folder"
-
-
-def test_unreachable_tracking_server(tmp_path):
-    result = run_cli(tmp_path, *QUICK, "mlflow.tracking_uri=http://127.0.0.1:9", "mlflow.timeout_s=2",
-                     tracking=False)
-    _assert_nothing_created(tmp_path, result, "The MLflow tracking server at http://127.0.0.1:9 cannot be reached")
-    assert not (tmp_path / "mlflow.db").exists() and not (tmp_path / "mlartifacts").exists()
 
 
 def _statuses(tmp_path) -> list[tuple[str, str]]:
@@ -242,25 +143,20 @@ def test_failing_job_marks_runs_failed(tmp_path):
 def test_sigterm_marks_runs_killed(tmp_path):
     """SIGTERM (scancel, kill) ends the job's run and the sweep's parent KILLED."""
     command, env = cli_command(tmp_path, "-m", *QUICK)
-    env["AL_EXPERIMENTS_FAILPOINTS"] = "after_mlflow@1:wait"  # the job holds after round 1
+    # The job holds once round 1 is checkpointed: the signal finds it mid-run however fast the
+    # machine. Waiting reads the checkpoint, not the MLflow store, which the job may be creating.
+    env["AL_EXPERIMENTS_FAILPOINTS"] = "after_checkpoint@1:wait"
     process = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL,
                                stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.time() + 120
-        while time.time() < deadline and ("job", "RUNNING") not in _statuses_safe(tmp_path):
-            time.sleep(0.5)
-        assert process.poll() is None, "the job ended before it could be interrupted"
+        deadline = time.monotonic() + 300
+        while rounds_checkpointed(tmp_path / ".al-state") < 1:
+            assert process.poll() is None and time.monotonic() < deadline, "the job never reached round 1"
+            time.sleep(0.2)
         process.send_signal(signal.SIGTERM)
-        process.wait(timeout=60)
+        _, stderr = process.communicate(timeout=60)
     finally:
         if process.poll() is None:
             process.kill()
-    assert process.returncode != 0
+    assert process.returncode != 0, stderr[-3000:]
     assert _statuses(tmp_path) == [("job", "KILLED"), ("sweep", "KILLED")]
-
-
-def _statuses_safe(tmp_path) -> list[tuple[str, str]]:
-    try:
-        return _statuses(tmp_path)
-    except Exception:  # the store is being created by the job right now
-        return []
