@@ -24,13 +24,19 @@ run: $(STAMP)
 
 # The real Fashion-MNIST tests run where Debian's package can be installed (root + apt);
 # elsewhere they skip and say why.
+# Test files run in parallel, each whole on one worker (a file's fixtures, such as the SLURM
+# cluster, stay in one process). Most tests wait on an al-run subprocess, so two workers keep
+# two cores busy; each worker holds TensorFlow (about 1.5 GB), hence at most four.
+TEST_WORKERS ?= $(shell $(PYTHON) -c 'import os; print(min(4, os.cpu_count() or 1))')
+PARALLEL := -n $(TEST_WORKERS) --dist loadfile
+
 test: $(STAMP)
 	@[ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && $(MAKE) --no-print-directory data >/dev/null 2>&1 \
 		|| echo "note: dataset-fashion-mnist not installed; its two tests will be skipped"
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q $(PARALLEL)
 
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -q -m "not slow"
+	$(BIN)/python -m pytest -q -m "not slow" $(PARALLEL)
 
 # tf_al 0.1.1 runs in its own environment: it is the baseline, never a dependency.
 TFAL := .venv-tfal
