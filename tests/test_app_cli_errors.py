@@ -109,6 +109,7 @@ def test_metrics_dir_that_cannot_be_written(tmp_path):
     result = run_in_process(tmp_path, *QUICK, f"metrics_dir={blocker / 'metrics'}")
     assert_nothing_created(tmp_path, result, f"Cannot write {blocker / 'metrics'}: Not a directory")
     assert blocker.read_text() == "not a folder"
+    assert not (tmp_path / "mlflow.db").exists()  # refused before the store is made
 
 
 def test_unreachable_tracking_server(tmp_path):

@@ -125,6 +125,8 @@ def run_job(cfg: DictConfig, ctx: JobContext | None = None) -> dict[str, Any]:
         mlflow_store.check_tracking_store(uri, cfg.mlflow.timeout_s)
     except mlflow_store.TrackingUnavailable as exc:
         raise TrackingError(str(exc)) from None
+    for folder in (metrics_dir_for(cfg, ctx), os.path.abspath(cfg.state_dir)):
+        _check_writable(folder)
     _limit_threads()
     job = build(cfg)
     identity = job_identity(OmegaConf.to_container(cfg, resolve=True, enum_to_str=True))
@@ -151,11 +153,26 @@ def run_job(cfg: DictConfig, ctx: JobContext | None = None) -> dict[str, Any]:
     except OSError as exc:
         if exc.errno not in _STORAGE_ERRNOS:
             raise
-        raise StorageError(
-            f"Cannot write {exc.filename or 'the results'}: {exc.strerror}; free space or fix the folder "
-            "(metrics_dir, state_dir, the MLflow store), then re-run the same command: the job resumes "
-            "after its last completed round."
-        ) from None
+        raise _storage_error(exc.filename or "the results", exc.strerror) from None
+
+
+def _storage_error(path: str, reason: str) -> StorageError:
+    return StorageError(
+        f"Cannot write {path}: {reason}; free space or fix the folder (metrics_dir, state_dir, the "
+        "MLflow store), then re-run the same command: the job resumes after its last completed round."
+    )
+
+
+def _check_writable(folder: str) -> None:
+    """Refuse a results folder that cannot be made before anything is written (the MLflow store
+    included): its nearest existing ancestor must be a folder this process may write in."""
+    ancestor = folder
+    while not os.path.exists(ancestor):
+        ancestor = os.path.dirname(ancestor)
+    if not os.path.isdir(ancestor):
+        raise _storage_error(folder, os.strerror(errno.ENOTDIR))
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise _storage_error(folder, os.strerror(errno.EACCES))
 
 
 # A results folder the user must fix: full, read-only, not permitted, or a file in the way.
