@@ -125,7 +125,8 @@ def run_job(cfg: DictConfig, ctx: JobContext | None = None) -> dict[str, Any]:
         mlflow_store.check_tracking_store(uri, cfg.mlflow.timeout_s)
     except mlflow_store.TrackingUnavailable as exc:
         raise TrackingError(str(exc)) from None
-    for folder in (metrics_dir_for(cfg, ctx), os.path.abspath(cfg.state_dir)):
+    metrics_dir = metrics_dir_for(cfg, ctx)  # a fresh job's; a resumed one keeps its own
+    for folder in (metrics_dir, os.path.abspath(cfg.state_dir)):
         _check_writable(folder)
     _limit_threads()
     job = build(cfg)
@@ -142,7 +143,7 @@ def run_job(cfg: DictConfig, ctx: JobContext | None = None) -> dict[str, Any]:
                         "csv": os.path.join(checkpoint.metrics_dir, checkpoint.experiment + ".csv"),
                         "skipped": True}
             try:
-                return _run(cfg, ctx, job, store, identity, checkpoint, uri, experiment_id)
+                return _run(cfg, ctx, job, store, identity, checkpoint, uri, experiment_id, metrics_dir)
             except Exception as exc:
                 _raise_if_store_went_away(exc, uri, cfg.mlflow.timeout_s)
                 raise
@@ -232,8 +233,9 @@ def _run_exists(uri: str, run_id: str) -> bool:
 
 
 def _run(cfg: DictConfig, ctx: JobContext, job: Any, store: Any, identity: str, checkpoint: Any,
-         uri: str, experiment_id: str) -> dict[str, Any]:
-    """The job proper, fresh or resumed: sinks, rounds, summary."""
+         uri: str, experiment_id: str, metrics_dir: str) -> dict[str, Any]:
+    """The job proper, fresh or resumed: sinks, rounds, summary. ``metrics_dir`` is where a fresh
+    job writes its CSV; a resumed one continues in its checkpoint's folder."""
     import al_experiments
     from al_experiments.resume import Checkpoint
     from al_experiments.tracking import mlflow_run, mlflow_store, sweep
@@ -252,7 +254,6 @@ def _run(cfg: DictConfig, ctx: JobContext, job: Any, store: Any, identity: str, 
                  checkpoint.run_id)
     else:
         experiment = f"{ctx.job_num}_{cfg.seed}_{model_name}_{query_name}"  # tf_al's <run>_<seed>_<model>_<query>
-        metrics_dir = metrics_dir_for(cfg, ctx)
     csv_path = os.path.join(metrics_dir, experiment + ".csv")
     if checkpoint is None and os.path.exists(csv_path):
         raise ConfigError(
