@@ -5,15 +5,19 @@ tf_al CSVs)."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
 
 _SCRIPT = Path(sys.executable).parent / "al-run"
 AL_RUN = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "al_experiments"]
@@ -172,6 +176,24 @@ def assert_nothing_created(tmp_path: Path, result: subprocess.CompletedProcess, 
     assert csv_files(tmp_path) == []
     assert not (tmp_path / "run" / "metrics").exists() and not (tmp_path / "sweep" / "metrics").exists()
     return err
+
+
+@functools.cache
+def _empty_store(basetemp: Path) -> Path:
+    from mlflow import MlflowClient
+
+    db = basetemp / "empty-store" / "mlflow.db"
+    db.parent.mkdir()
+    MlflowClient(f"sqlite:///{db}").search_experiments()
+    return db
+
+
+def with_store(folder: Path, tmp_path_factory: pytest.TempPathFactory, name: str = "mlflow.db") -> Path:
+    """``folder`` with an empty MLflow SQLite store in it (its tables made, nothing in them).
+    Making the tables takes about 4 s, which every job into a new store would pay: they are made
+    once a session and copied; the job still creates its experiment and runs."""
+    shutil.copyfile(_empty_store(tmp_path_factory.getbasetemp()), folder / name)
+    return folder
 
 
 def mlflow_runs(tmp_path: Path, experiment: str = "al-experiments") -> list:

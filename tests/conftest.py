@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from _app_helpers import with_store
 
 from al_experiments.acquisition import UnknownQueryError, unregister_query
 
@@ -17,3 +18,9 @@ def cleanup():
             unregister_query(name)
         except UnknownQueryError:
             pass
+
+
+@pytest.fixture
+def folder(tmp_path, tmp_path_factory):
+    """The test's folder, with an empty MLflow store in it."""
+    return with_store(tmp_path, tmp_path_factory)

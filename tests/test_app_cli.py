@@ -14,6 +14,8 @@ import pytest
 from _app_helpers import (QUICK, assert_nothing_created, check_sweep, cli_command, csv_files, metric_history,
                           mlflow_runs, rounds_checkpointed, run_cli, store_uri)
 
+from al_experiments.utils.failpoints import ENV as FAILPOINTS
+
 pytestmark = pytest.mark.slow
 
 _TF_NOISE = re.compile(r"^(WARNING: All log messages before absl|[IWE]\d{4} )")
@@ -145,7 +147,7 @@ def test_sigterm_marks_runs_killed(tmp_path):
     command, env = cli_command(tmp_path, "-m", *QUICK)
     # The job holds once round 1 is checkpointed: the signal finds it mid-run however fast the
     # machine. Waiting reads the checkpoint, not the MLflow store, which the job may be creating.
-    env["AL_EXPERIMENTS_FAILPOINTS"] = "after_checkpoint@1:wait"
+    env[FAILPOINTS] = "after_checkpoint@1:wait"
     process = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL,
                                stderr=subprocess.PIPE, text=True)
     try:

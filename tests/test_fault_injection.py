@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from _app_helpers import cli_command, csv_files, mlflow_runs, run_cli
-from test_resume_cli import FAILPOINTS, csv_rows, run_record, with_store
+from _app_helpers import cli_command, csv_files, mlflow_runs, run_cli, with_store
+from al_experiments.utils.failpoints import ENV as FAILPOINTS
+from test_resume_cli import csv_rows, run_record
 
 pytestmark = pytest.mark.slow
 
@@ -35,12 +36,6 @@ def sweep_results(tmp_path: Path) -> tuple[dict, dict]:
     records = {r.data.tags["job_identity"]: run_record(tmp_path, r) for r in jobs}
     assert len(records) == len(jobs) == JOBS, "one run per job, none duplicated"
     return records, {path.name: csv_rows(path) for path in csv_files(tmp_path)}
-
-
-@pytest.fixture
-def folder(tmp_path, tmp_path_factory) -> Path:
-    """The test's folder, with an empty MLflow store in it."""
-    return with_store(tmp_path, tmp_path_factory)
 
 
 @pytest.fixture(scope="module")

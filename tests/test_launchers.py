@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 from _app_helpers import QUICK, check_sweep, run_cli
 
+from al_experiments.utils.failpoints import ENV as FAILPOINTS
+
 pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[1]
@@ -102,7 +104,7 @@ def test_slurm_preemption_requeues_and_the_job_resumes(slurm_cluster, tmp_path):
                                f"loop.max_rounds={rounds}", "seed=4")
     # The first attempt holds once round 2 is checkpointed, so the signal finds it there however
     # fast the machine; the requeued attempt starts after round 2 and never reaches the point.
-    env["AL_EXPERIMENTS_FAILPOINTS"] = "after_checkpoint@2:wait"
+    env[FAILPOINTS] = "after_checkpoint@2:wait"
     process = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 240
     while rounds_checkpointed(tmp_path / ".al-state") < 2:

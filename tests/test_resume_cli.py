@@ -4,9 +4,7 @@ uninterrupted run; resume=false starts afresh and leaves the old results alone."
 
 from __future__ import annotations
 
-import functools
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -15,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from _app_helpers import cli_command, csv_files, mlflow_runs, run_cli, store_uri
+from _app_helpers import cli_command, csv_files, mlflow_runs, run_cli, store_uri, with_store
+from al_experiments.utils.failpoints import ENV as FAILPOINTS
 
 pytestmark = pytest.mark.slow
 
@@ -23,7 +22,6 @@ pytestmark = pytest.mark.slow
 # between an interrupted and an uninterrupted run.
 JOB = ["+experiment=smoke", "loop.max_rounds=3", "seed=3"]
 TIME_COLUMNS = {"train_time", "query_time", "optim_time", "eval_time"}
-FAILPOINTS = "AL_EXPERIMENTS_FAILPOINTS"
 
 
 def csv_rows(path: Path) -> list[dict[str, str]]:
@@ -46,30 +44,6 @@ def run_record(tmp_path: Path, run) -> dict:
     params = {k: v.replace(str(tmp_path), "<tmp>") for k, v in run.data.params.items() if k != "state_dir"}
     tags = {k: run.data.tags.get(k) for k in ("query", "seed", "job_identity", "experiment_file")}
     return {"status": run.info.status, "params": params, "tags": tags, "metrics": metrics}
-
-
-@functools.cache
-def _empty_store(basetemp: Path) -> Path:
-    from mlflow import MlflowClient
-
-    db = basetemp / "empty-store" / "mlflow.db"
-    db.parent.mkdir()
-    MlflowClient(f"sqlite:///{db}").search_experiments()
-    return db
-
-
-def with_store(folder: Path, tmp_path_factory: pytest.TempPathFactory, name: str = "mlflow.db") -> Path:
-    """``folder`` with an empty MLflow SQLite store in it (its tables made, nothing in them).
-    Making the tables takes about 4 s, which every job into a new store would pay: they are made
-    once a session and copied; the job still creates its experiment and runs."""
-    shutil.copyfile(_empty_store(tmp_path_factory.getbasetemp()), folder / name)
-    return folder
-
-
-@pytest.fixture
-def folder(tmp_path, tmp_path_factory) -> Path:
-    """The test's folder, with an empty MLflow store in it."""
-    return with_store(tmp_path, tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
