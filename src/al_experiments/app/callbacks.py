@@ -53,8 +53,8 @@ class MlflowSweepCallback(Callback):
         log.info("Follow the sweep in MLflow (make ui): %s", mlflow_store.runs_page(uri, experiment_id, view=view))
         overrides = list(config.hydra.overrides.task)
         sweep.announce_sweep(sweep_dir, uri, experiment_id, previous=previous, record=record,
-                                   run_name=sweep_run_name(overrides, datetime.now()),
-                                   params=swept_overrides(overrides), jobs=sweep_size(overrides))
+                             run_name=sweep_run_name(overrides, datetime.now()),
+                             params=swept_overrides(overrides), jobs=sweep_size(overrides))
         _PENDING.add(sweep_dir)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
