@@ -16,6 +16,7 @@ from hydra.utils import instantiate as hydra_instantiate
 from omegaconf import DictConfig
 
 from al_experiments.app.errors import ConfigError, DataError
+from al_experiments.app.reuse import LAST_MODEL, architecture_key
 from al_experiments.app.schema import Scaling
 from al_experiments.datasets import DatasetFileError, RawData
 
@@ -153,22 +154,27 @@ def build_network(cfg: DictConfig, input_shape: tuple[int, ...], num_classes: in
         raise ConfigError(f"model={cfg.model.name} does not fit dataset={cfg.dataset.name}: {exc}") from None
 
 
-def build_model(cfg: DictConfig, input_shape: tuple[int, ...], num_classes: int) -> Any:
-    """The compiled Bayesian wrapper (e.g. ``McDropout``) around a fresh network."""
-    import keras
-
+def model_settings(cfg: DictConfig) -> Any:
+    """The wrapper's ``Config``: training, query and evaluation settings of the job."""
     from al_experiments.config import Config
 
-    network = build_network(cfg, input_shape, num_classes)
     model_cfg = cfg.model
-    settings = Config(
+    return Config(
         fit={"epochs": model_cfg.fit.epochs, "batch_size": model_cfg.fit.batch_size,
              "min_steps": model_cfg.fit.min_steps},
         query={"sample_size": cfg.query.sample_size},
         eval={"sample_size": model_cfg.eval.sample_size},
     )
+
+
+def build_model(cfg: DictConfig, input_shape: tuple[int, ...], num_classes: int) -> Any:
+    """The compiled Bayesian wrapper (e.g. ``McDropout``) around a fresh network."""
+    import keras
+
+    network = build_network(cfg, input_shape, num_classes)
+    model_cfg = cfg.model
     try:
-        wrapper = instantiate(model_cfg.wrapper, network, settings)
+        wrapper = instantiate(model_cfg.wrapper, network, model_settings(cfg))
     except ValueError as exc:
         raise ConfigError(f"model.wrapper is invalid: {exc}") from None
     wrapper.compile(
@@ -206,11 +212,19 @@ def build(cfg: DictConfig) -> Job:
     import_tensorflow()  # before Keras, so TF's log level is set before it loads
     import keras
 
-    # A multirun on the basic launcher runs its jobs in one process: drop the previous job's
-    # Keras state, then seed before the network takes its dropout seeds and initial weights.
-    keras.backend.clear_session()
-    seed_everything(cfg.seed)
-    model = build_model(cfg, info.input_shape, info.num_classes)
+    # A multirun on the basic launcher runs its jobs in one process: the previous job's network
+    # is taken over when this job would build the same one; otherwise its Keras state is
+    # dropped, and the seed is set before the new network takes its seeds and initial weights.
+    key = architecture_key(cfg, info.input_shape, info.num_classes)
+    model = LAST_MODEL.take(key)
+    if model is None:
+        keras.backend.clear_session()
+        seed_everything(cfg.seed)
+        model = build_model(cfg, info.input_shape, info.num_classes)
+    else:
+        seed_everything(cfg.seed)
+        model.renew(model_settings(cfg))
+    LAST_MODEL.keep(key, model)
     try:
         loop = ActiveLearningLoop(
             model, dataset, query, step_size=cfg.loop.step_size, max_rounds=cfg.loop.max_rounds, seed=cfg.seed

@@ -83,6 +83,15 @@ class DeepEnsemble(Model):
         for index, member in enumerate(self._members):
             member.set_seed(derive_seed(self._seed, "member", index))
 
+    def renewable(self) -> bool:
+        return bool(self._members) and all(member.renewable() for member in self._members)
+
+    def renew(self, config: Config) -> None:
+        """``Model.renew`` for the ensemble and every member."""
+        super().renew(config)
+        for member in self._members:
+            member.renew(config)
+
     def stochastic(self) -> bool:
         """Samples differ from one another (one per member), though each member is deterministic."""
         return True

@@ -190,6 +190,24 @@ class Model(PredictionMixin, WeightsMixin, ActiveModel):
         """Seed of this model's per-round randomness (weights, shuffling, dropout)."""
         self._seed = int(seed)
 
+    # ------------------------------------------------------------------ another job, same network
+    def renewable(self) -> bool:
+        """Can ``renew`` hand this network to another job? Only where the first round's reset
+        draws every weight, the optimizer state and every random layer from the job's seed
+        alone (``reinit`` and ``warm`` with known initialisers): the job then computes exactly
+        what a freshly built network would."""
+        resetter = self._resetter
+        return self.reset_policy in ("reinit", "warm") and resetter is not None and resetter.can_redraw
+
+    def renew(self, config: Config) -> None:
+        """Start another job on this network with ``config``: round 0, seed 0, a new id. The
+        compiled training, sampling and reset functions are kept, so nothing is traced again."""
+        if not self.renewable():
+            raise ValueError(f"This {self._owner_name()} cannot be renewed: its first reset does not redraw "
+                             "everything from the seed (reset='initial', or weights without a known initialiser).")
+        self._config = config
+        self._round, self._seed, self._id = 0, 0, uuid.uuid1()
+
     # ------------------------------------------------------------------ compile, reset
     def __call__(self, inputs: Any, **kwargs: Any):
         return self._model(inputs, **kwargs)
