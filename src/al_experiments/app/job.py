@@ -8,6 +8,7 @@ metrics directory until every check has passed.
 from __future__ import annotations
 
 import errno
+import functools
 import logging
 import os
 from dataclasses import asdict, dataclass
@@ -240,6 +241,7 @@ def _run(cfg: DictConfig, ctx: JobContext, job: Any, store: Any, identity: str, 
     from al_experiments.resume import Checkpoint
     from al_experiments.tracking import mlflow_run, mlflow_store, sweep
     from al_experiments.tracking.suit_metrics import ExperimentSuitMetrics
+    from al_experiments.utils.background import BackgroundTask
     from al_experiments.utils.failpoints import failpoint
 
     loop, info = job.loop, job.data_info
@@ -312,25 +314,26 @@ def _run(cfg: DictConfig, ctx: JobContext, job: Any, store: Any, identity: str, 
             run.add_artifact(os.path.join(ctx.output_dir, ".hydra"), "config/.hydra")
         run.add_artifact(csv_path, "metrics")
         run.add_json("indices_selected.json", _selections(loop))
-        for step in loop.rounds():
-            round_index = int(step["iteration"])
-            failpoint("before_checkpoint", round_index)
-            checkpoint.loop, model_state = _loop_state(loop)
-            store.save(checkpoint, model_state)
-            failpoint("after_checkpoint", round_index)
-            suit.write_line(experiment, step)
-            failpoint("after_csv", round_index)
-            run.log_round(step)
-            failpoint("after_mlflow", round_index)
-            run.add_json("indices_selected.json", _selections(loop))
-            log.info("%s", round_line(step, len(loop)))
+        # The checkpoint defines a completed round, so it is written here; the round's CSV line
+        # and MLflow metrics follow it on a worker thread while the next round computes (a
+        # resume rewrites both from the checkpoint, whatever a kill left of them).
+        with BackgroundTask() as publishing:
+            for step in loop.rounds():
+                round_index = int(step["iteration"])
+                failpoint("before_checkpoint", round_index)
+                publishing.wait()
+                checkpoint.loop, model_state = _loop_state(loop)
+                store.save(checkpoint, model_state)
+                failpoint("after_checkpoint", round_index)
+                publishing.submit(functools.partial(_publish_round, suit, run, experiment, step))
+                run.add_json("indices_selected.json", _selections(loop))
+                log.info("%s", round_line(step, len(loop)))
         summary = summarize(loop.history)
         # The two results a comparison sorts by; the rest is in the description, not a wall
         # of one-point charts.
-        run.log_missing_metrics([(0, {key: summary[name] for key, name in _RESULT_METRICS if name in summary})])
         labels = loop.history[-1]["labeled_pool_size"] if loop.history else None
         description = job_description(query_name, cfg.dataset.name, cfg.seed, summary, labels)
-        run.set_description(description)
+        run.log_results({key: summary[name] for key, name in _RESULT_METRICS if name in summary}, description)
     failpoint("after_run_finished")
     checkpoint.finished, checkpoint.summary = True, summary
     store.save(checkpoint)
@@ -340,6 +343,17 @@ def _run(cfg: DictConfig, ctx: JobContext, job: Any, store: Any, identity: str, 
 
 
 _RESULT_METRICS = (("final_test_accuracy", "final_accuracy"), ("aulc", "aulc"))
+
+
+def _publish_round(suit: Any, run: Any, experiment: str, step: dict[str, Any]) -> None:
+    """A checkpointed round's CSV line, then its MLflow metrics."""
+    from al_experiments.utils.failpoints import failpoint
+
+    round_index = int(step["iteration"])
+    suit.write_line(experiment, step)
+    failpoint("after_csv", round_index)
+    run.log_round(step)
+    failpoint("after_mlflow", round_index)
 
 
 def round_line(step: dict[str, Any], rounds: int) -> str:

@@ -106,6 +106,7 @@ class JobRun:
             self.client.update_run(resume_run_id, status="RUNNING")
             for key, value in tags.items():
                 self.client.set_tag(resume_run_id, key, value)
+        self.resumed = resume_run_id is not None
         self._artifacts: list[tuple[str, str | None]] = []
         self._json: dict[str, Any] = {}
         self._sigterm = contextlib.ExitStack()
@@ -171,6 +172,19 @@ class JobRun:
 
     def set_description(self, text: str) -> None:
         self.client.set_tag(self.run_id, NOTE_TAG, text)
+
+    def log_results(self, metrics: Mapping[str, float], description: str) -> None:
+        """The job's results (at step 0) and its description: one request for a run this attempt
+        created; a resumed run gets the values it does not hold yet."""
+        if self.resumed:
+            self.log_missing_metrics([(0, metrics)])
+            self.set_description(description)
+            return
+        from mlflow.entities import Metric, RunTag
+
+        now = int(time.time() * 1000)
+        self.client.log_batch(self.run_id, metrics=[Metric(k, float(v), now, 0) for k, v in metrics.items()],
+                              tags=[RunTag(NOTE_TAG, description)])
 
     def log_round(self, step: Mapping[str, Any]) -> None:
         """Log a loop step dict at ``step = iteration`` (the round)."""
