@@ -228,3 +228,38 @@ def test_a_round_samples_each_set_once():
     passes.clear()
     loop.step()
     assert sorted(passes) == sorted([20, 200 - 20, 40])
+
+
+@pytest.mark.parametrize("rate", [0.5, 0.25, 0.1])  # random bytes (k / 256) and random floats
+def test_sampled_dropout_keeps_what_keras_dropout_keeps_and_scales_it_alike(rate):
+    """The sampler applies a plain Dropout layer itself (its masks from random bytes where the
+    rate allows); every element must be kept independently with probability 1 - rate and
+    scaled by 1 / (1 - rate), as Keras' own training pass does."""
+    net = keras.Sequential([keras.Input((400,)), keras.layers.Dropout(rate), keras.layers.Dropout(rate)])
+    x = np.random.default_rng(0).uniform(0.5, 1.5, size=(5, 400)).astype(np.float32)
+    ours = Sampler(net, stochastic=True).sample(x, 400)  # (5, 400 samples, 400 features)
+    theirs = np.stack([np.asarray(net(x, training=True)) for _ in range(400)], axis=1)
+    kept = 1 - (1 - (1 - rate) ** 2)
+    scale = 1 / (1 - rate) ** 2
+    for samples in (ours, theirs):
+        # 800,000 elements: the kept fraction within 0.005 (over 8 standard errors).
+        assert abs(np.mean(samples != 0) - kept) < 0.005
+        np.testing.assert_allclose(np.unique(samples[0, :, 0]), [0, x[0, 0] * scale], rtol=1e-6)
+    # Independent decisions: the masks of two features, and of two samples, are uncorrelated.
+    on = ours[0] != 0
+    assert abs(np.corrcoef(on[:, 0], on[:, 1])[0, 1]) < 0.15
+    assert abs(np.corrcoef(on[0], on[1])[0, 1]) < 0.15
+
+
+def test_sampled_dropout_follows_the_layer_seed_generators():
+    """Reseeding the dropout layers (what a round's reset does) repeats the same samples."""
+    net = mlp(seed=3)
+    x = np.random.default_rng(2).normal(size=(6, 4)).astype(np.float32)
+    sampler = Sampler(net, stochastic=True)
+    generators = [layer.seed_generator for layer in net.layers if isinstance(layer, keras.layers.Dropout)]
+    states = [np.array(g.state) for g in generators]
+    first, second = sampler.sample(x, 8), sampler.sample(x, 8)
+    assert not np.array_equal(first, second)
+    for generator, state in zip(generators, states):
+        generator.state.assign(state)
+    np.testing.assert_array_equal(sampler.sample(x, 8), first)

@@ -136,6 +136,41 @@ def _batch_norm_layers(model) -> list:
             if isinstance(layer, keras.layers.BatchNormalization)]
 
 
+def dropout_rate(layer) -> float | None:
+    """The rate of a plain Keras ``Dropout`` that the sampler may apply itself (no
+    ``noise_shape``, 0 < rate < 1); None for any other layer."""
+    import keras
+
+    if type(layer) is not keras.layers.Dropout or layer.noise_shape is not None:
+        return None
+    rate = float(layer.rate)
+    return rate if 0 < rate < 1 else None
+
+
+def keep_mask(shape, layer, rate: float):
+    """Dropout's keep decisions for a tensor of ``shape``: each element independently kept with
+    probability 1 - rate, seeded by the layer's own seed generator as Keras' dropout is (so the
+    per-round reseeding of the layers governs these masks too).
+
+    A rate that is a multiple of 1/256 (0.5, 0.25, ...) is decided exactly by one random byte
+    per element, four to a generated word: drawing a random float per element, as Keras does,
+    was most of the cost of sampling. Any other rate compares a uniform float, as Keras does.
+    """
+    seed = tf.cast(tf.math.floormod(layer.seed_generator.next(), 2**31 - 1), tf.int32)
+    if (rate * 256).is_integer():
+        size = tf.reduce_prod(shape)
+        words = tf.random.stateless_uniform([(size + 3) // 4], seed, minval=None, maxval=None, dtype=tf.uint32)
+        random_bytes = tf.reshape(tf.bitcast(words, tf.uint8), [-1])[:size]
+        return tf.reshape(random_bytes >= int(rate * 256), shape)
+    return tf.random.stateless_uniform(shape, seed) >= rate
+
+
+def dropped(x, keep, rate: float):
+    """``x`` with dropout's mask applied and the kept values scaled by 1 / (1 - rate), as Keras'
+    dropout computes them (``keep`` may broadcast ``x``)."""
+    return tf.where(keep, x * (1.0 / (1.0 - rate)), tf.zeros([], x.dtype))
+
+
 class Sampler:
     """Compiled predictive sampling of a Keras model."""
 
@@ -159,20 +194,36 @@ class Sampler:
         fn = self._fns.get(key)
         if fn is not None:
             return fn
+        import keras
+
         model, stochastic, softmax = self._model, self._stochastic, self._softmax
         bn_layers = _batch_norm_layers(model)
         prefix = model.layers[:self.prefix_layers]
         suffix = model.layers[self.prefix_layers:]
 
+        sequential = type(model) is keras.Sequential
+
         def stochastic_passes(x):
-            if prefix:
-                for layer in prefix:
-                    x = layer(x, training=False)
-            tiled = tf.tile(x, tf.concat([[samples], tf.ones(tf.rank(x) - 1, tf.int32)], 0))
-            if not prefix:
-                return model(tiled, training=True)
-            for layer in suffix:
-                tiled = layer(tiled, training=True)
+            for layer in prefix:
+                x = layer(x, training=False)
+            if not sequential:
+                return model(tf.tile(x, tf.concat([[samples], tf.ones(tf.rank(x) - 1, tf.int32)], 0)), training=True)
+            rest = list(suffix)
+            rate = dropout_rate(rest[0]) if rest else None
+            if rate is not None:
+                # The copies and the first dropout in one pass: masks of shape (T, B, ...) over
+                # the shared output, instead of tiling it T times and masking the tiles.
+                shape = tf.concat([[samples], tf.shape(x)], 0)
+                tiled = dropped(x[None], keep_mask(shape, rest.pop(0), rate), rate)
+                tiled = tf.reshape(tiled, tf.concat([[-1], tf.shape(x)[1:]], 0))
+            else:
+                tiled = tf.tile(x, tf.concat([[samples], tf.ones(tf.rank(x) - 1, tf.int32)], 0))
+            for layer in rest:
+                rate = dropout_rate(layer)
+                if rate is None:
+                    tiled = layer(tiled, training=True)
+                else:
+                    tiled = dropped(tiled, keep_mask(tf.shape(tiled), layer, rate), rate)
             return tiled
 
         def forward(x):
