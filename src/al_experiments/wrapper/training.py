@@ -42,13 +42,24 @@ class Trainer:
         variables = model.trainable_variables
 
         def train(x, y, epochs, batch_size, seed):
-            # The loops are written as tf.while_loop: the function is traced without autograph,
-            # whose conversion of Keras' layer code cost seconds per process.
+            # One flat loop over every step of every epoch: with a few dozen labels an epoch is
+            # one to three steps, and a loop per epoch cost as much again as its steps. The
+            # loops are tf.while_loop, traced without autograph (whose conversion of Keras'
+            # layer code cost seconds per process).
             n = tf.shape(x)[0]
             steps = (n + batch_size - 1) // batch_size
 
-            def one_step(step, order, total_loss, total_correct):
-                idx = order[step * batch_size: tf.minimum(n, (step + 1) * batch_size)]
+            def shuffle(epoch, orders):
+                order = tf.random.experimental.stateless_shuffle(tf.range(n), seed=tf.stack([seed, epoch]))
+                return epoch + 1, orders.write(epoch, order)
+
+            _, orders = tf.while_loop(lambda epoch, _: epoch < epochs, shuffle,
+                                      (tf.constant(0), tf.TensorArray(tf.int32, size=epochs)))
+            orders = orders.stack()
+
+            def one_step(step, losses, corrects):
+                epoch, within = step // steps, step % steps
+                idx = orders[epoch, within * batch_size: tf.minimum(n, (within + 1) * batch_size)]
                 xb = tf.gather(x, idx)
                 yb = tf.gather(y, idx)
                 with tf.GradientTape() as tape:
@@ -59,24 +70,21 @@ class Trainer:
                 grads = tape.gradient(objective, variables)
                 optimizer.apply_gradients(zip(grads, variables))
                 count = tf.cast(tf.shape(idx)[0], tf.float32)
-                total_loss += tf.cast(batch_loss, tf.float32) * count
+                losses = losses.write(step, tf.cast(batch_loss, tf.float32) * count)
                 if n_metrics:
-                    total_correct += _correct(yb, pred)
-                return step + 1, order, total_loss, total_correct
+                    corrects = corrects.write(step, _correct(yb, pred))
+                return step + 1, losses, corrects
 
-            def one_epoch(epoch, losses, accs):
-                order = tf.random.experimental.stateless_shuffle(tf.range(n), seed=tf.stack([seed, epoch]))
-                _, _, total_loss, total_correct = tf.while_loop(
-                    lambda step, *_: step < steps, one_step,
-                    (tf.constant(0), order, tf.constant(0.0), tf.constant(0.0)))
-                nf = tf.cast(n, tf.float32)
-                return epoch + 1, losses.write(epoch, total_loss / nf), accs.write(epoch, total_correct / nf)
-
-            _, losses, accs = tf.while_loop(
-                lambda epoch, *_: epoch < epochs, one_epoch,
-                (tf.constant(0), tf.TensorArray(tf.float32, size=epochs),
-                 tf.TensorArray(tf.float32, size=epochs)))
-            return losses.stack(), accs.stack()
+            total = epochs * steps
+            _, losses, corrects = tf.while_loop(
+                lambda step, *_: step < total, one_step,
+                (tf.constant(0), tf.TensorArray(tf.float32, size=total),
+                 tf.TensorArray(tf.float32, size=total if n_metrics else 0)))
+            nf = tf.cast(n, tf.float32)
+            per_epoch_loss = tf.reduce_sum(tf.reshape(losses.stack(), [epochs, steps]), axis=1) / nf
+            if not n_metrics:
+                return per_epoch_loss, tf.zeros([epochs])
+            return per_epoch_loss, tf.reduce_sum(tf.reshape(corrects.stack(), [epochs, steps]), axis=1) / nf
 
         self._train_py = train
         self._train_fns: dict[tuple, Callable] = {}
