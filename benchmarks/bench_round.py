@@ -29,7 +29,7 @@ sys.path.insert(0, str(HERE))
 
 import numpy as np  # noqa: E402
 from protocol import (BATCH_SIZE, EPOCHS, INIT_SIZE, QUERY, ROUNDS, SAMPLES, SEED, SEEDS,  # noqa: E402
-                      STEP_SIZE, digits_split, mlp, summarise)
+                      STEP_SIZE, digits_split, gal_cnn, mlp, summarise)
 
 
 def ours_round(seed: int = SEED) -> dict:
@@ -70,22 +70,6 @@ def tfal_round(python: Path, seed: int = SEED) -> dict | None:
         print(proc.stderr[-2000:], file=sys.stderr)
         return None
     return json.loads(proc.stdout.strip().splitlines()[-1])
-
-
-def gal_cnn():
-    import keras
-
-    return keras.Sequential([
-        keras.Input((28, 28, 1)),
-        keras.layers.Conv2D(32, 3, activation="relu"),
-        keras.layers.Conv2D(32, 3, activation="relu"),
-        keras.layers.MaxPooling2D(2),
-        keras.layers.Dropout(0.25),
-        keras.layers.Flatten(),
-        keras.layers.Dense(128, activation="relu"),
-        keras.layers.Dropout(0.5),
-        keras.layers.Dense(10, activation="softmax"),
-    ])
 
 
 def best_of(fn, repeats: int = 3) -> float:

@@ -36,6 +36,23 @@ def mlp():
     ])
 
 
+def gal_cnn():
+    """Gal et al. (2017)'s CNN for 28x28 gray images with a channel axis."""
+    import keras
+
+    return keras.Sequential([
+        keras.Input((28, 28, 1)),
+        keras.layers.Conv2D(32, 3, activation="relu"),
+        keras.layers.Conv2D(32, 3, activation="relu"),
+        keras.layers.MaxPooling2D(2),
+        keras.layers.Dropout(0.25),
+        keras.layers.Flatten(),
+        keras.layers.Dense(128, activation="relu"),
+        keras.layers.Dropout(0.5),
+        keras.layers.Dense(10, activation="softmax"),
+    ])
+
+
 def summarise(round_seconds, accuracy):
     later = round_seconds[1:]
     return {
@@ -43,3 +60,63 @@ def summarise(round_seconds, accuracy):
         "mean_round_seconds_2_to_6": sum(later) / len(later),
         "final_test_accuracy": accuracy,
     }
+
+
+# The `cnn` protocol: Gal et al. (2017)'s CNN on a Fashion-MNIST subset (Debian's copy), 20
+# initial labels + 5 rounds of 10 by BALD, same EPOCHS / BATCH_SIZE / SAMPLES as above.
+CNN_POOL = 10_000
+CNN_TEST = 2_000
+CNN_ROUNDS = 5
+FASHION_DIR = "/usr/share/datasets/fashion-mnist"
+
+
+def _read_idx(path):
+    """One gzipped IDX file (big-endian header: 0, 0, type 0x08 = uint8, ndim; then the dims)."""
+    import gzip
+
+    import numpy as np
+
+    with gzip.open(path, "rb") as f:
+        raw = f.read()
+    if raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
+        raise ValueError(f"{path}: not an IDX file of uint8")
+    ndim = raw[3]
+    dims = np.frombuffer(raw, ">u4", count=ndim, offset=4)
+    return np.frombuffer(raw, np.uint8, offset=4 + 4 * ndim).reshape(dims)
+
+
+def fashion_split(seed=SEED):
+    """(x_pool, x_test, y_pool, y_test): CNN_POOL training and CNN_TEST test images, (N, 28, 28)
+    float32 in [0, 1], int64 labels, drawn by one numpy generator seeded with `seed`."""
+    import os
+
+    import numpy as np
+
+    def load(prefix):
+        x = _read_idx(os.path.join(FASHION_DIR, f"{prefix}-images-idx3-ubyte.gz"))
+        y = _read_idx(os.path.join(FASHION_DIR, f"{prefix}-labels-idx1-ubyte.gz"))
+        return x, y
+
+    rng = np.random.default_rng(seed)
+    x_train, y_train = load("train")
+    x_test, y_test = load("t10k")
+    pool = rng.permutation(len(x_train))[:CNN_POOL]
+    test = rng.permutation(len(x_test))[:CNN_TEST]
+    x_pool, x_test = (x_train[pool] / 255.0).astype("float32"), (x_test[test] / 255.0).astype("float32")
+    return x_pool, x_test, y_train[pool].astype("int64"), y_test[test].astype("int64")
+
+
+def initial_indices(y, size, seed):
+    """`size` indices into `y`, class-balanced (size // classes of each class, the remainder
+    drawn from the rest), random from `seed`; sorted."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    y = np.asarray(y)
+    classes = np.unique(y)
+    per_class = size // len(classes)
+    chosen = [rng.choice(np.flatnonzero(y == c), per_class, replace=False) for c in classes]
+    chosen = np.concatenate(chosen) if chosen else np.empty(0, dtype="int64")
+    rest = np.setdiff1d(np.arange(len(y)), chosen)
+    extra = rng.choice(rest, size - len(chosen), replace=False)
+    return np.sort(np.concatenate([chosen, extra])).astype("int64")
