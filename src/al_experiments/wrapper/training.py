@@ -40,6 +40,8 @@ class Trainer:
         loss_fn = self._loss_fn
         n_metrics = len(self.metric_names)
         variables = model.trainable_variables
+        apply_gradients = adam_step(optimizer, variables) or \
+            (lambda grads: optimizer.apply_gradients(zip(grads, variables)))
 
         def train(x, y, epochs, batch_size, seed):
             # One flat loop over every step of every epoch: with a few dozen labels an epoch is
@@ -68,7 +70,7 @@ class Trainer:
                     reg = tf.add_n(model.losses) if model.losses else 0.0
                     objective = batch_loss + reg
                 grads = tape.gradient(objective, variables)
-                optimizer.apply_gradients(zip(grads, variables))
+                apply_gradients(grads)
                 count = tf.cast(tf.shape(idx)[0], tf.float32)
                 losses = losses.write(step, tf.cast(batch_loss, tf.float32) * count)
                 if n_metrics:
@@ -117,6 +119,48 @@ class Trainer:
         for name in self.metric_names:
             history[name] = [float(v) for v in accs.numpy()]
         return history
+
+
+def adam_step(optimizer, variables: list) -> Callable | None:
+    """Keras' Adam update as Keras computes it, with the step's bias correction computed once
+    instead of once per variable; None for any optimizer but a plain ``keras.optimizers.Adam``.
+
+    Keras' ``apply_gradients`` spends about half a small network's step on per-variable
+    bookkeeping (the step count cast and the two powers again for every weight). This is its
+    arithmetic for the plain case, operation for operation, so the weights come out the same:
+    no weight decay, clipping, moving average, AMSGrad, accumulation, loss scaling, learning-
+    rate schedule or weight constraint, each of which goes through ``apply_gradients``.
+    """
+    import keras
+
+    if type(optimizer) is not keras.optimizers.Adam:
+        return None
+    config = optimizer.get_config()
+    plain = (not isinstance(config.get("learning_rate"), dict) and not config.get("amsgrad")
+             and not config.get("use_ema") and not config.get("gradient_accumulation_steps")
+             and not config.get("loss_scale_factor") and not config.get("weight_decay")
+             and all(config.get(key) is None for key in ("clipnorm", "clipvalue", "global_clipnorm"))
+             and all(getattr(variable, "constraint", None) is None for variable in variables))
+    slots = getattr(optimizer, "_momentums", None), getattr(optimizer, "_velocities", None)
+    if not plain or slots[0] is None or slots[1] is None or len(slots[0]) != len(variables):
+        return None
+    momentums, velocities = slots
+    beta_1, beta_2, epsilon = optimizer.beta_1, optimizer.beta_2, optimizer.epsilon
+
+    def step(grads):
+        dtype = variables[0].dtype
+        lr = tf.cast(optimizer.learning_rate, dtype)
+        local_step = tf.cast(optimizer.iterations + 1, dtype)
+        beta_1_power = tf.pow(tf.cast(beta_1, dtype), local_step)
+        beta_2_power = tf.pow(tf.cast(beta_2, dtype), local_step)
+        alpha = lr * tf.sqrt(1 - beta_2_power) / (1 - beta_1_power)
+        for gradient, variable, m, v in zip(grads, variables, momentums, velocities):
+            gradient = tf.cast(gradient, variable.dtype)
+            m.assign_add(tf.multiply(tf.subtract(gradient, m), 1 - beta_1))
+            v.assign_add(tf.multiply(tf.subtract(tf.square(gradient), v), 1 - beta_2))
+            variable.assign_sub(tf.divide(tf.multiply(m, alpha), tf.add(tf.sqrt(v), epsilon)))
+        optimizer.iterations.assign_add(1)
+    return step
 
 
 def _correct(y, pred):
