@@ -30,6 +30,11 @@ tf = import_tensorflow()
 # Rows (inputs x samples) per forward pass when the caller gives no chunk size: large enough to
 # keep the cores busy, small enough to bound memory (a 28x28 CNN at 8192 rows needs ~1 GB).
 DEFAULT_ROWS_PER_PASS = 8192
+# A narrow network's sampler takes more rows per pass, up to this many, while each activation of
+# the pass stays within PASS_BYTES: a call costs about a millisecond beyond its arithmetic, which
+# for a small MLP was a quarter of scoring its pool.
+MAX_ROWS_PER_PASS = 65536
+PASS_BYTES = 64 * 2**20
 
 
 
@@ -136,6 +141,21 @@ def _batch_norm_layers(model) -> list:
             if isinstance(layer, keras.layers.BatchNormalization)]
 
 
+def rows_per_pass(model) -> int:
+    """Rows (inputs x samples) per sampling pass: DEFAULT_ROWS_PER_PASS, or more for a network
+    whose widest activation is narrow (see MAX_ROWS_PER_PASS)."""
+    widths = []
+    for layer in getattr(model, "layers", []):
+        try:
+            shape = layer.output.shape[1:]
+        except (AttributeError, ValueError):
+            return DEFAULT_ROWS_PER_PASS  # a layer without a known output: keep the default
+        widths.append(int(np.prod([int(d) for d in shape])) if all(d is not None for d in shape) else 0)
+    if not widths or 0 in widths:
+        return DEFAULT_ROWS_PER_PASS
+    return int(min(MAX_ROWS_PER_PASS, max(DEFAULT_ROWS_PER_PASS, PASS_BYTES // (4 * max(widths)))))
+
+
 def dropout_rate(layer) -> float | None:
     """The rate of a plain Keras ``Dropout`` that the sampler may apply itself (no
     ``noise_shape``, 0 < rate < 1); None for any other layer."""
@@ -184,6 +204,7 @@ class Sampler:
         self._spec = tf.TensorSpec([None, *signature[0]], signature[1]) if signature is not None else None
         self._fns: dict[tuple, Callable] = {}
         self._checked: dict[Callable, Callable] = {}
+        self._rows_per_pass = rows_per_pass(model)
         # Seconds spent inside compiled forward passes (read by benchmarks/ for the overhead share).
         self.forward_seconds = 0.0
 
@@ -270,7 +291,7 @@ class Sampler:
             if batch_size < 1:
                 raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
             return int(batch_size)
-        return max(1, DEFAULT_ROWS_PER_PASS // max(1, samples if self._stochastic else 1))
+        return max(1, self._rows_per_pass // max(1, samples if self._stochastic else 1))
 
     def mean_chunks(self, inputs: Any, samples: int, batch_size: int | None = None):
         """Yield ``(start, stop, mean)``: the class probabilities averaged over the T samples
