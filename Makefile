@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test test-fast install bench bench-round bench-acquisition ui clean data
+.PHONY: run test test-fast install bench bench-round bench-acquisition bench-baal bench-sweep ui clean data
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -52,10 +52,28 @@ $(SKAL)/bin/python:
 	$(PYTHON) -m venv $(SKAL)
 	$(SKAL)/bin/python -m pip install --quiet scikit-activeml==1.0.1
 
-bench: bench-round bench-acquisition
+bench: bench-round bench-acquisition bench-baal bench-sweep
 
 bench-round: $(STAMP) $(TFAL)/bin/python
 	$(BIN)/python benchmarks/bench_round.py --json bench-results.json
+
+# baal 2.1.0 (PyTorch) is the peer for round times, in its own environment: torch's CPU build
+# where the registry has it (the default wheel pulls about 3 GB of CUDA libraries).
+BAAL := .venv-baal
+$(BAAL)/bin/python:
+	$(PYTHON) -m venv $(BAAL)
+	$(BAAL)/bin/python -m pip install --quiet "torch==2.13.0+cpu" "baal==2.1.0" \
+		|| $(BAAL)/bin/python -m pip install --quiet torch "baal==2.1.0"
+
+# Rounds against baal on the digits and Gal CNN protocols with the arithmetic floor (about 10
+# minutes, most of it baal's CNN scoring), then digits again at one thread a side.
+bench-baal: $(STAMP) $(BAAL)/bin/python
+	$(BIN)/python benchmarks/bench_baal.py --json bench-baal.json
+	$(BIN)/python benchmarks/bench_baal.py --only digits --threads 1 --json bench-baal-1-thread.json
+
+# What a 9-job sweep spends per job beyond its rounds (ours and Hydra's).
+bench-sweep: $(STAMP)
+	$(BIN)/python benchmarks/bench_sweep.py --json bench-sweep.json
 
 # BatchBALD against scikit-activeml and the GEMM floor, the other selectors, and independent
 # against consistent MC sampling.
@@ -78,4 +96,4 @@ ui: $(STAMP)
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db --host 127.0.0.1 --port 5000
 
 clean:
-	rm -rf $(VENV) $(TFAL) $(SKAL) outputs multirun mlflow.db mlflow.db.lock mlruns mlartifacts
+	rm -rf $(VENV) $(TFAL) $(SKAL) $(BAAL) outputs multirun mlflow.db mlflow.db.lock mlruns mlartifacts

@@ -112,12 +112,12 @@ def main() -> None:
     parser.add_argument("--no-baal", action="store_true")
     parser.add_argument("--only", choices=list(PROTOCOLS))
     parser.add_argument("--threads", type=int,
-                        help="intra-op threads of both sides (TF_NUM_INTRAOP_THREADS, torch.set_num_threads); "
+                        help="threads of both sides (TensorFlow's intra- and inter-op pools, torch.set_num_threads); "
                              "default: each library's own (all cores)")
     parser.add_argument("--json", help="also write the figures to this file")
     args = parser.parse_args()
     if args.threads:  # read when TensorFlow starts, which is later (inside ours)
-        os.environ["TF_NUM_INTRAOP_THREADS"] = str(args.threads)
+        os.environ["TF_NUM_INTRAOP_THREADS"] = os.environ["TF_NUM_INTEROP_THREADS"] = str(args.threads)
 
     figures = {}
     for name in [args.only] if args.only else PROTOCOLS:
