@@ -9,7 +9,7 @@ product over its unfolded patches (im2col). Its backward pass is two products of
 (the weight gradient, and the input gradient except at the first layer). The floor runs exactly
 those products with random float32 matrices in one ``tf.function`` per phase: training as a
 ``tf.while_loop`` over the minibatches (each step depends on the one before), scoring and
-evaluation in chunks of 8,192 rows. Element-wise work (activations, dropout masks, the loss,
+evaluation in chunks of at most 64 MB an operand. Element-wise work (activations, dropout masks, the loss,
 the optimizer update, pooling) is not counted: the floor is the products alone.
 """
 
@@ -28,7 +28,7 @@ CNN_LAYERS = [(26 * 26, 9, 32, "prefix"),         # conv 3x3x1 -> 32 on 28x28
               (24 * 24, 9 * 32, 32, "prefix"),    # conv 3x3x32 -> 32 on 26x26
               (1, 12 * 12 * 32, 128, "sampled"),  # dense after 2x2 max-pooling and dropout
               (1, 128, 10, "sampled")]
-CHUNK_ROWS = 8192
+CHUNK_FLOATS = 16 * 2**20  # each operand of a chunk's product within 64 MB
 
 
 def flops_of(layers, inputs: int, passes: int = 1, backward: bool = False) -> float:
@@ -65,12 +65,12 @@ def _train_floor(tf, layers, steps: int, batch: int):
 
 
 def _pass_floor(tf, layers, inputs: int, samples: int, share_prefix: bool):
-    """Every layer's product over ``inputs`` x its passes, in chunks of CHUNK_ROWS rows."""
+    """Every layer's product over ``inputs`` x its passes, in chunks of CHUNK_FLOATS."""
     work = []
     for rows, k, n, part in layers:
         passes = 1 if (share_prefix and part == "prefix") else samples
         total_rows = rows * inputs * passes
-        chunk = min(total_rows, CHUNK_ROWS * rows)
+        chunk = min(total_rows, max(1, CHUNK_FLOATS // max(k, n)))
         work.append((tf.random.uniform([chunk, k]), tf.random.uniform([k, n]), math.ceil(total_rows / chunk)))
 
     @tf.function(autograph=False)

@@ -145,6 +145,10 @@ def adam_step(optimizer, variables: list) -> Callable | None:
     if not plain or slots[0] is None or slots[1] is None or len(slots[0]) != len(variables):
         return None
     momentums, velocities = slots
+    # Built for these weights in this order, all of one dtype (the correction is computed in it).
+    if any(tuple(m.shape) != tuple(w.shape) or tuple(v.shape) != tuple(w.shape) or w.dtype != variables[0].dtype
+           for m, v, w in zip(momentums, velocities, variables)):
+        return None
     beta_1, beta_2, epsilon = optimizer.beta_1, optimizer.beta_2, optimizer.epsilon
 
     def step(grads):
