@@ -1,0 +1,51 @@
+"""al-run's sweeper composes each job's config once: its check before the sweep keeps what it
+composed, and the launcher takes that instead of composing again."""
+
+from __future__ import annotations
+
+import pickle
+
+import pytest
+from hydra_plugins.al_experiments_sweeper import KEPT_CONFIGS, ComposedConfigs
+
+
+class CountingLoader:
+    """Stands in for Hydra's config loader: composes a dict and counts the compositions."""
+
+    def __init__(self) -> None:
+        self.composed: list[tuple[str, ...]] = []
+        self.search_path = "kept as the loader's own"
+
+    def load_sweep_config(self, master_config, sweep_overrides):
+        if "seed=bad" in sweep_overrides:
+            raise ValueError("cannot compose seed=bad")
+        self.composed.append(tuple(sweep_overrides))
+        return {"overrides": list(sweep_overrides), "composition": len(self.composed)}
+
+
+def test_a_config_composed_for_the_check_is_handed_to_the_launcher_once():
+    loader = CountingLoader()
+    configs = ComposedConfigs(loader)
+    configs.compose_ahead({}, ["seed=1"])
+    first = configs.load_sweep_config({}, ["seed=1"])
+    assert first["composition"] == 1 and loader.composed == [("seed=1",)]
+    # Asked again (a second launch of the same overrides), it is composed afresh.
+    assert configs.load_sweep_config({}, ["seed=1"])["composition"] == 2
+    assert configs.search_path == "kept as the loader's own"
+
+
+def test_the_check_still_fails_on_a_config_that_cannot_be_composed():
+    configs = ComposedConfigs(CountingLoader())
+    with pytest.raises(ValueError, match="seed=bad"):
+        configs.compose_ahead({}, ["seed=bad"])
+
+
+def test_at_most_so_many_configs_are_kept_and_none_travel_to_another_process():
+    loader = CountingLoader()
+    configs = ComposedConfigs(loader)
+    for seed in range(KEPT_CONFIGS + 2):
+        configs.compose_ahead({}, [f"seed={seed}"])
+    assert len(configs._kept) == KEPT_CONFIGS
+    assert configs.load_sweep_config({}, [f"seed={KEPT_CONFIGS + 1}"])["composition"] == KEPT_CONFIGS + 3
+    copy = pickle.loads(pickle.dumps(configs))
+    assert copy._kept == {} and isinstance(copy._loader, CountingLoader)
