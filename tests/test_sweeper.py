@@ -3,10 +3,20 @@ composed, and the launcher takes that instead of composing again."""
 
 from __future__ import annotations
 
+import importlib
 import pickle
 
 import pytest
-from hydra_plugins.al_experiments_sweeper import KEPT_CONFIGS, ComposedConfigs
+
+
+def sweeper_module():
+    """The module as Hydra found it: its plugin scan imports every ``hydra_plugins`` module
+    again, so the classes in use are the ones in ``sys.modules`` after the scan."""
+    from hydra.core.plugins import Plugins
+
+    plugins = Plugins.instance()
+    assert "hydra_plugins.al_experiments_sweeper.ComposeOnceSweeper" in plugins.class_name_to_class
+    return importlib.import_module("hydra_plugins.al_experiments_sweeper")
 
 
 class CountingLoader:
@@ -25,7 +35,7 @@ class CountingLoader:
 
 def test_a_config_composed_for_the_check_is_handed_to_the_launcher_once():
     loader = CountingLoader()
-    configs = ComposedConfigs(loader)
+    configs = sweeper_module().ComposedConfigs(loader)
     configs.compose_ahead({}, ["seed=1"])
     first = configs.load_sweep_config({}, ["seed=1"])
     assert first["composition"] == 1 and loader.composed == [("seed=1",)]
@@ -35,17 +45,19 @@ def test_a_config_composed_for_the_check_is_handed_to_the_launcher_once():
 
 
 def test_the_check_still_fails_on_a_config_that_cannot_be_composed():
-    configs = ComposedConfigs(CountingLoader())
+    configs = sweeper_module().ComposedConfigs(CountingLoader())
     with pytest.raises(ValueError, match="seed=bad"):
         configs.compose_ahead({}, ["seed=bad"])
 
 
 def test_at_most_so_many_configs_are_kept_and_none_travel_to_another_process():
+    module = sweeper_module()
+    kept = module.KEPT_CONFIGS
     loader = CountingLoader()
-    configs = ComposedConfigs(loader)
-    for seed in range(KEPT_CONFIGS + 2):
+    configs = module.ComposedConfigs(loader)
+    for seed in range(kept + 2):
         configs.compose_ahead({}, [f"seed={seed}"])
-    assert len(configs._kept) == KEPT_CONFIGS
-    assert configs.load_sweep_config({}, [f"seed={KEPT_CONFIGS + 1}"])["composition"] == KEPT_CONFIGS + 3
+    assert len(configs._kept) == kept
+    assert configs.load_sweep_config({}, [f"seed={kept + 1}"])["composition"] == kept + 3
     copy = pickle.loads(pickle.dumps(configs))
     assert copy._kept == {} and isinstance(copy._loader, CountingLoader)
