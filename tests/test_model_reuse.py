@@ -92,3 +92,22 @@ def test_a_sweep_job_on_a_taken_over_network_equals_the_same_job_in_its_own_proc
     swept = {path.name.split("_", 1)[1]: path for path in csv_files(sweep_folder)}
     (alone,) = csv_files(single_folder)
     assert _rows(swept[alone.name.split("_", 1)[1]]) == _rows(alone)
+
+
+class HandWritten:
+    """A tf_al-style model with the three required methods and nothing else."""
+
+    def reset(self, pool, dataset):
+        pass
+
+    def fit(self, inputs, targets, **kwargs):
+        return {}
+
+    def evaluate(self, inputs, targets, **kwargs):
+        return {}
+
+
+def test_a_model_without_renew_is_let_go_and_the_next_job_builds_its_own():
+    LAST_MODEL.keep("key", HandWritten())
+    assert LAST_MODEL.take("key") is None
+    assert LAST_MODEL.take("key") is None  # let go, not kept for later

@@ -204,6 +204,7 @@ def build(cfg: DictConfig) -> Job:
     from al_experiments.loop import ActiveLearningLoop
     from al_experiments.utils.seeding import seed_everything
     from al_experiments.utils.tf_import import import_tensorflow
+    from al_experiments.wrapper.interface import as_active_model
 
     # The data and the query are checked first: a bad file is refused in a second, not after
     # TensorFlow's start-up (which reads neither).
@@ -223,7 +224,7 @@ def build(cfg: DictConfig) -> Job:
         model = build_model(cfg, info.input_shape, info.num_classes)
     else:
         seed_everything(cfg.seed)
-        model.renew(model_settings(cfg))
+        as_active_model(model).renew(model_settings(cfg))
     LAST_MODEL.keep(key, model)
     try:
         loop = ActiveLearningLoop(

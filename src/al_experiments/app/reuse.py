@@ -40,9 +40,11 @@ class LastModel:
     def take(self, key: str) -> Any:
         """The kept wrapper if it was built for ``key`` and can be renewed, else None (and the
         kept one is let go)."""
+        from al_experiments.wrapper.interface import as_active_model
+
         model, kept_key = self._model, self._key
         self.clear()
-        if model is not None and kept_key == key and model.renewable():
+        if model is not None and kept_key == key and as_active_model(model).renewable():
             return model
         return None
 

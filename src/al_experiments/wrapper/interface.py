@@ -70,6 +70,15 @@ class ActiveModel(Protocol):
         """The model's part of the experiment name. Default: the class name."""
         return type(self).__name__
 
+    def renewable(self) -> bool:
+        """Can ``renew`` start another job on this model, computing what a freshly built one
+        would (see ``Model.renewable``)? Default: False, every job builds its own."""
+        return False
+
+    def renew(self, config: Any) -> None:
+        """Start another job on this model with the job's ``Config``. Default: refused."""
+        raise ValueError(f"{type(self).__name__} cannot be renewed for another job; build a new one.")
+
 
 class _AdaptedModel(ActiveModel):
     """An object with the three required methods, with the defaults for what it lacks."""
@@ -110,7 +119,7 @@ def _optional(name: str):
 
 
 OPTIONAL_METHODS = ("set_seed", "get_config_for", "num_outputs", "probe_num_outputs", "optimize",
-                    "resume_state", "restore_resume_state", "get_model_name")
+                    "resume_state", "restore_resume_state", "get_model_name", "renewable", "renew")
 for _name in OPTIONAL_METHODS:
     setattr(_AdaptedModel, _name, _optional(_name))
 
