@@ -19,6 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 from al_experiments.app.errors import ConfigError, StorageError, TrackingError
 from al_experiments.app.run_names import git_commit, job_description, job_run_name, progress_line, varying_keys
 from al_experiments.app.schema import validate
+from al_experiments.utils.failpoints import failpoint
 
 log = logging.getLogger(__name__)
 
@@ -242,7 +243,6 @@ def _run(cfg: DictConfig, ctx: JobContext, job: Any, store: Any, identity: str, 
     from al_experiments.tracking import mlflow_run, mlflow_store, sweep
     from al_experiments.tracking.suit_metrics import ExperimentSuitMetrics
     from al_experiments.utils.background import BackgroundTask
-    from al_experiments.utils.failpoints import failpoint
 
     loop, info = job.loop, job.data_info
     model_name, query_name = loop.get_model_name(), loop.get_query_fn_name()
@@ -347,8 +347,6 @@ _RESULT_METRICS = (("final_test_accuracy", "final_accuracy"), ("aulc", "aulc"))
 
 def _publish_round(suit: Any, run: Any, experiment: str, step: dict[str, Any]) -> None:
     """A checkpointed round's CSV line, then its MLflow metrics."""
-    from al_experiments.utils.failpoints import failpoint
-
     round_index = int(step["iteration"])
     suit.write_line(experiment, step)
     failpoint("after_csv", round_index)

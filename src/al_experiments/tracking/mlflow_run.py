@@ -152,13 +152,15 @@ class JobRun:
         for start in range(0, len(items), _BATCH):
             self.client.log_batch(self.run_id, params=items[start:start + _BATCH])
 
-    def log_metrics(self, metrics: Mapping[str, float], step: int = 0) -> None:
-        from mlflow.entities import Metric
+    def log_metrics(self, metrics: Mapping[str, float], step: int = 0, tags: Mapping[str, str] | None = None) -> None:
+        """``metrics`` at ``step``, and ``tags`` with them, in one request."""
+        from mlflow.entities import Metric, RunTag
 
         now = int(time.time() * 1000)
         batch = [Metric(k, float(v), now, int(step)) for k, v in metrics.items()]
-        if batch:
-            self.client.log_batch(self.run_id, metrics=batch)
+        labels = [RunTag(k, v) for k, v in (tags or {}).items()]
+        if batch or labels:
+            self.client.log_batch(self.run_id, metrics=batch, tags=labels)
 
     def log_dataset(self, name: str, digest: str, source: str, schema: Mapping[str, Any],
                     profile: Mapping[str, Any], context: str = "training") -> None:
@@ -179,12 +181,8 @@ class JobRun:
         if self.resumed:
             self.log_missing_metrics([(0, metrics)])
             self.set_description(description)
-            return
-        from mlflow.entities import Metric, RunTag
-
-        now = int(time.time() * 1000)
-        self.client.log_batch(self.run_id, metrics=[Metric(k, float(v), now, 0) for k, v in metrics.items()],
-                              tags=[RunTag(NOTE_TAG, description)])
+        else:
+            self.log_metrics(metrics, step=0, tags={NOTE_TAG: description})
 
     def log_round(self, step: Mapping[str, Any]) -> None:
         """Log a loop step dict at ``step = iteration`` (the round)."""

@@ -224,11 +224,14 @@ class Sampler:
 
         sequential = type(model) is keras.Sequential
 
+        def copies(x):  # T copies along the batch axis, sample-major
+            return tf.tile(x, tf.concat([[samples], tf.ones(tf.rank(x) - 1, tf.int32)], 0))
+
         def stochastic_passes(x):
             for layer in prefix:
                 x = layer(x, training=False)
             if not sequential:
-                return model(tf.tile(x, tf.concat([[samples], tf.ones(tf.rank(x) - 1, tf.int32)], 0)), training=True)
+                return model(copies(x), training=True)
             rest = list(suffix)
             rate = dropout_rate(rest[0]) if rest else None
             if rate is not None:
@@ -238,7 +241,7 @@ class Sampler:
                 tiled = dropped(x[None], keep_mask(shape, rest.pop(0), rate), rate)
                 tiled = tf.reshape(tiled, tf.concat([[-1], tf.shape(x)[1:]], 0))
             else:
-                tiled = tf.tile(x, tf.concat([[samples], tf.ones(tf.rank(x) - 1, tf.int32)], 0))
+                tiled = copies(x)
             for layer in rest:
                 rate = dropout_rate(layer)
                 if rate is None:

@@ -125,8 +125,8 @@ def adam_step(optimizer, variables: list) -> Callable | None:
     """Keras' Adam update as Keras computes it, with the step's bias correction computed once
     instead of once per variable; None for any optimizer but a plain ``keras.optimizers.Adam``.
 
-    Keras' ``apply_gradients`` spends about half a small network's step on per-variable
-    bookkeeping (the step count cast and the two powers again for every weight). This is its
+    Keras' ``apply_gradients`` is about a third of a small network's step, much of it
+    per-variable bookkeeping (the step count cast and the two powers again for every weight). This is its
     arithmetic for the plain case, operation for operation, so the weights come out the same:
     no weight decay, clipping, moving average, AMSGrad, accumulation, loss scaling, learning-
     rate schedule or weight constraint, each of which goes through ``apply_gradients``.
