@@ -113,9 +113,12 @@ def test_metrics_dir_that_cannot_be_written(tmp_path):
 
 
 def test_unreachable_tracking_server(tmp_path):
+    """Refused after the bounded wait for a server that may be restarting, before anything exists."""
     result = run_in_process(tmp_path, *QUICK, "mlflow.tracking_uri=http://127.0.0.1:9", "mlflow.timeout_s=2",
-                            tracking=False)
-    assert_nothing_created(tmp_path, result, "The MLflow tracking server at http://127.0.0.1:9 cannot be reached")
+                            "mlflow.server_wait_s=1", tracking=False)
+    assert_nothing_created(tmp_path, result, "The MLflow tracking server at http://127.0.0.1:9 cannot be reached",
+                           "nor after waiting mlflow.server_wait_s=1 s for it; start it")
+    assert "Waiting up to 1 s for it (mlflow.server_wait_s)" in result.stdout
     assert not (tmp_path / "mlflow.db").exists() and not (tmp_path / "mlartifacts").exists()
 
 

@@ -204,18 +204,66 @@ def _wait_until_paused(process: subprocess.Popen, log: Path, timeout: float = 24
         time.sleep(0.1)
 
 
-def test_tracking_server_going_away_mid_run_then_coming_back(tmp_path, tmp_path_factory):
-    """The server dies while the job is paused after logging round 2 of 4, so round 3's results
-    reach the checkpoint and the CSV but not the server: one sentence, exit code 1, the CSV keeps
-    the three rounds. With the server back, the same command resumes the same run, logs round 3
-    and runs round 4, and ends FINISHED with every round logged once."""
+def test_tracking_server_restarting_while_the_job_waits_for_it(tmp_path, tmp_path_factory):
+    """The server dies after round 2 of 4 is logged and comes back 8 s later (MLflow's own
+    retries, at this project's settings, give up after about 6 s): the job waits for it, logs
+    round 3 when it answers, runs round 4 and ends FINISHED, exit 0, with every round in the run
+    once and in the CSV once, in one attempt."""
     from mlflow import MlflowClient
 
     port = _free_port()
     uri = f"http://127.0.0.1:{port}"
     with_store(tmp_path, tmp_path_factory, "server.db")
     server = _start_server(tmp_path, port)
-    command, env = cli_command(tmp_path, *JOB, "loop.max_rounds=4", f"mlflow.tracking_uri={uri}", tracking=False)
+    command, env = cli_command(tmp_path, *JOB, "loop.max_rounds=4", f"mlflow.tracking_uri={uri}",
+                               "mlflow.server_wait_s=240", tracking=False)
+    log = tmp_path / "output.txt"
+    with log.open("w") as output:
+        process = subprocess.Popen(command, cwd=tmp_path, env={**env, FAILPOINTS: "after_mlflow@2:pause"},
+                                   stdout=output, stderr=subprocess.STDOUT)
+    try:
+        _wait_until_paused(process, log)
+        _stop(server)
+        process.send_signal(signal.SIGCONT)
+        time.sleep(8)
+        assert process.poll() is None, log.read_text()[-3000:]  # waiting, not failed
+        server = _start_server(tmp_path, port)
+        assert process.wait(timeout=300) == 0, log.read_text()[-3000:]
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        _stop(server)
+    text = log.read_text()
+    assert f"The tracking server at {uri} does not answer" in text and "answers again after" in text, text[-3000:]
+    assert "Resuming" not in text and "Error:" not in text, text[-3000:]
+    server = _start_server(tmp_path, port)
+    try:
+        client = MlflowClient(uri)
+        (run,) = client.search_runs([client.get_experiment_by_name("al-experiments").experiment_id])
+        assert run.info.status == "FINISHED"
+        for key in ("labeled_pool_size", "test_accuracy", "train_loss"):
+            assert [m.step for m in client.get_metric_history(run.info.run_id, key)] == [1, 2, 3, 4], key
+    finally:
+        _stop(server)
+    (path,) = csv_files(tmp_path)
+    assert len(path.read_text().splitlines()) == 1 + 4
+
+
+def test_tracking_server_going_away_mid_run_then_coming_back(tmp_path, tmp_path_factory):
+    """The server dies while the job is paused after logging round 2 of 4 and does not come back
+    within mlflow.server_wait_s, so round 3's results reach the checkpoint and the CSV but not the
+    server: one sentence, exit code 1, the CSV keeps the three rounds. With the server back, the
+    same command resumes the same run, logs round 3 and runs round 4, and ends FINISHED with every
+    round logged once."""
+    from mlflow import MlflowClient
+
+    port = _free_port()
+    uri = f"http://127.0.0.1:{port}"
+    with_store(tmp_path, tmp_path_factory, "server.db")
+    server = _start_server(tmp_path, port)
+    command, env = cli_command(tmp_path, *JOB, "loop.max_rounds=4", f"mlflow.tracking_uri={uri}",
+                               "mlflow.server_wait_s=3", tracking=False)
     env.update(MLFLOW_HTTP_REQUEST_MAX_RETRIES="0", MLFLOW_HTTP_REQUEST_TIMEOUT="5")
     log = tmp_path / "stderr.txt"
     with log.open("w") as stderr:
@@ -233,6 +281,7 @@ def test_tracking_server_going_away_mid_run_then_coming_back(tmp_path, tmp_path_
         _stop(server)
     lines = [line for line in log.read_text().splitlines() if line.startswith("Error: ")]
     assert len(lines) == 1 and "The tracking store went away during the job" in lines[0], log.read_text()[-3000:]
+    assert "did not come back within mlflow.server_wait_s=3 s" in lines[0]
     (path,) = csv_files(tmp_path)
     assert len(path.read_text().splitlines()) == 1 + 3
 

@@ -32,12 +32,13 @@ _PENDING: set[str] = set()
 
 class MlflowSweepCallback(Callback):
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        from al_experiments.tracking import mlflow_store, sweep
+        from al_experiments.tracking import mlflow_store, server_wait, sweep
 
         sweep_dir = os.path.abspath(config.hydra.sweep.dir)
         uri = mlflow_store.resolve_tracking_uri(config.mlflow.tracking_uri)
+        server_wait.set_wait(config.mlflow.server_wait_s)
         try:
-            mlflow_store.check_tracking_store(uri, config.mlflow.timeout_s)
+            mlflow_store.wait_for_tracking_store(uri, config.mlflow.timeout_s, config.mlflow.server_wait_s)
             experiment_id = mlflow_store.ensure_experiment(uri, config.mlflow.experiment_name)
         except mlflow_store.TrackingUnavailable as exc:
             raise TrackingError(str(exc)) from None

@@ -104,11 +104,14 @@ def _limit_threads() -> None:
         pass  # TF already initialised (an earlier job in this process): keep its setting
 
 
-def run_job(cfg: DictConfig, ctx: JobContext | None = None) -> dict[str, Any]:
+def run_job(cfg: DictConfig, ctx: JobContext | None = None, job: Any = None) -> dict[str, Any]:
     """Run one active-learning job described by ``cfg``; return its summary.
 
     With ``resume`` (the default) a job that finished before is skipped and one that was
     interrupted continues after its last completed round, into the same MLflow run and CSV.
+    ``job``: the objects to run (a ``build.Job``) instead of those ``cfg`` builds; everything
+    else, the checks, the sinks and the resume, is the same (the tracking load test runs a
+    stub model this way).
 
     Raises:
         AppError: a config value, dataset file, tracking store or checkpoint that cannot work;
@@ -117,21 +120,23 @@ def run_job(cfg: DictConfig, ctx: JobContext | None = None) -> dict[str, Any]:
     from al_experiments.app.build import build
     from al_experiments.resume import CheckpointStore, job_identity
     from al_experiments.resume.checkpoint import JobAlreadyRunning
-    from al_experiments.tracking import mlflow_store
+    from al_experiments.tracking import mlflow_store, server_wait
 
     ctx = ctx or JobContext.from_hydra()
     # ---- checks: nothing is written before all of them pass
     validate(cfg)
     uri = mlflow_store.resolve_tracking_uri(cfg.mlflow.tracking_uri)
+    server_wait.set_wait(cfg.mlflow.server_wait_s)
     try:
-        mlflow_store.check_tracking_store(uri, cfg.mlflow.timeout_s)
+        mlflow_store.wait_for_tracking_store(uri, cfg.mlflow.timeout_s, cfg.mlflow.server_wait_s)
     except mlflow_store.TrackingUnavailable as exc:
         raise TrackingError(str(exc)) from None
     metrics_dir = metrics_dir_for(cfg, ctx)  # a fresh job's; a resumed one keeps its own
     for folder in (metrics_dir, os.path.abspath(cfg.state_dir)):
         _check_writable(folder)
-    _limit_threads()
-    job = build(cfg)
+    if job is None:
+        _limit_threads()
+        job = build(cfg)
     identity = job_identity(OmegaConf.to_container(cfg, resolve=True, enum_to_str=True))
     store = CheckpointStore(os.path.abspath(cfg.state_dir))
     try:
@@ -187,7 +192,7 @@ def _raise_if_store_went_away(exc: Exception, uri: str, timeout_s: float) -> Non
     """An MLflow call failed mid-job: if the store is unreachable now, say so in one sentence."""
     from mlflow.exceptions import MlflowException
 
-    from al_experiments.tracking import mlflow_store
+    from al_experiments.tracking import mlflow_store, server_wait
 
     if not isinstance(exc, MlflowException):
         return
@@ -195,8 +200,11 @@ def _raise_if_store_went_away(exc: Exception, uri: str, timeout_s: float) -> Non
         mlflow_store.check_tracking_store(uri, timeout_s)
     except mlflow_store.TrackingUnavailable as gone:
         reason = str(gone).split(";")[0].rstrip(".")
+        waited = ""
+        if mlflow_store.is_server(uri) and server_wait.wait_s() > 0:
+            waited = f" and did not come back within mlflow.server_wait_s={server_wait.wait_s():g} s"
         raise TrackingError(
-            f"The tracking store went away during the job ({reason}); its completed rounds are "
+            f"The tracking store went away during the job ({reason}){waited}; its completed rounds are "
             "checkpointed: bring the store back and re-run the same command to resume."
         ) from None
 
@@ -225,11 +233,12 @@ def _checkpoint_to_resume(cfg: DictConfig, store: Any, identity: str, uri: str, 
 
 
 def _run_exists(uri: str, run_id: str) -> bool:
-    from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
+    from al_experiments.tracking import mlflow_store
+
     try:
-        return MlflowClient(uri).get_run(run_id).info.lifecycle_stage == "active"
+        return mlflow_store.client(uri).get_run(run_id).info.lifecycle_stage == "active"
     except MlflowException:
         return False
 
@@ -389,9 +398,9 @@ def _selections(loop: Any) -> dict[str, Any]:
 def _end_orphaned_runs(uri: str, experiment_id: str, identity: str, keep: str | None) -> None:
     """Runs of this job still RUNNING belong to an attempt that died (this process holds the
     job's lock): record them as KILLED rather than leave them running for ever."""
-    from mlflow import MlflowClient
+    from al_experiments.tracking import mlflow_store
 
-    client = MlflowClient(uri)
+    client = mlflow_store.client(uri)
     for run in client.search_runs([experiment_id], f"tags.job_identity = '{identity}' and attributes.status = 'RUNNING'"):
         if run.info.run_id != keep:
             client.set_terminated(run.info.run_id, status="KILLED")

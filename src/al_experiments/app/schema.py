@@ -159,6 +159,7 @@ class MlflowConf:
     tracking_uri: Optional[str] = None
     experiment_name: str = "al-experiments"
     timeout_s: float = 5.0
+    server_wait_s: float = 120.0
 
 
 @dataclass
@@ -282,6 +283,8 @@ def validate(cfg: DictConfig) -> None:
         raise ConfigError("mlflow.experiment_name is empty; give the MLflow experiment a name.")
     if cfg.mlflow.timeout_s <= 0:
         raise ConfigError(f"mlflow.timeout_s={cfg.mlflow.timeout_s} must be > 0 seconds.")
+    if cfg.mlflow.server_wait_s < 0:
+        raise ConfigError(f"mlflow.server_wait_s={cfg.mlflow.server_wait_s} must be >= 0 seconds (0: do not wait).")
 
 
 def _at_least(key: str, value: int, minimum: int) -> None:

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from al_experiments.tracking.mlflow_store import client as _client
-from al_experiments.tracking.mlflow_store import NOTE_TAG
+from al_experiments.tracking.mlflow_store import NOTE_TAG, create_run
 from al_experiments.utils.signals import sigterm_as_interrupt
 from al_experiments.utils.trees import flat_items
 
@@ -82,6 +82,12 @@ def _is_number(value: Any) -> bool:
         return False
 
 
+def _lost_insert_race(exc: Exception) -> bool:
+    """A store's refusal of a row another client inserted first (PostgreSQL, SQLite, MySQL)."""
+    text = str(exc)
+    return any(marker in text for marker in ("UniqueViolation", "UNIQUE constraint failed", "Duplicate entry"))
+
+
 # ----------------------------------------------------------------------------- one run per job
 class JobRun:
     """One MLflow run, ended FINISHED, FAILED (exception) or KILLED (Ctrl-C, SIGTERM).
@@ -98,8 +104,7 @@ class JobRun:
         if parent_run_id:
             tags["mlflow.parentRunId"] = parent_run_id  # what the UI nests child runs by
         if resume_run_id is None:
-            run = self.client.create_run(experiment_id, run_name=run_name, tags=tags)
-            self.run_id: str = run.info.run_id
+            self.run_id: str = create_run(uri, experiment_id, run_name, tags)
         else:
             # A resumed job continues its own run: RUNNING again, under the current sweep.
             self.run_id = resume_run_id
@@ -167,10 +172,20 @@ class JobRun:
         """The data the job ran on, as an MLflow dataset input (the UI's Dataset column)."""
         from mlflow.entities import Dataset, DatasetInput, InputTag
 
+        from mlflow.exceptions import MlflowException
+
         dataset = Dataset(name=name, digest=digest[:36] or "unknown", source_type="local", source=source,
                           schema=json.dumps(dict(schema)), profile=json.dumps(dict(profile)))
-        self.client.log_inputs(self.run_id, datasets=[
-            DatasetInput(dataset, tags=[InputTag(key="mlflow.data.context", value=context)])])
+        inputs = [DatasetInput(dataset, tags=[InputTag(key="mlflow.data.context", value=context)])]
+        # The store looks for the experiment's dataset, then inserts it: jobs of a sweep that start
+        # together race, and all but one fail on its unique key. Again, the dataset is there.
+        for attempt in range(3):
+            try:
+                self.client.log_inputs(self.run_id, datasets=inputs)
+                return
+            except MlflowException as exc:
+                if attempt == 2 or not _lost_insert_race(exc):
+                    raise
 
     def set_description(self, text: str) -> None:
         self.client.set_tag(self.run_id, NOTE_TAG, text)

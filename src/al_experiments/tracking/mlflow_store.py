@@ -9,15 +9,22 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
+import time
 import urllib.error
 import urllib.request
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlparse
 
 import filelock
+
+from al_experiments.tracking import server_wait
+
+log = logging.getLogger(__name__)
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 
@@ -95,10 +102,52 @@ def _store_lock(uri: str) -> Iterator[None]:
         yield
 
 
+def is_server(uri: str) -> bool:
+    return urlparse(uri).scheme in ("http", "https")
+
+
 def client(uri: str):
+    """An ``MlflowClient`` for ``uri``; for a tracking server, one whose calls wait out an outage
+    (``server_wait``)."""
     from mlflow import MlflowClient
 
-    return MlflowClient(tracking_uri=uri)
+    if not is_server(uri):
+        return MlflowClient(tracking_uri=uri)
+    server_wait.apply_http_defaults()
+    return server_wait.PatientClient(MlflowClient(tracking_uri=uri), uri)
+
+
+def wait_for_tracking_store(uri: str, timeout_s: float, wait_s: float) -> None:
+    """``check_tracking_store``, waiting up to ``wait_s`` for a tracking server that does not
+    answer yet (one restarting as a job of a sweep starts)."""
+    try:
+        check_tracking_store(uri, timeout_s)
+    except TrackingUnavailable as exc:
+        if not is_server(uri) or wait_s <= 0:
+            raise
+        log.warning("%s Waiting up to %g s for it (mlflow.server_wait_s).", str(exc).split(";")[0] + ".", wait_s)
+        if not server_wait.wait_until_healthy(uri, time.monotonic() + wait_s):
+            head, _, fix = str(exc).partition(";")
+            raise TrackingUnavailable(f"{head}, nor after waiting mlflow.server_wait_s={wait_s:g} s for it;{fix}") from None
+        check_tracking_store(uri, timeout_s)
+
+
+# A run's tag naming the request that created it: a repeated request (MLflow's retry after a
+# reply that never arrived) creates a second run with the same value, which create_run removes.
+CREATION_TAG = "al_experiments.creation"
+
+
+def create_run(uri: str, experiment_id: str, run_name: str, tags: dict[str, str], token: str | None = None) -> str:
+    """Create a run and return its id; exactly one run, even where MLflow repeated the request
+    (``token``: the creation's, by default a new one)."""
+    token = token or uuid.uuid4().hex
+    mlflow_client = client(uri)
+    run_id = mlflow_client.create_run(experiment_id, run_name=run_name, tags={**tags, CREATION_TAG: token}).info.run_id
+    if is_server(uri):
+        for twin in mlflow_client.search_runs([experiment_id], f"tags.`{CREATION_TAG}` = '{token}'"):
+            if twin.info.run_id != run_id:
+                mlflow_client.delete_run(twin.info.run_id)
+    return run_id
 
 
 def ensure_experiment(uri: str, name: str) -> str:

@@ -31,6 +31,7 @@ from typing import Any
 import filelock
 
 from al_experiments.tracking.mlflow_store import client as _client
+from al_experiments.tracking.mlflow_store import create_run
 from al_experiments.utils.atomic import atomic_write_text
 
 PARENT_MARKER = ".mlflow_sweep.json"
@@ -120,22 +121,19 @@ def parent_run_for(sweep_dir: str | os.PathLike[str], uri: str, experiment_id: s
             return None
         if marker.get("parent_run_id") is None:
             name = marker.get("run_name") or f"sweep-{Path(sweep_dir).resolve().name}"
-            client = _client(uri)
-            run = client.create_run(
-                experiment_id, run_name=name,
-                tags={"sweep": str(Path(sweep_dir).resolve()), "run_kind": "sweep",
-                      "mlflow.source.name": "al-run -m", "mlflow.source.type": "LOCAL"},
-            )
+            run_id = create_run(uri, experiment_id, name,
+                                {"sweep": str(Path(sweep_dir).resolve()), "run_kind": "sweep",
+                                 "mlflow.source.name": "al-run -m", "mlflow.source.type": "LOCAL"})
             if marker.get("params"):
                 from mlflow.entities import Param
 
-                client.log_batch(run.info.run_id, params=[Param(k, str(v)[:6000]) for k, v in marker["params"].items()])
-            marker["parent_run_id"] = run.info.run_id
+                _client(uri).log_batch(run_id, params=[Param(k, str(v)[:6000]) for k, v in marker["params"].items()])
+            marker["parent_run_id"] = run_id
             atomic_write_text(_marker(sweep_dir), json.dumps(marker, indent=2))
             if marker.get("record"):
                 os.makedirs(os.path.dirname(marker["record"]), exist_ok=True)
                 atomic_write_text(marker["record"], json.dumps(
-                    {"tracking_uri": uri, "experiment_id": experiment_id, "parent_run_id": run.info.run_id,
+                    {"tracking_uri": uri, "experiment_id": experiment_id, "parent_run_id": run_id,
                      "metrics_dir": marker.get("metrics_dir")}))
         return marker["parent_run_id"]
 

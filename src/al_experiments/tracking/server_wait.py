@@ -1,0 +1,156 @@
+"""Waiting out a tracking server that stops answering, for a bounded time.
+
+Two layers, each for what it does well:
+- MLflow's own HTTP retries (urllib3, exponential backoff) absorb a blip of a few seconds. Their
+  defaults wait up to about 4 minutes with a backoff that grows to 2 minutes, so a server back
+  after 10 s is noticed 20 s later; here they are set shorter (``HTTP_DEFAULTS``).
+- ``PatientClient`` then waits for a server that is down or restarting: it polls ``/health``
+  every second until ``wait_s`` has passed since the first failure, and repeats the call as soon
+  as the server answers. Past ``wait_s`` the call's error goes up, and the job stops with its
+  rounds checkpointed, as before.
+
+Repeating a call is safe for everything a job sends: metrics carry the timestamp they were made
+with, so a repeated ``log_batch`` writes rows the store already holds (its primary key drops
+them), params and tags are idempotent. Creating a run is not; ``mlflow_store.create_run``
+removes a duplicate that a repeated request made.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import time
+import urllib.error
+import urllib.request
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+# MLflow's retry settings for a job's requests, unless the environment sets them: 3 retries
+# 0, 2 and 4 s apart (plus up to 1 s of jitter), and 30 s for one request, long enough for a
+# loaded server, short enough that a hung one is noticed within a round or two.
+HTTP_DEFAULTS = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "3",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "30",
+}
+
+DEFAULT_WAIT_S = 120.0
+POLL_S = 1.0
+
+_wait_s = DEFAULT_WAIT_S
+# Servers this process waited for in vain: later calls try once, so a job that stops because its
+# server is gone records what it can and ends, instead of waiting again at every call.
+_given_up: set[str] = set()
+
+
+def set_wait(seconds: float) -> None:
+    """How long calls of this process wait for a server that does not answer (``mlflow.server_wait_s``)."""
+    global _wait_s
+    _wait_s = float(seconds)
+
+
+def wait_s() -> float:
+    return _wait_s
+
+
+def apply_http_defaults() -> None:
+    for name, value in HTTP_DEFAULTS.items():
+        os.environ.setdefault(name, value)
+    # urllib3 warns at every retry; the wait below says once what happens, and when it ends
+    logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)
+
+
+def is_unreachable(exc: BaseException) -> bool:
+    """True when ``exc`` (an MLflow error) means the server did not answer or answered that it
+    cannot serve now (connection refused or reset, timeout, 5xx or 429 after MLflow's retries)."""
+    import requests
+
+    from mlflow.exceptions import MlflowException
+
+    if not isinstance(exc, MlflowException):
+        return False
+    if exc.error_code in ("TEMPORARILY_UNAVAILABLE", "REQUEST_LIMIT_EXCEEDED"):
+        return True
+    seen: BaseException | None = exc
+    for _ in range(8):  # MLflow wraps the requests error as the cause or context of its own
+        seen = seen.__cause__ or seen.__context__
+        if seen is None:
+            return False
+        if isinstance(seen, requests.exceptions.RequestException):
+            return True
+    return False
+
+
+def healthy(uri: str, timeout_s: float) -> bool:
+    try:
+        with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout_s) as response:
+            return response.status == 200
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def wait_until_healthy(uri: str, deadline: float, poll_s: float = POLL_S) -> bool:
+    """Poll ``uri``'s ``/health`` until it answers (True) or ``deadline`` (monotonic) passes."""
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return False
+        if healthy(uri, timeout_s=max(0.1, min(5.0, left))):
+            return True
+        time.sleep(min(poll_s, max(0.0, deadline - time.monotonic())))
+
+
+class PatientClient:
+    """An ``MlflowClient`` for a tracking server whose calls wait out an outage of up to
+    ``wait_s`` (default: this process's ``set_wait``) before raising."""
+
+    def __init__(self, inner: Any, uri: str, wait_s: float | None = None) -> None:
+        self._inner = inner
+        self._uri = uri
+        self._wait_s = wait_s
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self._inner, name)
+        if not callable(attribute) or name.startswith("_"):
+            return attribute
+
+        @functools.wraps(attribute)
+        def call(*args: Any, **kwargs: Any) -> Any:
+            return self._patiently(attribute, args, kwargs)
+
+        return call
+
+    def _patiently(self, method: Any, args: tuple, kwargs: dict) -> Any:
+        from mlflow.exceptions import MlflowException
+
+        waited_since = deadline = None
+        while True:
+            try:
+                result = method(*args, **kwargs)
+            except MlflowException as exc:
+                if not is_unreachable(exc):
+                    raise
+                now = time.monotonic()
+                if deadline is None:
+                    budget = _wait_s if self._wait_s is None else self._wait_s
+                    if self._uri in _given_up:
+                        budget = 0.0
+                    waited_since, deadline = now, now + budget
+                    if budget > 0:
+                        log.warning("The tracking server at %s does not answer (%s); waiting up to %g s for it "
+                                    "(mlflow.server_wait_s).", self._uri, _first_line(exc), budget)
+                if now >= deadline or not wait_until_healthy(self._uri, deadline):
+                    _given_up.add(self._uri)
+                    raise
+                continue
+            _given_up.discard(self._uri)
+            if waited_since is not None:
+                log.warning("The tracking server at %s answers again after %.1f s; the job goes on.",
+                            self._uri, time.monotonic() - waited_since)
+            return result
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
