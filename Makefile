@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test test-fast install bench bench-round bench-acquisition bench-baal bench-sweep ui clean data
+.PHONY: run test test-fast install bench bench-round bench-acquisition bench-baal bench-sweep bench-tracking ui clean data
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -52,7 +52,7 @@ $(SKAL)/bin/python:
 	$(PYTHON) -m venv $(SKAL)
 	$(SKAL)/bin/python -m pip install --quiet scikit-activeml==1.0.1
 
-bench: bench-round bench-acquisition bench-baal bench-sweep
+bench: bench-round bench-acquisition bench-baal bench-sweep bench-tracking
 
 bench-round: $(STAMP) $(TFAL)/bin/python
 	$(BIN)/python benchmarks/bench_round.py --json bench-results.json
@@ -74,6 +74,14 @@ bench-baal: $(STAMP) $(BAAL)/bin/python
 # What a 9-job sweep spends per job beyond its rounds (ours and Hydra's).
 bench-sweep: $(STAMP)
 	$(BIN)/python benchmarks/bench_sweep.py --json bench-sweep.json
+
+# The shared tracking server under load (8, 32 and 128 jobs back to back, 128 at the Gal CNN
+# round's pace, each also through two server restarts; about 35 minutes), then a 16-job SLURM
+# sweep into it through a restart. Needs root for PostgreSQL and SLURM.
+bench-tracking: $(STAMP)
+	$(BIN)/python benchmarks/bench_tracking.py --json bench-tracking.json
+	bash scripts/slurm_cluster.sh up >/dev/null
+	$(BIN)/python benchmarks/slurm_sweep_restart.py
 
 # BatchBALD against scikit-activeml and the GEMM floor, the other selectors, and independent
 # against consistent MC sampling.

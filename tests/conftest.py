@@ -24,3 +24,39 @@ def cleanup():
 def folder(tmp_path, tmp_path_factory):
     """The test's folder, with an empty MLflow store in it."""
     return with_store(tmp_path, tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def tracking_server():
+    """A PostgreSQL-backed MLflow server of scripts/tracking_server.sh in a folder and on ports of
+    its own (root + apt needed, for Debian's postgresql); skip, saying why, if it cannot start.
+    Yields its ``uri`` and the ``env`` that addresses it for the script (TRACKING_DIR, the ports)."""
+    import os
+    import shutil
+    import socket
+    import subprocess
+    import tempfile
+    from pathlib import Path
+    from types import SimpleNamespace
+
+    script = Path(__file__).resolve().parents[1] / "scripts" / "tracking_server.sh"
+    if os.geteuid() != 0:
+        pytest.skip("the PostgreSQL tracking server needs root (apt-get, PostgreSQL as user postgres)")
+    if shutil.which("apt-get") is None:
+        pytest.skip("the PostgreSQL tracking server needs apt-get to install Debian's postgresql")
+
+    def free_port() -> int:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            return sock.getsockname()[1]
+
+    folder = tempfile.mkdtemp(prefix="al-tracking-", dir="/var/tmp")
+    os.chmod(folder, 0o755)  # PostgreSQL's user enters it
+    env = {**os.environ, "TRACKING_DIR": folder, "TRACKING_PORT": str(free_port()),
+           "TRACKING_PG_PORT": str(free_port()), "TRACKING_WORKERS": "2"}
+    up = subprocess.run(["bash", str(script), "up"], env=env, capture_output=True, text=True, timeout=900)
+    if up.returncode != 0:
+        subprocess.run(["bash", str(script), "reset"], env=env, capture_output=True, timeout=120)
+        pytest.skip(f"scripts/tracking_server.sh up failed (rc {up.returncode}): {up.stderr.strip()[-500:]}")
+    yield SimpleNamespace(uri=up.stdout.strip().splitlines()[-1], env=env, script=script)
+    subprocess.run(["bash", str(script), "reset"], env=env, capture_output=True, timeout=120)

@@ -126,3 +126,18 @@ def test_slurm_preemption_requeues_and_the_job_resumes(slurm_cluster, tmp_path):
     assert [step for step, _ in metric_history(tmp_path, job.info.run_id, "labeled_pool_size")] == list(range(1, rounds + 1))
     (csv,) = csv_files(tmp_path)
     assert len(csv.read_text().splitlines()) == rounds + 1
+
+
+@pytest.mark.slurm
+def test_slurm_sweep_into_the_postgresql_server_survives_a_restart(slurm_cluster, tracking_server, tmp_path):
+    """benchmarks/slurm_sweep_restart.py in small: 4 jobs through SLURM into the PostgreSQL-backed
+    server, restarted when half of the rounds are in; then, run by run against the CSVs, every
+    round once in the store with the CSV's values, every run FINISHED under one parent."""
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "slurm_sweep_restart.py"), "--jobs", "4", "--rounds", "3",
+         "--folder", str(tmp_path)], env=tracking_server.env, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "al-run exit 0; 0 problems" in result.stdout and "rounds in)" in result.stdout, result.stdout
+    print(result.stdout.strip())

@@ -1,0 +1,107 @@
+"""The shared tracking server (scripts/tracking_server.sh: PostgreSQL + mlflow server) and the
+jobs as its clients: waiting out an outage, one run per creation, the load test in small."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _script(server, command: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["bash", str(server.script), command], env=server.env, capture_output=True,
+                          text=True, timeout=300)
+
+
+def test_an_unanswered_request_is_told_from_a_refused_one():
+    """What the wait acts on: a server that is not there (connection refused, after MLflow's own
+    retries) is unreachable; an answer that refuses the request is not."""
+    import os
+
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    from al_experiments.tracking.server_wait import is_unreachable
+
+    os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = "0"
+    try:
+        with pytest.raises(MlflowException) as refused:
+            MlflowClient("http://127.0.0.1:9").get_experiment_by_name("x")
+    finally:
+        del os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"]
+    assert is_unreachable(refused.value)
+    assert not is_unreachable(MlflowException("Run 'abc' not found", error_code="RESOURCE_DOES_NOT_EXIST"))
+    assert not is_unreachable(ValueError("not an MLflow error"))
+
+
+def test_a_server_that_never_answers_is_waited_for_a_bounded_time(monkeypatch):
+    """MLflow's own retries at this project's settings (about 7 s), then the bound (here 2 s)."""
+    import time
+
+    from mlflow.exceptions import MlflowException
+
+    from al_experiments.tracking import mlflow_store, server_wait
+
+    for name, value in server_wait.HTTP_DEFAULTS.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr(server_wait, "_wait_s", 2.0)
+    client = mlflow_store.client("http://127.0.0.1:9")
+    began = time.monotonic()
+    with pytest.raises(MlflowException):
+        client.get_experiment_by_name("x")
+    assert 2 <= time.monotonic() - began < 30
+
+
+@pytest.mark.slow
+def test_the_script_runs_and_restarts_the_server(tracking_server):
+    status = _script(tracking_server, "status")
+    assert status.returncode == 0, status.stdout + status.stderr
+    assert "running: postgresql" in status.stdout and "running: mlflow server" in status.stdout
+    assert _script(tracking_server, "uri").stdout.strip() == tracking_server.uri
+    assert _script(tracking_server, "kill").returncode == 0
+    assert _script(tracking_server, "status").returncode == 1  # the database alone is not a server
+    assert _script(tracking_server, "up").returncode == 0
+    assert _script(tracking_server, "restart").returncode == 0
+    assert _script(tracking_server, "status").returncode == 0
+
+
+@pytest.mark.slow
+def test_a_repeated_creation_leaves_one_run(tracking_server):
+    """A run created by a request whose reply was lost has the creation's token; creating the run
+    again (MLflow's retry) removes it, so the job has exactly one run."""
+    from mlflow import MlflowClient
+
+    from al_experiments.tracking import mlflow_store
+
+    client = MlflowClient(tracking_server.uri)
+    experiment_id = mlflow_store.ensure_experiment(tracking_server.uri, "repeated-creation")
+    lost = client.create_run(experiment_id, tags={mlflow_store.CREATION_TAG: "token-1"}).info.run_id
+    other = client.create_run(experiment_id, tags={mlflow_store.CREATION_TAG: "token-2"}).info.run_id
+    kept = mlflow_store.create_run(tracking_server.uri, experiment_id, "job", {"seed": "0"}, token="token-1")
+    active = {r.info.run_id for r in client.search_runs([experiment_id])}
+    assert active == {kept, other}
+    assert client.get_run(lost).info.lifecycle_stage == "deleted"
+
+
+@pytest.mark.slow
+def test_load_of_concurrent_jobs_through_two_restarts(tracking_server):
+    """benchmarks/bench_tracking.py in small: 6 jobs of 30 rounds of 0.5 s, then the same with the
+    server stopped twice (SIGTERM, then SIGKILL) while all of them run: every metric of every
+    round once, every run FINISHED, and the rounds that met the outage waited for it."""
+    import re
+
+    result = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "bench_tracking.py"), "--clients", "--paced", "6",
+         "--round-s", "0.5", "--rounds", "30"], env=tracking_server.env, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    lines = [line for line in result.stdout.splitlines() if line.startswith("N=")]
+    assert len(lines) == 2, result.stdout
+    for line in lines:
+        assert "6/6 runs FINISHED, 0 values missing, 0 twice" in line and "failed clients 0" in line, line
+    assert re.search(r"SIGTERM at [\d.]+ s with 6 clients running; SIGKILL at [\d.]+ s with 6 clients running",
+                     lines[1]), lines[1]
+    assert float(re.search(r"max ([\d.]+) s", lines[1]).group(1)) > 1.0, lines[1]  # a round waited
