@@ -313,8 +313,17 @@ def main() -> int:
     env = dict(os.environ)
     tracking_dir = Path(env.get("TRACKING_DIR") or ("/var/lib/al-tracking" if os.geteuid() == 0
                                                      else Path.home() / ".al-tracking"))
+    was_running = subprocess.run(["bash", str(SERVER_SCRIPT), "status"], env=env, capture_output=True).returncode == 0
     uri = args.uri or server("up", env).splitlines()[-1]
     local = args.uri is None or uri == server("uri", env)
+    try:
+        return _run(args, uri, local, env, tracking_dir)
+    finally:
+        if local and not was_running:  # a server this benchmark started goes with it
+            server("down", env)
+
+
+def _run(args: argparse.Namespace, uri: str, local: bool, env: dict[str, str], tracking_dir: Path) -> int:
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench-tracking-") as scratch:
         warm_up(uri, Path(scratch) / "warm-up")

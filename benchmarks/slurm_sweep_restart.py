@@ -83,7 +83,16 @@ def main() -> int:
     parser.add_argument("--folder", help="where the sweep's folders go (default: a temporary one)")
     args = parser.parse_args()
 
+    was_running = subprocess.run(["bash", str(SERVER_SCRIPT), "status"], capture_output=True).returncode == 0
     uri = server("up").splitlines()[-1]
+    try:
+        return _sweep(args, uri)
+    finally:
+        if not was_running:  # a server this script started goes with it
+            server("down")
+
+
+def _sweep(args: argparse.Namespace, uri: str) -> int:
     experiment = f"slurm-sweep-{int(time.time())}"
     folder = Path(args.folder or tempfile.mkdtemp(prefix="slurm-sweep-"))
     sweep_dir = folder / "sweep"

@@ -26,17 +26,8 @@ DAEMON_PIDS="$RUN/slurmd.pid $RUN/slurmctld.pid $RUN/slurmdbd.pid /run/mysqld/my
 
 log() { echo "slurm_cluster: $*" >&2; }
 
-# until SECONDS CMD...: retry CMD every 0.2 s until it succeeds or SECONDS pass
-until_ok() {
-  local seconds=$1; shift
-  local tries=$((seconds * 5))
-  while ((tries-- > 0)); do
-    if "$@" >/dev/null 2>&1; then return 0; fi
-    sleep 0.2
-  done
-  log "gave up after ${seconds}s waiting for: $*"
-  return 1
-}
+# shellcheck source=common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 running() { [[ -f $1 ]] && kill -0 "$(cat "$1")" 2>/dev/null; }
 

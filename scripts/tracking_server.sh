@@ -39,17 +39,8 @@ DB_URI=postgresql://mlflow@127.0.0.1:$PG_PORT/mlflow
 
 log() { echo "tracking_server: $*" >&2; }
 
-# until SECONDS CMD...: retry CMD every 0.2 s until it succeeds or SECONDS pass
-until_ok() {
-  local seconds=$1; shift
-  local tries=$((seconds * 5))
-  while ((tries-- > 0)); do
-    if "$@" >/dev/null 2>&1; then return 0; fi
-    sleep 0.2
-  done
-  log "gave up after ${seconds}s waiting for: $*"
-  return 1
-}
+# shellcheck source=common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 pg_bin() {
   local dir
@@ -92,12 +83,14 @@ start_postgres() {
     cat >>"$PGDATA/postgresql.conf" <<EOF
 # written by al-experiments/scripts/tracking_server.sh
 listen_addresses = '127.0.0.1'
-port = $PG_PORT
 unix_socket_directories = ''
 max_connections = 200
 EOF
   fi
-  pg_running || as_pg "$bin/pg_ctl" -D "$PGDATA" -l "$PGDATA/server.log" -w -t 60 start >/dev/null
+  if ! pg_running && ! as_pg "$bin/pg_ctl" -D "$PGDATA" -l "$PGDATA/server.log" -o "-p $PG_PORT" -w -t 60 start >/dev/null 2>&1; then
+    log "PostgreSQL did not start ($(tail -n 5 "$PGDATA/server.log" | grep -E 'FATAL|ERROR' | tail -n 1 | sed 's/.*\(FATAL\|ERROR\): *//')); if port $PG_PORT is taken, choose another with TRACKING_PG_PORT"
+    exit 1
+  fi
   as_pg "$bin/psql" -h 127.0.0.1 -p "$PG_PORT" -U mlflow -d postgres -tAc \
     "SELECT 1 FROM pg_database WHERE datname = 'mlflow'" | grep -q 1 \
     || as_pg "$bin/createdb" -h 127.0.0.1 -p "$PG_PORT" -U mlflow mlflow
@@ -109,6 +102,10 @@ healthy() { curl -fsS -m 2 "$URI/health" >/dev/null; }
 # start_server [upgrade]: with "upgrade", bring the database's schema to this MLflow's first
 start_server() {
   server_running && return 0
+  if (echo >"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then
+    log "port $PORT already answers (another server?); stop it or choose another with TRACKING_PORT"
+    exit 1
+  fi
   if [[ ${1:-} == upgrade ]]; then
     # in one process: the server's workers would each migrate a fresh database, and race
     "$MLFLOW" db upgrade "$DB_URI" >>"$DIR/mlflow-server.log" 2>&1 \

@@ -204,6 +204,28 @@ def _wait_until_paused(process: subprocess.Popen, log: Path, timeout: float = 24
         time.sleep(0.1)
 
 
+def _job_with_server_gone_after_round_2(tmp_path: Path, tmp_path_factory, wait_s: float, log: Path,
+                                        extra_env: dict[str, str] | None = None):
+    """A 4-round job logging to a real server that is stopped once round 2 is logged; returns the
+    job's process (running on) and the job's command, environment and URI."""
+    port = _free_port()
+    uri = f"http://127.0.0.1:{port}"
+    with_store(tmp_path, tmp_path_factory, "server.db")
+    server = _start_server(tmp_path, port)
+    command, env = cli_command(tmp_path, *JOB, "loop.max_rounds=4", f"mlflow.tracking_uri={uri}",
+                               f"mlflow.server_wait_s={wait_s:g}", tracking=False)
+    env.update(extra_env or {})
+    with log.open("w") as output:
+        process = subprocess.Popen(command, cwd=tmp_path, env={**env, FAILPOINTS: "after_mlflow@2:pause"},
+                                   stdout=output, stderr=subprocess.STDOUT)
+    try:
+        _wait_until_paused(process, log)
+    finally:
+        _stop(server)
+    process.send_signal(signal.SIGCONT)
+    return process, command, env, port
+
+
 def test_tracking_server_restarting_while_the_job_waits_for_it(tmp_path, tmp_path_factory):
     """The server dies after round 2 of 4 is logged and comes back 8 s later (MLflow's own
     retries, at this project's settings, give up after about 6 s): the job waits for it, logs
@@ -211,20 +233,11 @@ def test_tracking_server_restarting_while_the_job_waits_for_it(tmp_path, tmp_pat
     once and in the CSV once, in one attempt."""
     from mlflow import MlflowClient
 
-    port = _free_port()
-    uri = f"http://127.0.0.1:{port}"
-    with_store(tmp_path, tmp_path_factory, "server.db")
-    server = _start_server(tmp_path, port)
-    command, env = cli_command(tmp_path, *JOB, "loop.max_rounds=4", f"mlflow.tracking_uri={uri}",
-                               "mlflow.server_wait_s=240", tracking=False)
     log = tmp_path / "output.txt"
-    with log.open("w") as output:
-        process = subprocess.Popen(command, cwd=tmp_path, env={**env, FAILPOINTS: "after_mlflow@2:pause"},
-                                   stdout=output, stderr=subprocess.STDOUT)
+    process, _, _, port = _job_with_server_gone_after_round_2(tmp_path, tmp_path_factory, 240, log)
+    uri = f"http://127.0.0.1:{port}"
+    server = None
     try:
-        _wait_until_paused(process, log)
-        _stop(server)
-        process.send_signal(signal.SIGCONT)
         time.sleep(8)
         assert process.poll() is None, log.read_text()[-3000:]  # waiting, not failed
         server = _start_server(tmp_path, port)
@@ -233,7 +246,8 @@ def test_tracking_server_restarting_while_the_job_waits_for_it(tmp_path, tmp_pat
         if process.poll() is None:
             process.kill()
             process.wait()
-        _stop(server)
+        if server is not None:
+            _stop(server)
     text = log.read_text()
     assert f"The tracking server at {uri} does not answer" in text and "answers again after" in text, text[-3000:]
     assert "Resuming" not in text and "Error:" not in text, text[-3000:]
@@ -258,27 +272,16 @@ def test_tracking_server_going_away_mid_run_then_coming_back(tmp_path, tmp_path_
     round logged once."""
     from mlflow import MlflowClient
 
-    port = _free_port()
+    log = tmp_path / "output.txt"
+    process, command, env, port = _job_with_server_gone_after_round_2(
+        tmp_path, tmp_path_factory, 3, log, {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "5"})
     uri = f"http://127.0.0.1:{port}"
-    with_store(tmp_path, tmp_path_factory, "server.db")
-    server = _start_server(tmp_path, port)
-    command, env = cli_command(tmp_path, *JOB, "loop.max_rounds=4", f"mlflow.tracking_uri={uri}",
-                               "mlflow.server_wait_s=3", tracking=False)
-    env.update(MLFLOW_HTTP_REQUEST_MAX_RETRIES="0", MLFLOW_HTTP_REQUEST_TIMEOUT="5")
-    log = tmp_path / "stderr.txt"
-    with log.open("w") as stderr:
-        process = subprocess.Popen(command, cwd=tmp_path, env={**env, FAILPOINTS: "after_mlflow@2:pause"},
-                                   stdout=subprocess.DEVNULL, stderr=stderr)
     try:
-        _wait_until_paused(process, log)
-        _stop(server)
-        process.send_signal(signal.SIGCONT)
         assert process.wait(timeout=300) == 1, log.read_text()[-3000:]
     finally:
         if process.poll() is None:
             process.kill()
             process.wait()
-        _stop(server)
     lines = [line for line in log.read_text().splitlines() if line.startswith("Error: ")]
     assert len(lines) == 1 and "The tracking store went away during the job" in lines[0], log.read_text()[-3000:]
     assert "did not come back within mlflow.server_wait_s=3 s" in lines[0]

@@ -171,7 +171,6 @@ class JobRun:
                     profile: Mapping[str, Any], context: str = "training") -> None:
         """The data the job ran on, as an MLflow dataset input (the UI's Dataset column)."""
         from mlflow.entities import Dataset, DatasetInput, InputTag
-
         from mlflow.exceptions import MlflowException
 
         dataset = Dataset(name=name, digest=digest[:36] or "unknown", source_type="local", source=source,

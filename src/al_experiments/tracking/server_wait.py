@@ -2,8 +2,8 @@
 
 Two layers, each for what it does well:
 - MLflow's own HTTP retries (urllib3, exponential backoff) absorb a blip of a few seconds. Their
-  defaults wait up to about 4 minutes with a backoff that grows to 2 minutes, so a server back
-  after 10 s is noticed 20 s later; here they are set shorter (``HTTP_DEFAULTS``).
+  defaults try again 0, 4, 8, ... 120 s apart, about 4 minutes in all, so a server back after
+  30 s is noticed 30 s later; here they are set shorter (``HTTP_DEFAULTS``).
 - ``PatientClient`` then waits for a server that is down or restarting: it polls ``/health``
   every second until ``wait_s`` has passed since the first failure, and repeats the call as soon
   as the server answers. Past ``wait_s`` the call's error goes up, and the job stops with its
