@@ -61,7 +61,7 @@ def check_tracking_store(uri: str, timeout_s: float) -> None:
     """Fail fast, before any run exists, when ``uri`` cannot work."""
     scheme = urlparse(uri).scheme
     fix = "point mlflow.tracking_uri (or MLFLOW_TRACKING_URI) at a running server or at sqlite:///mlflow.db"
-    if scheme in ("http", "https"):
+    if is_server(uri):
         try:
             with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout_s) as response:
                 if response.status != 200:
