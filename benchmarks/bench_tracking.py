@@ -25,11 +25,11 @@ deliberate restart), once with SIGKILL (a crash), each time starting it again at
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import multiprocessing
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -38,9 +38,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from tracking_server_control import csv_rounds, running_server, server
 
-ROOT = Path(__file__).resolve().parent.parent
-SERVER_SCRIPT = ROOT / "scripts" / "tracking_server.sh"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
@@ -110,11 +109,6 @@ def client(cfg: Any, job_num: int, round_s: float, out: str, start: Any) -> None
 
 
 # ----------------------------------------------------------------------------- the server
-def server(command: str, env: dict[str, str]) -> str:
-    return subprocess.run(["bash", str(SERVER_SCRIPT), command], env=env, check=True,
-                          capture_output=True, text=True).stdout.strip()
-
-
 def server_pids(tracking_dir: Path) -> list[int]:
     """The tracking server's processes (its session) and PostgreSQL's (the postmaster's children)."""
     roots: set[int] = set()
@@ -215,14 +209,14 @@ def phase(uri: str, clients: int, rounds: int, round_s: float, folder: Path, tra
         process.start()
     restarted: list[str] = []
     meter = ServerMeter(tracking_dir) if tracking_dir else None
-    with meter if meter else _nothing():
+    with meter if meter else contextlib.nullcontext():
         began = time.time()
         start.set()
         if restarts:
             # at about a third and two thirds of the rounds (a phase without restarts takes
             # about rounds * clients / rate seconds; the first restart waits for a start)
             for number in range(restarts):
-                _wait_for_rounds(outputs, folder, clients * rounds * (number + 1) // (restarts + 1), processes)
+                _wait_for_rounds(folder, clients * rounds * (number + 1) // (restarts + 1), processes)
                 how = "restart" if number % 2 == 0 else "kill"
                 running = sum(p.is_alive() for p in processes)
                 server(how, env)
@@ -250,21 +244,9 @@ def phase(uri: str, clients: int, rounds: int, round_s: float, folder: Path, tra
     return figures
 
 
-class _nothing:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: Any) -> None:
-        return None
-
-
-def _wait_for_rounds(outputs: list[Path], folder: Path, count: int, processes: list[Any]) -> None:
+def _wait_for_rounds(folder: Path, count: int, processes: list[Any]) -> None:
     """Until the store holds about ``count`` rounds (read off the clients' CSV lines)."""
-    metrics = folder / "metrics"
-    while any(p.is_alive() for p in processes):
-        lines = sum(max(0, len(path.read_text().splitlines()) - 1) for path in metrics.glob("*.csv"))
-        if lines >= count:
-            return
+    while any(p.is_alive() for p in processes) and csv_rounds(folder / "metrics") < count:
         time.sleep(0.2)
 
 
@@ -313,14 +295,10 @@ def main() -> int:
     env = dict(os.environ)
     tracking_dir = Path(env.get("TRACKING_DIR") or ("/var/lib/al-tracking" if os.geteuid() == 0
                                                      else Path.home() / ".al-tracking"))
-    was_running = subprocess.run(["bash", str(SERVER_SCRIPT), "status"], env=env, capture_output=True).returncode == 0
-    uri = args.uri or server("up", env).splitlines()[-1]
-    local = args.uri is None or uri == server("uri", env)
-    try:
-        return _run(args, uri, local, env, tracking_dir)
-    finally:
-        if local and not was_running:  # a server this benchmark started goes with it
-            server("down", env)
+    if args.uri:
+        return _run(args, args.uri, args.uri == server("uri", env), env, tracking_dir)
+    with running_server(env) as uri:
+        return _run(args, uri, True, env, tracking_dir)
 
 
 def _run(args: argparse.Namespace, uri: str, local: bool, env: dict[str, str], tracking_dir: Path) -> int:

@@ -22,18 +22,9 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-SERVER_SCRIPT = ROOT / "scripts" / "tracking_server.sh"
+from tracking_server_control import csv_rounds, running_server, server
+
 AL_RUN = Path(sys.executable).parent / "al-run"
-
-
-def server(command: str) -> str:
-    return subprocess.run(["bash", str(SERVER_SCRIPT), command], check=True, capture_output=True,
-                          text=True).stdout.strip()
-
-
-def csv_rounds(metrics: Path) -> int:
-    return sum(max(0, len(path.read_text().splitlines()) - 1) for path in metrics.glob("*.csv"))
 
 
 def check(uri: str, experiment: str, sweep_dir: Path, jobs: int, rounds: int) -> list[str]:
@@ -83,13 +74,8 @@ def main() -> int:
     parser.add_argument("--folder", help="where the sweep's folders go (default: a temporary one)")
     args = parser.parse_args()
 
-    was_running = subprocess.run(["bash", str(SERVER_SCRIPT), "status"], capture_output=True).returncode == 0
-    uri = server("up").splitlines()[-1]
-    try:
+    with running_server() as uri:
         return _sweep(args, uri)
-    finally:
-        if not was_running:  # a server this script started goes with it
-            server("down")
 
 
 def _sweep(args: argparse.Namespace, uri: str) -> int:
