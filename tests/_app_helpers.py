@@ -25,6 +25,15 @@ AL_RUN = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "al_expe
 QUICK = ["+experiment=smoke"]
 
 
+def free_port() -> int:
+    """A loopback TCP port nothing listens on now."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 def store_uri(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'mlflow.db'}"
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from _app_helpers import with_store
+from _app_helpers import free_port, with_store
 
 from al_experiments.acquisition import UnknownQueryError, unregister_query
 
@@ -33,7 +33,6 @@ def tracking_server():
     Yields its ``uri`` and the ``env`` that addresses it for the script (TRACKING_DIR, the ports)."""
     import os
     import shutil
-    import socket
     import subprocess
     import tempfile
     from pathlib import Path
@@ -44,11 +43,6 @@ def tracking_server():
         pytest.skip("the PostgreSQL tracking server needs root (apt-get, PostgreSQL as user postgres)")
     if shutil.which("apt-get") is None:
         pytest.skip("the PostgreSQL tracking server needs apt-get to install Debian's postgresql")
-
-    def free_port() -> int:
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            return sock.getsockname()[1]
 
     folder = tempfile.mkdtemp(prefix="al-tracking-", dir="/var/tmp")
     os.chmod(folder, 0o755)  # PostgreSQL's user enters it

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from _app_helpers import cli_command, csv_files, mlflow_runs, run_cli, store_uri, with_store
+from _app_helpers import cli_command, csv_files, free_port, mlflow_runs, run_cli, store_uri, with_store
 from al_experiments.utils.failpoints import ENV as FAILPOINTS
 
 pytestmark = pytest.mark.slow
@@ -158,14 +158,6 @@ def test_a_full_disk_fails_clearly_and_the_rerun_resumes_after_space_is_freed(fo
     assert csv_rows(path) == rows and run_record(folder, run) == record
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _start_server(tmp_path: Path, port: int) -> subprocess.Popen:
     import urllib.request
 
@@ -208,7 +200,7 @@ def _job_with_server_gone_after_round_2(tmp_path: Path, tmp_path_factory, wait_s
                                         extra_env: dict[str, str] | None = None):
     """A 4-round job logging to a real server that is stopped once round 2 is logged; returns the
     job's process (running on) and the job's command, environment and URI."""
-    port = _free_port()
+    port = free_port()
     uri = f"http://127.0.0.1:{port}"
     with_store(tmp_path, tmp_path_factory, "server.db")
     server = _start_server(tmp_path, port)
