@@ -185,7 +185,9 @@ def test_trainer_traces_once_while_the_labelled_set_grows():
     for n in (20, 30, 41):
         trainer.fit(rng.normal(size=(n, 4)).astype(np.float32), rng.integers(0, 3, n), epochs=2, batch_size=8, seed=n)
     (fn,) = trainer._train_fns.values()
+    assert trainer.uses_xla
     assert fn.experimental_get_tracing_count() == 1
+    assert trainer._xla_chunk.experimental_get_tracing_count() == 1
 
 
 def test_compiled_redraw_is_the_integer_seed_draw_and_reseeds_dropout():

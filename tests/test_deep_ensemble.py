@@ -123,11 +123,11 @@ def test_unknown_keyword_raises_before_members_are_built_and_members_keep_the_se
     with pytest.raises(TypeError, match=r"^DeepEnsemble got an unexpected keyword argument 'member'; it accepts: "
                                         r"checkpoint, .*, members, model, .*\. Did you mean 'members'\?$"):
         DeepEnsemble(network(), member=2)
-    wrapper = DeepEnsemble(network(), members=2, reset="initial", fast_fit=False, name="e",
+    wrapper = DeepEnsemble(network(), members=2, reset="initial", fast_fit=False, xla=False, name="e",
                            checkpoint_path=str(tmp_path))
     assert wrapper.get_model_name() == "ensemble_e"
-    assert [(m.reset_policy, m.fast_fit, m._checkpoint_path) for m in wrapper.members] == [
-        ("initial", False, str(tmp_path / f"member_{i}")) for i in range(2)]
+    assert [(m.reset_policy, m.fast_fit, m.xla, m._checkpoint_path) for m in wrapper.members] == [
+        ("initial", False, False, str(tmp_path / f"member_{i}")) for i in range(2)]
     assert all(type(m) is Model for m in wrapper.members)  # Keras members: the compiled path
 
 

@@ -1,10 +1,12 @@
-"""The compiled trainer's own Adam step computes what Keras' ``apply_gradients`` computes."""
+"""The compiled trainer: its own Adam step computes what Keras' ``apply_gradients`` computes, and
+its XLA path trains as the graph path does (to rounding, where no dropout makes them differ)."""
 
 from __future__ import annotations
 
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from al_experiments.wrapper import training
 from al_experiments.wrapper.training import Trainer, adam_step
@@ -43,3 +45,110 @@ def test_anything_but_plain_adam_goes_through_keras(optimizer):
     variables = [keras.Variable(np.zeros(3, np.float32))]
     optimizer.build(variables)
     assert adam_step(optimizer, variables) is None
+
+
+# ---------------------------------------------------------------- the XLA path
+
+
+def network(*middle, features=6, classes=3, regularizer=None):
+    keras.utils.set_random_seed(0)
+    return keras.Sequential([keras.Input((features,)), *middle,
+                             keras.layers.Dense(16, activation="relu", kernel_regularizer=regularizer),
+                             keras.layers.Dense(classes, activation="softmax")])
+
+
+def fit_both_ways(make, loss, y, monkeypatch, epochs=7, batch_size=8):
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(len(y), 6)).astype(np.float32)
+    results = []
+    for xla in (False, True):
+        net = make()
+        net.compile(optimizer=keras.optimizers.Adam(0.01), loss=loss, metrics=["accuracy"])
+        trainer = Trainer(net, loss, ["accuracy"], xla=xla)
+        assert trainer.uses_xla is xla
+        history = trainer.fit(x, y, epochs=epochs, batch_size=batch_size, seed=3)
+        results.append(([np.array(w) for w in net.get_weights()], history))
+    return results
+
+
+@pytest.mark.parametrize("loss, targets", [
+    ("sparse_categorical_crossentropy", "ids"),
+    (keras.losses.SparseCategoricalCrossentropy(), "ids"),
+    ("categorical_crossentropy", "one_hot"),
+])
+def test_without_dropout_the_xla_path_trains_as_the_graph_path(monkeypatch, loss, targets):
+    # 45 rows in batches of 8: every epoch ends on a batch of 5, padded to 8 under XLA; chunks of
+    # 4 steps end mid-epoch, and the last of the 11 is short.
+    monkeypatch.setattr(training, "XLA_CHUNK_STEPS", 4)
+    y = np.random.default_rng(2).integers(0, 3, 45)
+    if targets == "one_hot":
+        y = np.eye(3, dtype=np.float32)[y]
+    graph, xla = fit_both_ways(lambda: network(regularizer=keras.regularizers.l2(0.01)), loss, y, monkeypatch)
+    for a, b in zip(graph[0], xla[0]):
+        np.testing.assert_allclose(b, a, rtol=2e-4, atol=2e-5)
+    for name in ("loss", "accuracy"):
+        np.testing.assert_allclose(xla[1][name], graph[1][name], rtol=2e-4, atol=2e-5)
+    assert len(xla[1]["loss"]) == 7 and graph[1]["loss"][-1] < graph[1]["loss"][0]
+
+
+def test_a_chunk_longer_than_the_whole_training_and_a_set_smaller_than_a_batch(monkeypatch):
+    y = np.random.default_rng(2).integers(0, 3, 5)  # one padded step an epoch, 3 steps, 1 chunk of 64
+    graph, xla = fit_both_ways(network, "sparse_categorical_crossentropy", y, monkeypatch, epochs=3)
+    for a, b in zip(graph[0], xla[0]):
+        np.testing.assert_allclose(b, a, rtol=2e-4, atol=2e-5)
+    np.testing.assert_allclose(xla[1]["loss"], graph[1]["loss"], rtol=2e-4)
+
+
+@pytest.mark.parametrize("rate", [0.5, 0.3])
+def test_dropout_under_xla_keeps_at_its_rate_scales_the_kept_and_draws_anew_each_call(rate):
+    net = keras.Sequential([keras.Input((100,)), keras.layers.Dropout(rate, seed=5)])
+    forward = tf.function(lambda x: training._forward_applying_dropout(net, x), jit_compile=True)
+    ones = tf.ones([200, 100])
+    first, second = forward(ones).numpy(), forward(ones).numpy()
+    kept = first != 0
+    # 20,000 independent keeps: the share lies within 5 standard deviations of 1 - rate.
+    assert abs(kept.mean() - (1 - rate)) < 5 * np.sqrt(rate * (1 - rate) / kept.size)
+    np.testing.assert_allclose(first[kept], 1 / (1 - rate), rtol=1e-6)
+    assert (second != 0).mean() > 0 and not np.array_equal(kept, second != 0)
+
+
+def test_the_xla_path_is_deterministic_for_a_seed():
+    def weights():
+        net = network(keras.layers.Dropout(0.5))
+        net.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+        trainer = Trainer(net, "sparse_categorical_crossentropy", [])
+        rng = np.random.default_rng(1)
+        trainer.fit(rng.normal(size=(30, 6)).astype(np.float32), rng.integers(0, 3, 30), epochs=5, batch_size=8, seed=9)
+        assert trainer.uses_xla
+        return net.get_weights()
+
+    for a, b in zip(weights(), weights()):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("make, loss, expected", [
+    (lambda: network(keras.layers.Dropout(0.5), keras.layers.LayerNormalization()), "sparse_categorical_crossentropy", True),
+    (lambda: network(keras.layers.BatchNormalization()), "sparse_categorical_crossentropy", False),
+    (lambda: network(keras.layers.Dropout(0.5, noise_shape=(None, 1))), "sparse_categorical_crossentropy", False),
+    (lambda: network(keras.layers.GaussianNoise(0.1)), "sparse_categorical_crossentropy", False),
+    (lambda: network(keras.layers.Reshape((6, 1)), keras.layers.Conv1D(4, 3), keras.layers.Flatten()),
+     "sparse_categorical_crossentropy", False),
+    (lambda: (lambda net: keras.Model(net.inputs, net.outputs))(network()), "sparse_categorical_crossentropy", False),
+    (network, keras.losses.SparseCategoricalCrossentropy(reduction="sum"), False),
+])
+def test_which_networks_train_through_xla(make, loss, expected):
+    net = make()
+    net.compile(optimizer="adam", loss=loss)
+    assert Trainer(net, loss, []).uses_xla is expected
+
+
+def test_the_wrapper_trains_through_xla_unless_told_not_to():
+    from al_experiments.wrapper import McDropout
+
+    rng = np.random.default_rng(1)
+    x, y = rng.normal(size=(30, 6)).astype(np.float32), rng.integers(0, 3, 30)
+    for xla in (True, False):
+        wrapper = McDropout(network(keras.layers.Dropout(0.5)), xla=xla)
+        wrapper.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+        wrapper.fit(x, y, epochs=2, batch_size=8)
+        assert wrapper._trainer.uses_xla is xla

@@ -350,7 +350,7 @@ def test_unknown_reset_policy_raises():
 
 
 MODEL_ACCEPTS = ("checkpoint, checkpoint_path, classification, config, embedding_layer, fast_fit, "
-                 "is_binary, model, model_type, name, reset, verbose")
+                 "is_binary, model, model_type, name, reset, verbose, xla")
 
 
 @pytest.mark.parametrize("cls", [Model, McDropout])
@@ -364,15 +364,15 @@ def test_unknown_keyword_raises_type_error_naming_it_and_the_accepted_ones(cls):
         f"{cls.__name__} got an unexpected keyword argument 'rest'; it accepts: {MODEL_ACCEPTS}. "
         "Did you mean 'reset'?"
     )
-    with pytest.raises(TypeError, match=r"unexpected keyword argument 'zzz'; it accepts: checkpoint, .*, verbose\.$"):
+    with pytest.raises(TypeError, match=r"unexpected keyword argument 'zzz'; it accepts: checkpoint, .*, verbose, xla\.$"):
         cls(network(), zzz=1)  # nothing close: no suggestion
 
 
 def test_every_documented_keyword_is_still_accepted(tmp_path):
     wrapper = McDropout(network(), Config(), name="n", model_type="mc", checkpoint=None, verbose=False,
                         checkpoint_path=str(tmp_path), classification=True, is_binary=False,
-                        reset="warm", fast_fit=False, embedding_layer=None)
-    assert (wrapper.reset_policy, wrapper.fast_fit, wrapper.get_model_name()) == ("warm", False, "mc_n")
+                        reset="warm", fast_fit=False, xla=False, embedding_layer=None)
+    assert (wrapper.reset_policy, wrapper.fast_fit, wrapper.xla, wrapper.get_model_name()) == ("warm", False, False, "mc_n")
 
 
 def test_a_user_subclass_lists_its_own_keywords():
@@ -383,7 +383,7 @@ def test_a_user_subclass_lists_its_own_keywords():
 
     assert Tempered(network(), temperature=2.0, reset="initial").temperature == 2.0
     with pytest.raises(TypeError, match=r"Tempered got an unexpected keyword argument 'temperture'; "
-                                        r"it accepts: .*, reset, temperature, verbose\. Did you mean 'temperature'\?"):
+                                        r"it accepts: .*, reset, temperature, verbose, xla\. Did you mean 'temperature'\?"):
         Tempered(network(), temperture=2.0)
 
 

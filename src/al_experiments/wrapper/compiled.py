@@ -167,7 +167,7 @@ def dropout_rate(layer) -> float | None:
     return rate if 0 < rate < 1 else None
 
 
-def keep_mask(shape, layer, rate: float):
+def keep_mask(shape, layer, rate: float, alg: str = "auto_select"):
     """Dropout's keep decisions for a tensor of ``shape``: each element independently kept with
     probability 1 - rate, seeded by the layer's own seed generator as Keras' dropout is (so the
     per-round reseeding of the layers governs these masks too).
@@ -175,14 +175,17 @@ def keep_mask(shape, layer, rate: float):
     A rate that is a multiple of 1/256 (0.5, 0.25, ...) is decided exactly by one random byte
     per element, four to a generated word: drawing a random float per element, as Keras does,
     was most of the cost of sampling. Any other rate compares a uniform float, as Keras does.
+
+    ``alg`` is the generator: on CPU ``auto_select`` is Philox, but inside an XLA program it
+    compiles to one that made a small network's training step ten times slower than ``philox``.
     """
     seed = tf.cast(tf.math.floormod(layer.seed_generator.next(), 2**31 - 1), tf.int32)
     if (rate * 256).is_integer():
         size = tf.reduce_prod(shape)
-        words = tf.random.stateless_uniform([(size + 3) // 4], seed, minval=None, maxval=None, dtype=tf.uint32)
+        words = tf.random.stateless_uniform([(size + 3) // 4], seed, minval=None, maxval=None, dtype=tf.uint32, alg=alg)
         random_bytes = tf.reshape(tf.bitcast(words, tf.uint8), [-1])[:size]
         return tf.reshape(random_bytes >= int(rate * 256), shape)
-    return tf.random.stateless_uniform(shape, seed) >= rate
+    return tf.random.stateless_uniform(shape, seed, alg=alg) >= rate
 
 
 def dropped(x, keep, rate: float):

@@ -51,7 +51,7 @@ class DeepEnsemble(Model):
         self._members = [
             Model(
                 network, self._config, model_type=f"member{index}", reset=self.reset_policy,
-                fast_fit=self.fast_fit, classification=self._classification, is_binary=self._is_binary,
+                fast_fit=self.fast_fit, xla=self.xla, classification=self._classification, is_binary=self._is_binary,
                 checkpoint_path=os.path.join(self._checkpoint_path, f"member_{index}"),
             )
             for index, network in enumerate(networks)
