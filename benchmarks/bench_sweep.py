@@ -44,7 +44,7 @@ def rounds_seconds(csv_path: str) -> float:
                    if row.get(phase) not in (None, ""))
 
 
-def one_sweep() -> dict:
+def one_sweep(overrides: list[str]) -> dict:
     with tempfile.TemporaryDirectory() as folder:
         store = f"sqlite:///{folder}/mlflow.db"
         subprocess.run([sys.executable, "-c", "import sys; from al_experiments.tracking import mlflow_store; "
@@ -53,7 +53,7 @@ def one_sweep() -> dict:
         env = {**os.environ, "AL_BENCH_TIMES": times, "MLFLOW_TRACKING_URI": store,
                "PYTHONPATH": os.pathsep.join(filter(None, [str(HERE), os.environ.get("PYTHONPATH")]))}
         start = time.perf_counter()
-        subprocess.run([str(AL_RUN), "-m", *SWEEP, "+hydra.callbacks.timer._target_=job_timer.JobTimer"],
+        subprocess.run([str(AL_RUN), "-m", *SWEEP, *overrides, "+hydra.callbacks.timer._target_=job_timer.JobTimer"],
                        cwd=folder, env=env, check=True, capture_output=True)
         command = time.perf_counter() - start
         events = [json.loads(line) for line in open(times)]
@@ -84,15 +84,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3, help="sweeps to run (medians are over them)")
     parser.add_argument("--json", help="also write the figures to this file")
+    parser.add_argument("overrides", nargs="*", help="more overrides for the sweep, e.g. +model.wrapper.xla=false")
     args = parser.parse_args()
-    sweeps = [one_sweep() for _ in range(args.repeats)]
+    sweeps = [one_sweep(args.overrides) for _ in range(args.repeats)]
 
     def median(values):
         return statistics.median(values)
 
     later = lambda key: median([v for s in sweeps for v in s[key][1:]])  # noqa: E731
     figures = {
-        "sweep": "al-run -m " + " ".join(SWEEP),
+        "sweep": "al-run -m " + " ".join(SWEEP + args.overrides),
         "repeats": args.repeats,
         "rounds_per_job": later("rounds_seconds_per_job"),
         "ours_first_job": median([s["ours_beyond_rounds"][0] for s in sweeps]),
