@@ -42,7 +42,7 @@ class Trainer:
     over the real rows only). ``xla=False`` keeps every network on the graph path.
     """
 
-    def __init__(self, model, loss: Any, metrics: list[Any], xla: bool | None = None) -> None:
+    def __init__(self, model, loss: Any, metrics: list[Any], xla: bool = True) -> None:
         import keras
 
         self._model = model
@@ -63,7 +63,7 @@ class Trainer:
         self._apply_gradients = adam_step(optimizer, variables) or \
             (lambda grads: optimizer.apply_gradients(zip(grads, variables)))
         per_example = per_example_loss(self._loss_fn)
-        self.uses_xla = (xla is not False) and per_example is not None and xla_trainable(model)
+        self.uses_xla = bool(xla) and per_example is not None and xla_trainable(model)
         self._per_example_loss = per_example
         self._train_fns: dict[tuple, Callable] = {}
 
