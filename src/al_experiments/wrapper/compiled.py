@@ -194,6 +194,15 @@ def dropped(x, keep, rate: float):
     return tf.where(keep, x * (1.0 / (1.0 - rate)), tf.zeros([], x.dtype))
 
 
+def training_pass(layers, x, alg: str = "auto_select"):
+    """``x`` through ``layers`` in training mode: each plain ``Dropout`` applied by
+    ``keep_mask`` (with generator ``alg``), every other layer called as Keras calls it."""
+    for layer in layers:
+        rate = dropout_rate(layer)
+        x = layer(x, training=True) if rate is None else dropped(x, keep_mask(tf.shape(x), layer, rate, alg), rate)
+    return x
+
+
 class Sampler:
     """Compiled predictive sampling of a Keras model."""
 
@@ -245,13 +254,7 @@ class Sampler:
                 tiled = tf.reshape(tiled, tf.concat([[-1], tf.shape(x)[1:]], 0))
             else:
                 tiled = copies(x)
-            for layer in rest:
-                rate = dropout_rate(layer)
-                if rate is None:
-                    tiled = layer(tiled, training=True)
-                else:
-                    tiled = dropped(tiled, keep_mask(tf.shape(tiled), layer, rate), rate)
-            return tiled
+            return training_pass(rest, tiled)
 
         def forward(x):
             n = tf.shape(x)[0]

@@ -10,7 +10,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from al_experiments.wrapper.compiled import compiled_function, dropout_rate, dropped, input_signature, keep_mask, tf
+from al_experiments.wrapper.compiled import compiled_function, dropout_rate, input_signature, tf, training_pass
 from al_experiments.wrapper.keras_metrics import is_accuracy, metric_name
 
 
@@ -18,7 +18,7 @@ from al_experiments.wrapper.keras_metrics import is_accuracy, metric_name
 # executor operations (a 64-128-10 network's step: 450 us as a graph, 120 us under XLA). Exact
 # types, each computing every example on its own (padded batch rows change nothing), and no
 # convolution or pooling: XLA's CPU convolutions ran Gal et al.'s CNN step 50x slower than
-# TensorFlow's own kernels. Dropout is applied by ``compiled.keep_mask`` (see ``xla_trainable``).
+# TensorFlow's own kernels. Dropout is applied by ``compiled.training_pass`` (see ``xla_trainable``).
 XLA_LAYERS = (
     "Dense EinsumDense Flatten Reshape Permute RepeatVector Activation ReLU LeakyReLU PReLU ELU "
     "Softmax LayerNormalization UnitNormalization Rescaling Identity Dropout"
@@ -80,7 +80,7 @@ class Trainer:
                 count = tf.cast(tf.shape(xb)[0], tf.float32)
                 batch_loss = tf.cast(tf.reduce_mean(self._loss_fn(yb, pred)), tf.float32)
             else:
-                pred = _forward_applying_dropout(model, xb)
+                pred = training_pass(model.layers, xb, "philox")
                 per_row = tf.cast(self._per_example_loss(yb, pred), tf.float32)
                 per_row = tf.reduce_mean(tf.reshape(per_row, [tf.shape(per_row)[0], -1]), axis=1)
                 count = tf.reduce_sum(weights)
@@ -230,7 +230,7 @@ def per_example_loss(loss_fn) -> Callable | None:
 
 def xla_trainable(model) -> bool:
     """Whether the XLA path trains this network: a Sequential model of ``XLA_LAYERS`` only,
-    whose every ``Dropout`` is a plain one that ``compiled.keep_mask`` applies (Keras' own
+    whose every ``Dropout`` is a plain one that ``compiled.training_pass`` applies (Keras' own
     dropout compiles, under XLA, to a random generator as slow as the rest of the step)."""
     import keras
 
@@ -243,14 +243,6 @@ def xla_trainable(model) -> bool:
         if type(layer) is keras.layers.Dropout and layer.rate > 0 and dropout_rate(layer) is None:
             return False
     return True
-
-
-def _forward_applying_dropout(model, x):
-    """A training-mode pass through a Sequential network, dropout drawn by ``keep_mask``."""
-    for layer in model.layers:
-        rate = dropout_rate(layer)
-        x = layer(x, training=True) if rate is None else dropped(x, keep_mask(tf.shape(x), layer, rate, "philox"), rate)
-    return x
 
 
 def adam_step(optimizer, variables: list) -> Callable | None:
