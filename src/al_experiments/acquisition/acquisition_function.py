@@ -13,8 +13,9 @@ from typing import Any
 
 import numpy as np
 
+from al_experiments.acquisition.batch_strategies import samples_used
 from al_experiments.acquisition.registry import canonical_query_name, get_query
-from al_experiments.acquisition.round import IndexedInputs, RoundView
+from al_experiments.acquisition.round import IndexedInputs, RoundView, check_samples
 from al_experiments.acquisition.strategy import check_options
 from al_experiments.utils.seeding import generator_or_global
 from al_experiments.validation import check_whole
@@ -39,17 +40,22 @@ class AcquisitionFunction:
         options: The strategy's settings, e.g. ``stochastic="power", temperature=1.0`` for a
             score strategy or ``num_samples=10000`` for ``batch_bald`` (``options()`` lists
             them with their defaults); an unknown name is a ``TypeError``.
+        samples: Which predictive samples per-point scores (and ``power_*``) are computed on:
+            ``"independent"`` (a fresh dropout draw per point and sample) or ``"consistent"``
+            (one draw per sample for the whole round, as the BatchBALD authors scored BALD:
+            copies of a point tie). ``samples_used()`` says what the strategy runs on.
     """
 
     def __init__(self, fn_name: str, batch_size: int | None = None, verbose: bool = False,
                  pool_subset: int | None = None, options: dict[str, Any] | None = None,
-                 **kwargs: Any) -> None:
+                 samples: str = "independent", **kwargs: Any) -> None:
         self.name = canonical_query_name(fn_name)
         self.strategy = get_query(self.name)
         check_whole("batch_size", batch_size, 1, optional=True)
         check_whole("pool_subset", pool_subset, 1, optional=True)
         self.batch_size = batch_size
         self.pool_subset = pool_subset
+        self.samples = check_samples(samples)
         self.verbose = verbose
         self.options = dict(options or {})
         self.options.update(kwargs)
@@ -62,6 +68,11 @@ class AcquisitionFunction:
     def __str__(self) -> str:
         return self.name
 
+    def samples_used(self) -> str:
+        """What the strategy's choice rests on: ``independent`` or ``consistent`` samples,
+        ``deterministic`` predictions (Core-set, BADGE) or ``none`` (random)."""
+        return samples_used(self.strategy, self.samples)
+
     def set_fn(self, fn) -> None:
         """Score points with ``fn(inputs, **kwargs) -> scores`` instead of the model's scorer."""
         self.fn = fn
@@ -69,7 +80,8 @@ class AcquisitionFunction:
     def copy(self) -> "AcquisitionFunction":
         """A new object with the same name and settings (and no per-model state)."""
         fresh = AcquisitionFunction(self.name, batch_size=self.batch_size, verbose=self.verbose,
-                                    pool_subset=self.pool_subset, options=self.options)
+                                    pool_subset=self.pool_subset, options=self.options,
+                                    samples=self.samples)
         fresh.fn = self.fn
         return fresh
 
@@ -92,7 +104,7 @@ class AcquisitionFunction:
         sample_size = int(kwargs.pop("sample_size", 10))
         view = RoundView(model, pool, candidates, rng, sample_size=sample_size,
                          chunk_size=kwargs.pop("batch_size", self.batch_size), dataset=dataset,
-                         scorer=self.fn, score_kwargs=kwargs)
+                         scorer=self.fn, score_kwargs=kwargs, samples=self.samples)
         chosen, scores = self.strategy.select(view, min(int(step_size), len(candidates)), rng,
                                               **self.settings)
         return candidates[chosen][::-1].copy(), scores[::-1].copy()

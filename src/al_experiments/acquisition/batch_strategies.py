@@ -22,7 +22,7 @@ from .batch.coreset import k_center_greedy
 from .batch.epig import epig_scores
 from .batch.stochastic import take_batch
 
-__all__ = ["BUILTINS"]
+__all__ = ["BUILTINS", "FIXED_SAMPLES", "samples_used"]
 
 
 def batch_bald(view: Any, batch_size: int, rng: np.random.Generator, num_samples: int = 10_000,
@@ -91,6 +91,22 @@ def _check_epig(settings: dict[str, Any]) -> None:
     if settings["target"] not in TARGET_SOURCES:
         raise ValueError(f"target={settings['target']!r} is not a target set; use one of "
                          f"{', '.join(TARGET_SOURCES)}.")
+
+
+# What a built-in batch strategy's choice rests on where it does not follow ``samples`` (the
+# power strategies do: they rank per-point scores).
+FIXED_SAMPLES = {"batch_bald": "consistent", "epig": "consistent", "coreset": "deterministic",
+                 "badge": "deterministic"}
+
+
+def samples_used(strategy: Any, samples: str) -> str:
+    """What ``strategy`` runs on when per-point scores use ``samples``: ``independent`` or
+    ``consistent`` samples, ``deterministic`` predictions, or ``none`` (sample-free)."""
+    if not strategy.needs_samples:
+        return "none"
+    if strategy.kind == "batch" and BUILTINS.get(strategy.name, (None,))[0] is strategy.fn:
+        return FIXED_SAMPLES.get(strategy.name, samples)
+    return samples
 
 
 # name -> (selector, check of its settings)

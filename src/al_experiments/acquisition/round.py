@@ -21,9 +21,25 @@ from al_experiments.validation import check_whole
 from .registry import get_query
 from .strategy import QueryStrategy
 
-__all__ = ["RoundView", "IndexedInputs", "point_scores", "TARGET_SOURCES"]
+__all__ = ["RoundView", "IndexedInputs", "point_scores", "TARGET_SOURCES", "SAMPLE_KINDS", "check_samples"]
 
 TARGET_SOURCES = ("pool", "validation")
+# Which predictive samples per-point scores are computed on. ``consistent``: sample t is one
+# parameter draw (one set of dropout masks) for every candidate of the round, so copies of a
+# point get tied scores and top-k takes them together (the BatchBALD authors' BALD);
+# ``independent``: a fresh draw per point and sample, whose noise splits such ties (a mildly
+# stochastic top-k). Both have the same distribution per point.
+SAMPLE_KINDS = ("independent", "consistent")
+
+
+def check_samples(samples: str) -> str:
+    """``samples`` if it names a kind of predictive samples, else one sentence on the fix."""
+    if samples not in SAMPLE_KINDS:
+        raise ValueError(
+            f"samples={samples!r} is not a kind of predictive samples; use one of "
+            f"{', '.join(SAMPLE_KINDS)}."
+        )
+    return samples
 
 
 class IndexedInputs:
@@ -59,8 +75,7 @@ def point_scores(model: Any, inputs: Any, strategy: QueryStrategy, sample_size: 
     scores = np.empty(len(inputs), dtype=np.float64)
     # Only a model with a compiled sampler reduces scores in it; for any other, building the
     # TensorFlow reduction would be work (and a TensorFlow import) for nothing.
-    in_graph = getattr(model, "scores_in_graph", None)
-    if in_graph is not None and in_graph():
+    if _in_graph(model, "reduced_score_chunks"):
         from .graph_scores import graph_reduction
 
         reduction = graph_reduction(strategy, max(2, model.num_outputs()))  # one sigmoid unit = 2 classes
@@ -75,6 +90,12 @@ def point_scores(model: Any, inputs: Any, strategy: QueryStrategy, sample_size: 
             scores[start:stop] = strategy.scores(probs)
         return scores
     return strategy.scores(_samples(model, inputs, sample_size, batch_size))
+
+
+def _in_graph(model: Any, method: str) -> bool:
+    """Can ``model`` reduce scores inside its compiled sampler through ``method``?"""
+    in_graph = getattr(model, "scores_in_graph", None)
+    return in_graph is not None and hasattr(model, method) and bool(in_graph())
 
 
 def _samples(model: Any, inputs: Any, sample_size: int, batch_size: int | None) -> np.ndarray:
@@ -110,12 +131,16 @@ class RoundView:
         dataset: The ``Dataset``, for a validation-split target set.
         scorer: A function ``fn(inputs, **kwargs) -> scores`` that overrides per-point scoring
             (``AcquisitionFunction.set_fn``).
+        samples: Which samples per-point scores use (``SAMPLE_KINDS``): ``independent`` draws
+            or the round's ``consistent`` ones (shared with ``joint_samples``).
     """
 
     def __init__(self, model: Any, pool: Any, candidates: np.ndarray, rng: np.random.Generator,
                  sample_size: int = 10, chunk_size: int | None = None, dataset: Any = None,
-                 scorer: Any = None, score_kwargs: dict[str, Any] | None = None) -> None:
+                 scorer: Any = None, score_kwargs: dict[str, Any] | None = None,
+                 samples: str = "independent") -> None:
         self.model = model
+        self.samples_kind = check_samples(samples)
         self.pool = pool
         self.candidates = np.asarray(candidates, dtype=np.int64)
         self.rng = rng
@@ -161,6 +186,13 @@ class RoundView:
     def _compute_scores(self, strategy: QueryStrategy) -> np.ndarray:
         inputs = self.candidate_inputs()
         own = self._scorer or _own_scorer(self.model)
+        if self.samples_kind == "consistent":
+            if own is not None:
+                raise ValueError(
+                    f"samples='consistent' scores '{strategy.name}' on the round's consistent samples, "
+                    "but this model (or set_fn) scores points its own way; use samples='independent'."
+                )
+            return self._consistent_scores(strategy)
         if own is not None:
             fn = own if self._scorer is not None else own(strategy.name)
             if fn is None:
@@ -179,6 +211,23 @@ class RoundView:
                 )
             return out
         return point_scores(self.model, inputs, strategy, self.sample_size, self.chunk_size)
+
+    def _consistent_scores(self, strategy: QueryStrategy) -> np.ndarray:
+        """Scores on the round's consistent samples: reduced inside the model's compiled
+        consistent sampler where it has one, else from ``joint_samples`` (shared with a joint
+        strategy of the same round)."""
+        joint = self._cache.get("joint")
+        if joint is None and _in_graph(self.model, "consistent_score_chunks"):
+            from .graph_scores import graph_reduction
+
+            reduction = graph_reduction(strategy, max(2, self.model.num_outputs()))
+            if reduction is not None:
+                scores = np.empty(len(self), dtype=np.float64)
+                for start, stop, values in self.model.consistent_score_chunks(
+                        self.candidate_inputs(), self.sample_size, self._joint_seed, reduction, self.chunk_size):
+                    scores[start:stop] = values
+                return scores
+        return strategy.scores(self.joint_samples())
 
     # ------------------------------------------------------------------ samples
     def samples(self) -> np.ndarray:

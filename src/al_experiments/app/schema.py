@@ -31,6 +31,13 @@ class Scaling(Enum):
     standard = "standard"  # zero mean, unit variance per feature
 
 
+class Samples(Enum):
+    """Which predictive samples per-point scores use (``acquisition.round.SAMPLE_KINDS``)."""
+
+    independent = "independent"  # a fresh dropout draw per point and sample
+    consistent = "consistent"  # one draw per sample for the whole round: copies tie
+
+
 # ----------------------------------------------------------------------------- dataset
 @dataclass
 class BundledLoaderConf:
@@ -142,6 +149,8 @@ class QueryConf:
     sample_size: int = 10
     batch_size: Optional[int] = None
     pool_subset: Optional[int] = None
+    # Which samples per-point scores (and power_*) are computed on; logged, and a report column.
+    samples: Samples = Samples.independent
     # The strategy's own settings (listed with their defaults in conf/query/<name>.yaml), e.g.
     # query.options.temperature=0.5; see AcquisitionFunction.
     options: Dict[str, Any] = field(default_factory=dict)

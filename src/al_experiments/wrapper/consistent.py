@@ -342,8 +342,10 @@ class ConsistentSampler:
         noise_specs = tuple(tf.TensorSpec([None, spec.width, *spec.shape], tf.float32) for spec in self.specs)
         self._noise_fn = compiled_function(self._draw_noise, input_signature=[
             tf.TensorSpec([2], tf.int64), tf.TensorSpec([], tf.int32)])
+        self._noise_specs = noise_specs
         self._forward_fn = compiled_function(self._forward, input_signature=[
             self._x_spec, tf.TensorSpec([], tf.int32), noise_specs])
+        self._score_fns: dict[Any, Any] = {}
         self.forward_seconds = 0.0
 
     def _draw_noise(self, key, samples):
@@ -374,9 +376,38 @@ class ConsistentSampler:
         """The noise tensors of samples 0..T-1 under ``seed``, one ``(T, K, *shape)`` per layer."""
         return self._noise_fn(tf.constant(stateless_key(seed)), tf.constant(int(samples), tf.int32))
 
-    def chunks(self, inputs: Any, samples: int, seed: int, batch_size: int | None = None):
-        """Yield ``(start, stop, probs)`` with probs ``(stop - start, T, C)``; the noise is
-        drawn once for all chunks."""
+    def _score_fn(self, reduction):
+        """The chunk function followed by ``reduction`` (``acquisition.graph_scores``), so a
+        chunk's ``(B, T, C)`` samples never leave the graph; one per reduction."""
+        fn = self._score_fns.get(reduction)
+        if fn is None:
+            from al_experiments.acquisition.graph_scores import reduce_with_checks
+
+            def scored(x, samples, noise):
+                out = self._forward(x, samples, noise)
+                if out.shape[-1] == 1:  # one sigmoid unit: the two class probabilities [1 - p, p]
+                    out = tf.concat([1.0 - out, out], axis=-1)
+                return reduce_with_checks(out, reduction)
+
+            fn = self._score_fns[reduction] = compiled_function(scored, input_signature=[
+                self._x_spec, tf.TensorSpec([], tf.int32), self._noise_specs])
+        return fn
+
+    def score_chunks(self, inputs: Any, samples: int, seed: int, reduction, classes: int,
+                     batch_size: int | None = None):
+        """Yield ``(start, stop, scores)``: each chunk's consistent samples reduced inside the
+        compiled call (checked as ``functions.check_probs`` checks them on the host)."""
+        from al_experiments.acquisition.functions import check_value_range
+
+        for start, stop, (scores, (nonfinite, lo, hi)) in self.chunks(inputs, samples, seed, batch_size,
+                                                                       self._score_fn(reduction)):
+            check_value_range(int(nonfinite), float(lo), float(hi), (stop - start, samples, classes))
+            yield start, stop, scores
+
+    def chunks(self, inputs: Any, samples: int, seed: int, batch_size: int | None = None, fn=None):
+        """Yield ``(start, stop, probs)`` with probs ``(stop - start, T, C)`` (or what ``fn``, a
+        compiled function of the same arguments, returns); the noise is drawn once for all
+        chunks."""
         if samples < 1:
             raise ValueError(f"sample_size must be >= 1, got {samples}.")
         if batch_size is not None and batch_size < 1:
@@ -389,7 +420,8 @@ class ConsistentSampler:
         for start in range(0, n, size):
             stop = min(n, start + size)
             began = time.perf_counter()
-            out = self._forward_fn(np.asarray(inputs[start:stop], dtype=dtype), t, noise).numpy()
+            out = (fn or self._forward_fn)(np.asarray(inputs[start:stop], dtype=dtype), t, noise)
+            out = out.numpy() if not isinstance(out, tuple) else tuple(part.numpy() for part in out)
             self.forward_seconds += time.perf_counter() - began
             yield start, stop, out
 

@@ -152,6 +152,17 @@ class PredictionMixin:
         sampler = self._sampler(self.stochastic())
         return sampler.score_chunks(inputs, int(sample_size), reduction, classes, batch_size)
 
+    def consistent_score_chunks(self, inputs: Any, sample_size: int, seed: int, reduction: Callable,
+                                batch_size: int | None = None):
+        """Yield ``(start, stop, values)``: ``consistent_samples(inputs, sample_size, seed)`` of
+        each chunk reduced inside the compiled consistent sampler (the samples never reach the
+        host). Only where ``scores_in_graph()``; a deterministic network repeats its prediction."""
+        classes = max(2, self.num_outputs())
+        if not self.stochastic():
+            return self.reduced_score_chunks(inputs, sample_size, reduction, batch_size)
+        return self._consistent_sampler().score_chunks(inputs, int(sample_size), int(seed), reduction, classes,
+                                                       batch_size)
+
     def get_query_fn(self, name: str) -> Callable[..., np.ndarray] | None:
         """tf_al's scorer: ``fn(inputs, sample_size=..., batch_size=...) -> scores`` for a
         per-point query function, chunk by chunk. None for ``random``; a batch strategy has no
