@@ -268,6 +268,18 @@ def test_strategy_options_and_repeats_are_checked_before_any_work(overrides, mat
     assert "\n" not in str(info.value)
 
 
+def test_query_samples_reach_the_acquisition_function_and_a_wrong_kind_is_refused():
+    from al_experiments.app.build import build_query
+
+    cfg = compose("config", overrides=["query=power_bald", "query.samples=consistent"])
+    validate(cfg)
+    query = build_query(cfg)
+    assert query.samples == "consistent" and query.samples_used() == "consistent"
+    assert build_query(compose("config", overrides=["query=coreset"])).samples_used() == "deterministic"
+    with pytest.raises(Exception, match="joint"):
+        compose("config", overrides=["query.samples=joint"])
+
+
 def test_query_options_reach_the_acquisition_function():
     from al_experiments.app.build import build_query
 
@@ -297,6 +309,11 @@ def test_repeated_pool_holds_noisy_copies_and_leaves_test_alone():
     residual = xn - xr
     assert abs(residual.std() - 0.1) < 0.005 and abs(residual.mean()) < 0.005
     assert not np.allclose(residual[:n], residual[n:2 * n])  # each copy has its own noise
+    assert residual[:n].std() > 0.09  # the first copy too
+    # The pool knows its copies: a batch of four holding two copies of image 5 counts one.
+    np.testing.assert_array_equal(noisy.copy_of, np.tile(np.arange(n), 3))
+    assert noisy.copies_in([5, n + 5, 6, 7]) == 1 and noisy.copies_in([5, n + 5, 2 * n + 5, 7]) == 2
+    assert plain.copy_of is None and plain.copies_in([1, 2]) is None
     for split in ("get_test_split", "get_eval_split"):
         for a, b in zip(getattr(plain, split)(), getattr(noisy, split)()):
             assert (a is None and b is None) or np.array_equal(a, b)

@@ -122,6 +122,25 @@ def test_run_history_columns_on_a_short_last_round(digits, quick):
     assert loop.collect_meta_params()["iterations"] == 9  # rounds, not 85 points (B16)
 
 
+def test_copies_in_each_selected_batch_are_counted_where_the_pool_knows_them(digits, quick):
+    # 30 images, each three times in the pool (copies at i, 30 + i, 60 + i): random picks of 10
+    # out of 90 counted against a direct count; a pool without copy ids gets no column.
+    xtr, _, ytr, _ = digits
+    x, y = np.concatenate([xtr[:30]] * 3), np.concatenate([ytr[:30]] * 3)
+    loop = ActiveLearningLoop(quick, Dataset(x, y, init_size=10, copy_of=np.tile(np.arange(30), 3)), "random",
+                              step_size=10, max_rounds=3, seed=4)
+    history = loop.run()
+    for step in history:
+        picked = np.asarray(step["indices_selected"]) % 30
+        assert step["copies_selected"] == len(picked) - len(set(picked.tolist()))
+    assert sum(step["copies_selected"] for step in history) > 0  # the count is not trivially 0
+    plain = ActiveLearningLoop(quick, Dataset(x, y, init_size=10), "random", step_size=10, max_rounds=1, seed=4)
+    assert "copies_selected" not in plain.run()[0]
+    assert loop.collect_meta_params()["samples"] == "none"
+    with pytest.raises(ValueError, match="copy_of must hold one integer id per train-pool point"):
+        Dataset(x, y, copy_of=np.arange(5))
+
+
 @pytest.mark.parametrize("max_rounds, expected", [(3, 3), (0, 0), (50, 9)])
 def test_max_rounds_caps_len(digits, quick, max_rounds, expected):
     xtr, _, ytr, _ = digits

@@ -3,6 +3,7 @@ experiment and by parent run) and from the sweep's metrics directory: the same t
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -41,10 +42,11 @@ def parent_artifacts(tmp: Path, run_id: str) -> list[str]:
 
 @pytest.fixture(scope="module")
 def sweep(tmp_path_factory):
-    """A 2 strategies x 2 seeds smoke sweep with report=true; what the callback left behind is
-    recorded before any test logs to the parent run again."""
+    """A 2 strategies x 2 seeds smoke sweep with report=true, on a pool that holds every image
+    twice (so each round counts its copies); what the callback left behind is recorded before
+    any test logs to the parent run again."""
     tmp = tmp_path_factory.mktemp("report_sweep")
-    result = run_cli(tmp, "-m", *QUICK, "query=random,bald", "seed=0,1", "report=true")
+    result = run_cli(tmp, "-m", *QUICK, "query=random,bald", "seed=0,1", "report=true", "dataset.repeat=2")
     assert result.returncode == 0, result.stderr[-3000:]
     [parent] = [r for r in mlflow_runs(tmp) if r.data.tags.get("run_kind") == "sweep"]
     return {"tmp": tmp, "parent": parent, "artifacts": parent_artifacts(tmp, parent.info.run_id),
@@ -68,6 +70,11 @@ def test_report_true_writes_the_sweep_report_and_logs_it_to_the_parent(sweep):
     assert "## digits / mc_dropout_mlp" in text and "| random | 2 |" in text and "| bald | 2 |" in text
     assert "not reached in 2 of 2" in text  # 0.9 after 30 labels and 5 epochs: never
     assert "Paired comparison with random" in text
+    # What each strategy ran on, and the copies in its batches (mean over rounds, then seeds).
+    head = next(line for line in text.splitlines() if line.startswith("| strategy | seeds |"))
+    assert head.endswith("| samples | copies per batch |")
+    assert re.search(r"^\| random \| 2 \|.*\| none \| \d\.\d\d ± \d\.\d\d \|$", text, re.M), text
+    assert re.search(r"^\| bald \| 2 \|.*\| independent \| \d\.\d\d ± \d\.\d\d \|$", text, re.M), text
 
 
 def test_mlflow_and_csv_sources_give_the_same_tables(sweep):
@@ -91,6 +98,8 @@ def test_mlflow_and_csv_sources_give_the_same_tables(sweep):
     summary_csv = tables["csv"][0].splitlines()
     assert [row.split(",")[2] for row in summary_csv[1:]] == ["random", "bald"]
     assert all(row.split(",")[3] == "2" for row in summary_csv[1:])  # two seeds each
+    assert [row.split(",")[-3] for row in summary_csv[1:]] == ["none", "independent"]
+    assert all(row.split(",")[-2] for row in summary_csv[1:])  # copies per batch from either source
     assert "labels to 12%" in tables["csv"][2]
     assert "logged to MLflow run " + parent_id in runs["parent"].stderr
     assert "logged to MLflow run" not in runs["experiment"].stderr + runs["csv"].stderr

@@ -172,11 +172,12 @@ def test_tables_show_not_reached_and_partial_counts():
     assert "| not reached in 3 of 3 |" in text
     assert "initial set included" in text
     rows = summary_csv(report).splitlines()
-    assert rows[0].split(",")[-8:] == [
+    assert rows[0].split(",")[-11:-3] == [
         "labels_to_0.75_median", "labels_to_0.75_mean_of_reached", "labels_to_0.75_std_of_reached",
         "labels_to_0.75_reached", "labels_to_0.95_median", "labels_to_0.95_mean_of_reached",
         "labels_to_0.95_std_of_reached", "labels_to_0.95_reached"]
-    assert rows[1].split(",")[-8:] == ["40", "35", "7.071067812", "2", "", "", "", "0"]
+    assert rows[1].split(",")[-11:-3] == ["40", "35", "7.071067812", "2", "", "", "", "0"]
+    assert rows[0].split(",")[-3:] == ["samples", "copies_per_batch_mean", "copies_per_batch_std"]
     assert comparison_csv(report).splitlines() == [comparison_csv(report).splitlines()[0]]  # no baseline pairs
 
 
@@ -258,3 +259,22 @@ def test_mean_curve_standard_error_by_hand():
     curve = stats.mean_curve([([20, 30], [0.5, 0.7]), ([20, 30], [0.7, 0.7])])
     assert curve.se[0] == pytest.approx(np.std([0.5, 0.7], ddof=1) / math.sqrt(2))  # 0.1
     assert curve.se[1] == 0.0
+
+
+def test_one_strategy_on_two_kinds_of_samples_is_two_strategies_with_their_copies():
+    from dataclasses import replace
+
+    curves = [replace(_curve("bald", s, [0.5, 0.6, 0.7]), samples=kind, copies=copies)
+              for s in (0, 1) for kind, copies in (("consistent", 4.0 + s), ("independent", 1.0))]
+    curves += [replace(_curve("random", s, [0.5, 0.55, 0.6]), samples="none", copies=0.0) for s in (0, 1)]
+    report = analyse(_set(curves), targets=[0.9])
+    [section] = report.sections
+    assert section.strategies == ["random", "bald (consistent)", "bald (independent)"]
+    assert section.samples["bald (consistent)"] == "consistent"
+    assert section.copies["bald (consistent)"].mean == 4.5 and section.copies["bald (independent)"].mean == 1.0
+    text = markdown(report)
+    assert "| bald (consistent) | 2 | 0.700 ± 0.000 | 0.600 ± 0.000 | not reached in 2 of 2 | consistent | " \
+           "4.50 ± 0.71 |" in text
+    # Without copies or samples known, neither column appears.
+    plain = markdown(analyse(_set([_curve("random", 0, [0.5, 0.6, 0.7])]), targets=[0.9]))
+    assert "| samples |" not in plain and "copies per batch" not in plain

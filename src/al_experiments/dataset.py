@@ -28,6 +28,9 @@ class Dataset:
         init_indices: Explicit pool indices of the initial labelled set (overrides ``init_size``).
         train_size, test_size, val_size: Split sizes when splitting ``inputs`` here.
         seed: Seed of the split; by default drawn from NumPy's global RNG.
+        copy_of: For a pool that holds copies of points (repeated data): one id per pool point,
+            equal for copies of one original. The loop then counts the copies in each selected
+            batch (``copies_selected``). None: no copies known.
     """
 
     def __init__(
@@ -42,6 +45,7 @@ class Dataset:
         test_size: float | int | None = None,
         val_size: float | int | None = None,
         seed: int | None = None,
+        copy_of: Any = None,
     ) -> None:
         if targets is not None:
             check_pair("Train", inputs, targets)
@@ -74,6 +78,15 @@ class Dataset:
                 "lower init_size or add data."
             )
         self.init_size = int(init_size)
+        self.copy_of = None
+        if copy_of is not None:
+            groups = np.asarray(copy_of)
+            if groups.shape != (len(x_train),) or groups.dtype.kind not in "iu":
+                raise ValueError(
+                    f"copy_of must hold one integer id per train-pool point ({len(x_train)}); got an array "
+                    f"of shape {groups.shape} and dtype {groups.dtype}."
+                )
+            self.copy_of = groups
         self.init_indices = None
         if init_indices is not None:
             idx = as_index_array(init_indices, len(x_train))
@@ -97,6 +110,14 @@ class Dataset:
 
     def get_init_size(self) -> int:
         return self.init_size
+
+    def copies_in(self, indices: Any) -> int | None:
+        """How many of the pool ``indices`` are copies of another one among them (a batch of
+        10 holding three copies of one image counts 2); None where the pool's copies are unknown."""
+        if self.copy_of is None:
+            return None
+        groups = self.copy_of[np.asarray(indices, dtype=np.int64)]
+        return int(len(groups) - len(np.unique(groups)))
 
     def get_init_indices(self) -> np.ndarray | None:
         return self.init_indices

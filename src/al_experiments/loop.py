@@ -140,14 +140,20 @@ class ActiveLearningLoop:
 
     def __next__(self) -> Row:
         """One round: returns tf_al's eight-key step dict, and records it in ``history`` with
-        ``iteration``, ``labeled_pool_size`` and ``unlabeled_pool_size`` added, so a loop
-        iterated by hand checkpoints and resumes like one that was ``run()``."""
+        ``iteration``, ``labeled_pool_size`` and ``unlabeled_pool_size`` added (and
+        ``copies_selected`` where the dataset knows the pool's copies), so a loop iterated by
+        hand checkpoints and resumes like one that was ``run()``."""
         if not self.has_next():
             raise StopIteration
         labelled_before = self.pool.get_length_labeled()
         step = self._round()
-        self.history.append({**step, "iteration": self.i, "labeled_pool_size": labelled_before,
-                             "unlabeled_pool_size": self.pool.get_length_unlabeled()})
+        row = {**step, "iteration": self.i, "labeled_pool_size": labelled_before,
+               "unlabeled_pool_size": self.pool.get_length_unlabeled()}
+        copies = getattr(self.dataset, "copies_in", None)
+        copies = copies(step["indices_selected"]) if copies is not None else None
+        if copies is not None:
+            row["copies_selected"] = copies
+        self.history.append(row)
         return step
 
     def step(self) -> Row:
@@ -283,10 +289,12 @@ class ActiveLearningLoop:
 
     # ---------------------------------------------------------------- names and meta
     def collect_meta_params(self) -> dict[str, Any]:
-        """Meta information for ``.meta.json``: rounds, step size, actual initial set."""
+        """Meta information for ``.meta.json``: rounds, step size, actual initial set, and
+        what the strategy's choice rests on (``AcquisitionFunction.samples_used``)."""
         return {
             "iterations": len(self),
             "step_size": self.step_size,
+            "samples": self.query_fn.samples_used(),
             "initial_size": int(len(self.initial_indices)),
             "initial_indices": [int(i) for i in self.initial_indices],
         }

@@ -17,7 +17,7 @@ from omegaconf import DictConfig
 
 from al_experiments.app.errors import ConfigError, DataError
 from al_experiments.app.reuse import LAST_MODEL, architecture_key
-from al_experiments.app.schema import Scaling
+from al_experiments.app.schema import Samples, Scaling
 from al_experiments.datasets import DatasetFileError, RawData
 
 
@@ -81,17 +81,18 @@ def _scale(scaling: Scaling, train: np.ndarray, *others: np.ndarray | None) -> l
 
 
 def repeat_pool(x: np.ndarray, y: np.ndarray, repeat: int, noise: float,
-                seed: int) -> tuple[np.ndarray, np.ndarray]:
+                seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """The training pool with every point ``repeat`` times (copies follow the originals as
-    blocks), each copy plus Gaussian noise of standard deviation ``noise``, seeded by ``seed``."""
+    blocks), each copy, the first included, plus its own Gaussian noise of standard deviation
+    ``noise``, seeded by ``seed``; and each pool point's original (None for a plain pool)."""
     if repeat == 1 and noise == 0:
-        return x, y
+        return x, y, None
     x_rep = np.concatenate([x] * int(repeat), axis=0)
     y_rep = np.concatenate([np.asarray(y)] * int(repeat), axis=0)
     if noise > 0:
         rng = np.random.default_rng(np.random.SeedSequence([int(seed) % 2**32, 0x5EED]))
         x_rep = (x_rep + rng.normal(0.0, float(noise), size=x_rep.shape)).astype(x.dtype, copy=False)
-    return x_rep, y_rep
+    return x_rep, y_rep, np.tile(np.arange(len(x), dtype=np.int64), int(repeat))
 
 
 def build_dataset(cfg: DictConfig) -> tuple[Any, DataInfo]:
@@ -117,7 +118,7 @@ def build_dataset(cfg: DictConfig) -> tuple[Any, DataInfo]:
     x_test, y_test = split.get_test_split()
     x_val, y_val = split.get_eval_split()
     x_train, x_test, x_val = _scale(data_cfg.scaling, np.asarray(x_train), x_test, x_val)
-    x_train, y_train = repeat_pool(x_train, y_train, data_cfg.repeat, data_cfg.repeat_noise, split_seed)
+    x_train, y_train, copy_of = repeat_pool(x_train, y_train, data_cfg.repeat, data_cfg.repeat_noise, split_seed)
 
     init_size, step_size = int(cfg.loop.init_size), int(cfg.loop.step_size)
     if init_size > len(x_train):
@@ -135,7 +136,7 @@ def build_dataset(cfg: DictConfig) -> tuple[Any, DataInfo]:
         x_train, y_train,
         test=None if x_test is None else (x_test, y_test),
         val=None if x_val is None else (x_val, y_val),
-        init_size=init_size,
+        init_size=init_size, copy_of=copy_of,
     )
     train_n, test_n, val_n = dataset.get_split_ratio()
     info = DataInfo(
@@ -192,7 +193,7 @@ def build_query(cfg: DictConfig) -> Any:
     query = cfg.query
     try:
         return AcquisitionFunction(query.name, batch_size=query.batch_size, pool_subset=query.pool_subset,
-                                   options=dict(query.options))
+                                   options=dict(query.options), samples=Samples(query.samples).value)
     except UnknownQueryError as exc:
         raise ConfigError(f"query.name={query.name!r} is not a query function: {exc}") from None
     except (TypeError, ValueError) as exc:

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from al_experiments.report import stats
-from al_experiments.report.curves import Curve, CurveSet, check_one_run_per_seed
+from al_experiments.report.curves import Curve, CurveSet, check_one_run_per_seed, label_samples
 
 DEFAULT_TARGETS = (0.90, 0.95)  # Gal et al. (2017): labels needed for 10% and 5% test error
 DEFAULT_BASELINE = "random"
@@ -35,6 +35,8 @@ class Section:
     comparisons: dict[str, stats.Comparison]  # every strategy but the baseline
     notes: list[str] = field(default_factory=list)
     seed_curves: dict[str, dict[str, tuple]] = field(default_factory=dict)  # strategy -> seed -> (x, y)
+    samples: dict[str, str] = field(default_factory=dict)  # strategy -> what it ran on ("" unknown)
+    copies: dict[str, stats.Spread] = field(default_factory=dict)  # strategy -> copies per batch, over seeds
 
 
 @dataclass
@@ -58,13 +60,14 @@ def analyse(curve_set: CurveSet, targets: Sequence[float] = DEFAULT_TARGETS,
     """
     if band not in BANDS:
         raise ValueError(f"band={band!r} is not one of {', '.join(BANDS)}.")
-    check_one_run_per_seed(curve_set.curves)
-    pairs = sorted({(c.dataset, c.model) for c in curve_set.curves})
+    curves = label_samples(curve_set.curves)
+    check_one_run_per_seed(curves)
+    pairs = sorted({(c.dataset, c.model) for c in curves})
     sections = [
-        _section(d, m, [c for c in curve_set.curves if (c.dataset, c.model) == (d, m)], targets, baseline)
+        _section(d, m, [c for c in curves if (c.dataset, c.model) == (d, m)], targets, baseline)
         for d, m in pairs
     ]
-    return Report(sections, curve_set.metric, curve_set.source, len(curve_set.curves),
+    return Report(sections, curve_set.metric, curve_set.source, len(curves),
                   tuple(float(t) for t in targets), baseline, list(curve_set.notes), band)
 
 
@@ -93,4 +96,8 @@ def _section(dataset: str, model: str, curves: list[Curve], targets: Sequence[fl
             f"The runs do not share one label grid ({len(grids)} grids: {'; '.join(spans[:4])}); each AULC "
             "is over its own run's label range, so AULCs from different grids are not strictly comparable."
         )
-    return Section(dataset, model, strategies, summaries, mean_curves, comparisons, notes, by_strategy)
+    samples = {s: ", ".join(sorted({c.samples for c in curves if c.strategy == s} - {""})) for s in strategies}
+    copies = {s: stats.mean_std(c.copies for c in curves if c.strategy == s and c.copies is not None)
+              for s in strategies}
+    return Section(dataset, model, strategies, summaries, mean_curves, comparisons, notes, by_strategy,
+                   samples, {s: spread for s, spread in copies.items() if spread.n})

@@ -51,6 +51,10 @@ class Curve:
     run: str  # MLflow run id or CSV file name: where to look
     x: np.ndarray
     y: np.ndarray
+    # What the strategy's choice rested on (independent or consistent samples, ...); "" unknown.
+    samples: str = ""
+    # Mean copies per selected batch over the run's rounds, where the pool's copies were known.
+    copies: float | None = None
 
 
 @dataclass
@@ -91,11 +95,16 @@ def pick_metric(available: Iterable[str], requested: str | None) -> str:
     )
 
 
+COPIES_KEY = "copies_selected"
+
+
 def _make_curve(dataset: str, model: str, strategy: str, seed: str, run: str,
-                points: Sequence[tuple[float, float]]) -> Curve:
+                points: Sequence[tuple[float, float]], samples: str = "",
+                copies: Sequence[float] = ()) -> Curve:
     points = sorted(points)
     return Curve(dataset, model, strategy, seed, run,
-                 np.array([p[0] for p in points], dtype=float), np.array([p[1] for p in points], dtype=float))
+                 np.array([p[0] for p in points], dtype=float), np.array([p[1] for p in points], dtype=float),
+                 samples=samples, copies=float(np.mean(copies)) if len(copies) else None)
 
 
 def _unfinished_note(kinds: Counter, source_kind: str) -> list[str]:
@@ -141,8 +150,11 @@ def load_mlflow(
             notes.append(f"run {run.info.run_id} ({run.info.run_name}) has no {key} rounds; skipped.")
             continue
         tags = run.data.tags
+        copies = [c for _, c in _joined_history(client, run.info.run_id, COPIES_KEY)] \
+            if COPIES_KEY in run.data.metrics else []
         curves.append(_make_curve(tags.get("dataset", "unknown"), tags.get("model", "unknown"),
-                                  tags["query"], tags["seed"], run.info.run_id, points))
+                                  tags["query"], tags["seed"], run.info.run_id, points,
+                                  samples=tags.get("samples", ""), copies=copies))
     parents = {r.data.tags.get("mlflow.parentRunId") for r in runs}
     sweep_parent = parent_run or (parents.pop() if len(parents) == 1 else None)
     return CurveSet(curves, key, source, notes, tracking_uri=uri, parent_run_id=sweep_parent)
@@ -276,8 +288,10 @@ def load_metrics_dir(path: str | os.PathLike[str], metric: str | None = None,
         if not points:
             notes.append(f"{csv_path.name} has no {key} rounds; skipped.")
             continue
+        copies = [c for c in (_number(r.get(COPIES_KEY)) for r in rows) if c is not None]
         curves.append(_make_curve(dataset, str(entry.get("model", "unknown")), str(entry["query_fn"]),
-                                  seed, csv_path.name, points))
+                                  seed, csv_path.name, points,
+                                  samples=str((entry.get("params") or {}).get("samples", "")), copies=copies))
     return CurveSet(curves, key, f"metrics directory {folder}", notes)
 
 
@@ -316,6 +330,17 @@ def select(curve_set: CurveSet, dataset: str | None = None, model: str | None = 
             f"(dataset/model found: {', '.join(have) or 'none'})."
         )
     return replace(curve_set, curves=curves)
+
+
+def label_samples(curves: Sequence[Curve]) -> list[Curve]:
+    """Curves of one strategy that ran on different samples (a sweep over ``query.samples``)
+    become separate strategies, ``bald (consistent)`` and ``bald (independent)``; the others
+    keep their names."""
+    kinds: dict[tuple[str, str, str], set[str]] = {}
+    for c in curves:
+        kinds.setdefault((c.dataset, c.model, c.strategy), set()).add(c.samples)
+    return [replace(c, strategy=f"{c.strategy} ({c.samples or 'unknown'})")
+            if len(kinds[(c.dataset, c.model, c.strategy)]) > 1 else c for c in curves]
 
 
 def check_one_run_per_seed(curves: Sequence[Curve]) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Container
 from pathlib import Path
 
 from al_experiments.report import stats
@@ -61,6 +61,11 @@ def markdown(report: Report) -> str:
               "need to detect the observed mean difference, given the observed spread of the differences. "
               f"The bootstrap interval ({stats.BOOTSTRAP_RESAMPLES:,} resamples of the seeds, seed "
               f"{stats.BOOTSTRAP_SEED}) is shown for reference; with few seeds it is too narrow.",
+              "- Samples: what a strategy's choice rested on: per-point scores on independent samples "
+              "(a fresh dropout draw per point) or consistent ones (one draw per sample for the whole "
+              "round, so copies of a point tie), deterministic predictions, or none (random).",
+              "- Copies per batch: picks of a round that copy another pick of the same batch (on a pool "
+              "of repeated data), the mean over rounds, then mean ± std over seeds.",
               f"- Learning curves: mean over seeds with {BAND_WORDS[report.band]} where at least 2 seeds "
               "have that number of labels.", ""]
     return "\n".join(lines)
@@ -76,12 +81,18 @@ def results_markdown(report: Report) -> str:
 
 def _section_markdown(section: Section, report: Report) -> list[str]:
     head = ["strategy", "seeds", "final accuracy", "AULC", *(f"labels to {target_label(t)}" for t in report.targets)]
+    show_samples, show_copies = any(section.samples.values()), bool(section.copies)
+    head += ["samples"] * show_samples + ["copies per batch"] * show_copies
     rows = []
     for name in section.strategies:
         s = section.summaries[name]
-        rows.append([name, str(s.seeds), _pm(s.final, 3), _pm(s.aulc, 3), *(_target_cell(t) for t in s.targets)])
+        extra = [section.samples.get(name) or "–"] * show_samples
+        extra += [_pm(section.copies[name], 2) if name in section.copies else "–"] * show_copies
+        rows.append([name, str(s.seeds), _pm(s.final, 3), _pm(s.aulc, 3), *(_target_cell(t) for t in s.targets),
+                     *extra])
     lines = [f"## {section.dataset} / {section.model}", "", "Summary over seeds (mean ± std):", "",
-             *_md_table(head, rows, right=range(1, len(head))), ""]
+             *_md_table(head, rows, right={*range(1, 4 + len(report.targets)), len(head) - 1 if show_copies else 0}),
+             ""]
     if section.comparisons:
         head = ["strategy", "paired seeds", f"wins over {report.baseline}", "AULC difference (mean)",
                 "95% bootstrap CI", "paired t-test", "Holm-adjusted", "seeds for 80% power", "verdict"]
@@ -95,7 +106,7 @@ def _section_markdown(section: Section, report: Report) -> list[str]:
     return lines
 
 
-def _md_table(head: list[str], rows: list[list[str]], right: range) -> list[str]:
+def _md_table(head: list[str], rows: list[list[str]], right: Container[int]) -> list[str]:
     align = ["---:" if i in right else "---" for i in range(len(head))]
     return ["| " + " | ".join(r) + " |" for r in (head, align, *rows)]
 
@@ -165,6 +176,7 @@ def summary_csv(report: Report) -> str:
     for t in report.targets:
         header += [f"labels_to_{t:g}_median", f"labels_to_{t:g}_mean_of_reached", f"labels_to_{t:g}_std_of_reached",
                    f"labels_to_{t:g}_reached"]
+    header += ["samples", "copies_per_batch_mean", "copies_per_batch_std"]
     rows = []
     for section in report.sections:
         for name in section.strategies:
@@ -173,6 +185,8 @@ def summary_csv(report: Report) -> str:
                                  s.aulc.mean, s.aulc.std]
             for t in s.targets:
                 row += [t.median, t.labels.mean, t.labels.std, t.reached]
+            copies = section.copies.get(name)
+            row += [section.samples.get(name, ""), copies.mean if copies else None, copies.std if copies else None]
             rows.append(row)
     return _csv_text(header, rows)
 
