@@ -5,6 +5,9 @@
 * ``consistent_samples``: the consistent twin (one mask per sample t shared by every point, drawn
   once per call from (seed, t); see ``wrapper/consistent.py``).
 
+* BALD scores of the pool from each (``query.samples=independent|consistent``): reduced inside
+  the compiled call, so only N scores leave it.
+
 Cases: the digits MLP (64-128-10, dropout 0.5) on N = 10,000 tiled digits with T = 20 and 100,
 and Gal et al.'s CNN (conf/model/mc_dropout_cnn.yaml: 32 4x4 filters twice, 2x2 max-pool,
 dropout 0.25, dense 128, dropout 0.5) on N = 2,000 random 28x28 images with T = 20. Each figure
@@ -69,7 +72,15 @@ def main() -> None:
 
     import tensorflow as tf
 
+    from al_experiments.acquisition.round import RoundView
+    from al_experiments.pool import Pool
     from al_experiments.wrapper import McDropout
+
+    def bald_scores(wrapper, inputs, samples, kind, seed):
+        pool = Pool(inputs, np.zeros(len(inputs), dtype=np.int64))
+        view = RoundView(wrapper, pool, np.arange(len(inputs)), np.random.default_rng(seed),
+                         sample_size=samples, samples=kind)
+        return view.scores("bald")
 
     device = "GPU" if tf.config.list_physical_devices("GPU") else f"CPU ({os.cpu_count()} cores)"
     rows = []
@@ -79,16 +90,23 @@ def main() -> None:
         independent = median_seconds(lambda: wrapper.predictive_samples(inputs, samples), args.repeats)
         consistent = median_seconds(lambda: wrapper.consistent_samples(inputs, samples, seed=next(seeds)),
                                     args.repeats)
+        scores = {kind: median_seconds(lambda: bald_scores(wrapper, inputs, samples, kind, next(seeds)), args.repeats)
+                  for kind in ("independent", "consistent")}
         rows.append({"network": name, "N": len(inputs), "T": samples, "independent_s": independent,
-                     "consistent_s": consistent, "consistent_over_independent": consistent / independent})
+                     "consistent_s": consistent, "consistent_over_independent": consistent / independent,
+                     "bald_independent_s": scores["independent"], "bald_consistent_s": scores["consistent"],
+                     "bald_consistent_over_independent": scores["consistent"] / scores["independent"]})
 
     print(f"MC sampling on {device}, TF {tf.__version__}; median of {args.repeats} after a warm-up")
-    header = f"{'network':<22} {'N':>6} {'T':>4} {'independent s':>14} {'consistent s':>13} {'ratio c/i':>10}"
+    header = (f"{'network':<22} {'N':>6} {'T':>4} {'independent s':>14} {'consistent s':>13} {'ratio c/i':>10}"
+              f" {'BALD indep. s':>14} {'BALD consis. s':>15} {'ratio c/i':>10}")
     print(header)
     print("-" * len(header))
     for row in rows:
         print(f"{row['network']:<22} {row['N']:>6} {row['T']:>4} {row['independent_s']:>14.3f} "
-              f"{row['consistent_s']:>13.3f} {row['consistent_over_independent']:>10.2f}")
+              f"{row['consistent_s']:>13.3f} {row['consistent_over_independent']:>10.2f} "
+              f"{row['bald_independent_s']:>14.3f} {row['bald_consistent_s']:>15.3f} "
+              f"{row['bald_consistent_over_independent']:>10.2f}")
     if args.json:
         with open(args.json, "w") as handle:
             json.dump({"device": device, "rows": rows}, handle, indent=2)

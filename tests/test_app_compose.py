@@ -259,6 +259,8 @@ def test_init_size_larger_than_pool_is_rejected_when_building():
     (["query=coreset", "+query.options.temperature=1"], r"query\.options: .*'coreset' got unknown option"),
     (["query=epig", "query.options.target=validation"], r"target=validation needs a validation split"),
     (["dataset.repeat=0"], r"dataset\.repeat=0"),
+    (["model.fit.patience=3"], r"model\.fit\.patience=3 stops training on the validation split, but there is none"),
+    (["model.fit.epoch_samples=0"], r"model\.fit\.epoch_samples=0"),
     (["dataset.repeat_noise=-0.1"], r"dataset\.repeat_noise=-0.1"),
 ])
 def test_strategy_options_and_repeats_are_checked_before_any_work(overrides, match):

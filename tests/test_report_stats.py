@@ -275,6 +275,7 @@ def test_one_strategy_on_two_kinds_of_samples_is_two_strategies_with_their_copie
     text = markdown(report)
     assert "| bald (consistent) | 2 | 0.700 ± 0.000 | 0.600 ± 0.000 | not reached in 2 of 2 | consistent | " \
            "4.50 ± 0.71 |" in text
+    assert "| --- | ---: | ---: | ---: | ---: | --- | ---: |" in text  # names left, numbers right
     # Without copies or samples known, neither column appears.
     plain = markdown(analyse(_set([_curve("random", 0, [0.5, 0.6, 0.7])]), targets=[0.9]))
     assert "| samples |" not in plain and "copies per batch" not in plain

@@ -17,7 +17,7 @@ from omegaconf import DictConfig
 
 from al_experiments.app.errors import ConfigError, DataError
 from al_experiments.app.reuse import LAST_MODEL, architecture_key
-from al_experiments.app.schema import Samples, Scaling
+from al_experiments.app.schema import Monitor, Samples, Scaling
 from al_experiments.datasets import DatasetFileError, RawData
 
 
@@ -162,7 +162,8 @@ def model_settings(cfg: DictConfig) -> Any:
     model_cfg = cfg.model
     return Config(
         fit={"epochs": model_cfg.fit.epochs, "batch_size": model_cfg.fit.batch_size,
-             "min_steps": model_cfg.fit.min_steps},
+             "min_steps": model_cfg.fit.min_steps, "patience": model_cfg.fit.patience,
+             "monitor": Monitor(model_cfg.fit.monitor).value, "epoch_samples": model_cfg.fit.epoch_samples},
         query={"sample_size": cfg.query.sample_size},
         eval={"sample_size": model_cfg.eval.sample_size},
     )

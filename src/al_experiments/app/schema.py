@@ -38,6 +38,13 @@ class Samples(Enum):
     consistent = "consistent"  # one draw per sample for the whole round: copies tie
 
 
+class Monitor(Enum):
+    """The validation score early stopping watches."""
+
+    accuracy = "accuracy"  # higher is better (BatchBALD's protocol)
+    loss = "loss"  # the mean negative log-likelihood, lower is better (EPIG's protocol)
+
+
 # ----------------------------------------------------------------------------- dataset
 @dataclass
 class BundledLoaderConf:
@@ -124,6 +131,14 @@ class FitConf:
     # At least this many gradient steps per round (more epochs while the labelled set is
     # small); null: exactly ``epochs``. See al_experiments.wrapper.model.epochs_for_steps.
     min_steps: Optional[int] = None
+    # Early stopping on the validation split (dataset.val_size): stop after this many epochs
+    # without improvement of ``monitor`` and restore the best epoch's weights (``epochs`` is
+    # then the most epochs); null: no early stopping.
+    patience: Optional[int] = None
+    monitor: Monitor = Monitor.accuracy
+    # An epoch as this many labelled points drawn with replacement (BatchBALD's 5,056); null:
+    # one pass over the labelled set.
+    epoch_samples: Optional[int] = None
 
 
 @dataclass
@@ -268,8 +283,14 @@ def validate(cfg: DictConfig) -> None:
         _at_least("query.pool_subset", query.pool_subset, 1)
     _at_least("model.fit.epochs", model.fit.epochs, 1)
     _at_least("model.fit.batch_size", model.fit.batch_size, 1)
-    if model.fit.min_steps is not None:
-        _at_least("model.fit.min_steps", model.fit.min_steps, 1)
+    for key in ("min_steps", "patience", "epoch_samples"):
+        if model.fit[key] is not None:
+            _at_least(f"model.fit.{key}", model.fit[key], 1)
+    if model.fit.patience is not None and not data.val_size:
+        raise ConfigError(
+            f"model.fit.patience={model.fit.patience} stops training on the validation split, but there is "
+            "none: set dataset.val_size (e.g. 100), or model.fit.patience=null."
+        )
     _at_least("model.eval.sample_size", model.eval.sample_size, 1)
     if model.optimizer.learning_rate <= 0:
         raise ConfigError(

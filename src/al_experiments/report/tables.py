@@ -91,8 +91,7 @@ def _section_markdown(section: Section, report: Report) -> list[str]:
         rows.append([name, str(s.seeds), _pm(s.final, 3), _pm(s.aulc, 3), *(_target_cell(t) for t in s.targets),
                      *extra])
     lines = [f"## {section.dataset} / {section.model}", "", "Summary over seeds (mean ± std):", "",
-             *_md_table(head, rows, right={*range(1, 4 + len(report.targets)), len(head) - 1 if show_copies else 0}),
-             ""]
+             *_md_table(head, rows, right={*range(1, 4 + len(report.targets)), *[len(head) - 1] * show_copies}), ""]
     if section.comparisons:
         head = ["strategy", "paired seeds", f"wins over {report.baseline}", "AULC difference (mean)",
                 "95% bootstrap CI", "paired t-test", "Holm-adjusted", "seeds for 80% power", "verdict"]

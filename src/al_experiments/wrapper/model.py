@@ -14,6 +14,7 @@ import math
 import os
 import sys
 import uuid
+from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any
 
@@ -127,6 +128,7 @@ class Model(PredictionMixin, WeightsMixin, ActiveModel):
         self._samplers: dict[bool, Any] = {}
         self._consistent_samplers: dict[bool, Any] = {}  # by "outputs logits"
         self._embedders: dict[tuple, Any] = {}  # by (layer name, outputs logits)
+        self._validation: tuple[Any, Any] | None = None  # the round's validation split (set by reset)
         if getattr(model, "optimizer", None) is not None and getattr(model, "loss", None) is not None:
             self._remember_compile(loss=model.loss, metrics=_compiled_metrics(model))
 
@@ -255,11 +257,77 @@ class Model(PredictionMixin, WeightsMixin, ActiveModel):
 
         The ``fit`` config section supplies defaults; explicit keyword arguments win. With
         ``min_steps``, at least that many gradient steps are taken (more epochs while the
-        labelled set is small; see ``epochs_for_steps``).
+        labelled set is small; see ``epochs_for_steps``). The papers' protocols (see
+        ``TrainingProtocol``): ``patience`` stops training when the validation ``monitor``
+        (``accuracy`` or ``loss``) has not improved for that many epochs and restores the
+        weights of the best epoch (``epochs`` is then the most epochs); ``epoch_samples`` makes
+        an epoch that many labelled points drawn with replacement. The validation split is the
+        round's dataset's (given to ``reset``) or ``validation_data=(x, y)``.
         """
         x, y, params = self._fit_arguments(args, kwargs)
+        protocol = TrainingProtocol.pop_from(params)
         self._ensure_ready()
         y = prepare_targets(y, self._loss, self.num_outputs())
+        if protocol.plain:
+            return self._fit_epochs(x, y, params, derive_seed(self._seed, self._round, "fit"))
+        return self._fit_by_protocol(x, y, params, protocol)
+
+    def _fit_by_protocol(self, x: Any, y: np.ndarray, params: dict[str, Any], protocol: "TrainingProtocol"):
+        """Epoch by epoch: each on its own draw of ``epoch_samples`` points (or the whole
+        labelled set), then, with early stopping, a deterministic validation pass."""
+        validation = protocol.validation if protocol.validation is not None else self._validation
+        if protocol.patience is not None and validation is None:
+            raise ValueError(
+                f"Early stopping (patience={protocol.patience}) needs a validation split: set "
+                "dataset.val_size (or pass validation_data=(x, y)), or set patience to null."
+            )
+        epochs = int(params.pop("epochs", 1))
+        draws = np.random.default_rng(derive_seed(self._seed, self._round, "epoch_samples"))
+        x = np.asarray(x)
+        history: dict[str, list[float]] = {}
+        best_score, best_weights, best_epoch, waited = None, None, 0, 0
+        for epoch in range(1, epochs + 1):
+            if protocol.epoch_samples is not None:
+                rows = draws.integers(0, len(x), int(protocol.epoch_samples))
+                xe, ye = x[rows], y[rows]
+            else:
+                xe, ye = x, y
+            result = self._fit_epochs(xe, ye, {**params, "epochs": 1},
+                                      derive_seed(self._seed, self._round, "fit", epoch))
+            for key, values in dict(getattr(result, "history", result) or {}).items():
+                history.setdefault(key, []).extend(list(values)[-1:])
+            if protocol.patience is None:
+                continue
+            scores = self._validation_scores(*validation)
+            for key, value in scores.items():
+                history.setdefault(f"val_{key}", []).append(value)
+            score = scores["accuracy"] if protocol.monitor == "accuracy" else -scores["loss"]
+            if best_score is None or score > best_score:  # a tie is no improvement
+                best_score, best_weights, best_epoch, waited = score, self._model.get_weights(), epoch, 0
+            else:
+                waited += 1
+                if waited >= protocol.patience:
+                    break
+        if best_weights is not None:
+            self._model.set_weights(best_weights)
+            history["best_epoch"] = [float(best_epoch)]
+        history["epochs_run"] = [float(epoch)]
+        return SimpleNamespace(history=history)
+
+    def _validation_scores(self, x_val: Any, y_val: Any) -> dict[str, float]:
+        """Accuracy and mean negative log-likelihood of the deterministic network (dropout
+        off, as the BatchBALD authors validated) on the validation split."""
+        sampler = self._sampler(False)
+        probs = np.concatenate([mean for _, _, mean in sampler.mean_chunks(x_val, 1, None)], axis=0)
+        y = np.asarray(y_val)
+        ids = y.argmax(axis=-1) if y.ndim == 2 and y.shape[-1] > 1 else y.reshape(-1).astype(np.int64)
+        picked = probs[np.arange(len(ids)), ids]
+        return {"accuracy": float(np.mean(probs.argmax(axis=-1) == ids)),
+                "loss": float(-np.mean(np.log(np.clip(picked, 1e-7, 1.0))))}
+
+    def _fit_epochs(self, x: Any, y: np.ndarray, params: dict[str, Any], seed: int):
+        """``params["epochs"]`` epochs over ``x, y``: the compiled trainer where it applies,
+        else Keras' ``fit``."""
         if self.fast_fit and set(params) <= _FAST_FIT_KEYS and params.get("shuffle", True):
             from al_experiments.wrapper.training import Trainer, fast_path_supported
 
@@ -268,7 +336,7 @@ class Model(PredictionMixin, WeightsMixin, ActiveModel):
                     self._trainer = Trainer(self._model, self._loss, self._metrics, xla=self.xla)
                 history = self._trainer.fit(
                     x, y, epochs=int(params.get("epochs", 1)), batch_size=int(params.get("batch_size", 32)),
-                    seed=derive_seed(self._seed, self._round, "fit"),
+                    seed=seed,
                 )
                 return SimpleNamespace(history=history)
         params.setdefault("verbose", 0)
@@ -301,6 +369,43 @@ class Model(PredictionMixin, WeightsMixin, ActiveModel):
             else:
                 results[metric_name(metric)] = metric_value(metric, y, raw)
         return results
+
+MONITORS = ("accuracy", "loss")
+
+
+@dataclass(frozen=True)
+class TrainingProtocol:
+    """How a round's training is paced beyond plain epochs (the ``fit`` section's keys).
+
+    ``patience``: early stopping on the validation split after that many epochs without an
+    improvement of ``monitor`` (``accuracy``: higher is better; ``loss``: the mean negative
+    log-likelihood, lower is better), restoring the best epoch's weights; None: no early
+    stopping. ``epoch_samples``: an epoch is that many labelled points drawn with replacement
+    (BatchBALD's 5,056), so small labelled sets still get steps; None: one pass over the set.
+    """
+
+    patience: int | None = None
+    monitor: str = "accuracy"
+    epoch_samples: int | None = None
+    validation: tuple[Any, Any] | None = None
+
+    @classmethod
+    def pop_from(cls, params: dict[str, Any]) -> "TrainingProtocol":
+        """Take the protocol's keys out of ``fit`` keywords and check them."""
+        patience = params.pop("patience", None)
+        monitor = params.pop("monitor", None) or "accuracy"
+        epoch_samples = params.pop("epoch_samples", None)
+        validation = params.pop("validation_data", None) if patience is not None else None
+        check_whole("patience", patience, 1, optional=True)
+        check_whole("epoch_samples", epoch_samples, 1, optional=True)
+        if monitor not in MONITORS:
+            raise ValueError(f"monitor={monitor!r} is not a validation score; use one of {', '.join(MONITORS)}.")
+        return cls(patience, monitor, epoch_samples, None if validation is None else tuple(validation))
+
+    @property
+    def plain(self) -> bool:
+        return self.patience is None and self.epoch_samples is None
+
 
 def epochs_for_steps(size: int, batch_size: int, epochs: int, min_steps: int) -> int:
     """``epochs``, or more so that training takes at least ``min_steps`` gradient steps.

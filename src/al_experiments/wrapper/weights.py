@@ -41,6 +41,8 @@ class WeightsMixin:
         """
         resetter = self._ensure_ready()
         self._round = self._round + 1 if round_index is None else int(round_index)
+        has_validation = dataset is not None and getattr(dataset, "has_eval_set", lambda: False)()
+        self._validation = dataset.get_eval_split() if has_validation else None  # for early stopping
         seed = derive_seed(self._seed, self._round, "weights")
         if self.reset_policy == "warm" and self._round > 1:
             resetter.reseed_layers(seed)
