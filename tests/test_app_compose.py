@@ -64,9 +64,22 @@ def test_model_options_build(name):
 
     cfg = compose("config", overrides=[f"model={name}"])
     validate(cfg)
-    wrapper = build_model(cfg, (8, 8), 10)
+    wrapper = build_model(cfg, (28, 28) if "batchbald" in name else (8, 8), 10)  # two 5x5 convs need room
     assert wrapper.get_model_name() == name
     assert wrapper.num_outputs() == 10
+
+
+def test_batchbald_cnn_follows_kirsch_et_al():
+    from al_experiments.networks import batchbald_cnn
+
+    net = batchbald_cnn((28, 28), 10)
+    kinds = [type(layer).__name__ for layer in net.layers]
+    assert kinds == ["Reshape"] + ["Conv2D", "SpatialDropout2D", "MaxPooling2D", "Activation"] * 2 + [
+        "Flatten", "Dense", "Dropout", "Activation", "Dense"]
+    assert [layer.filters for layer in net.layers if hasattr(layer, "filters")] == [32, 64]
+    assert net.output_shape == (None, 10) and net.count_params() == 32 * 26 + 64 * 801 + 1024 * 128 + 128 + 1290
+    with pytest.raises(ValueError, match="needs image inputs"):
+        batchbald_cnn((64,), 10)
 
 
 def test_cnn_follows_gal_et_al():

@@ -22,7 +22,8 @@ from al_experiments.app.precheck import _jobs_to_check, check_command
     (["seed=[1"], "The override 'seed=[1' cannot be read (no viable alternative at input '[1'); write key=value, "
                   "quoting values with spaces or brackets (see https://hydra.cc/docs/advanced/override_grammar/basic)."),
     (["+experiment=smok"], "+experiment=smok is not an option of the config group 'experiment'. Did you mean 'smoke'? "
-                           "Options: fashion_quick, gal2017, quick, repeated_digits, smoke; add your own with "
+                           "Options: fashion_quick, gal2017, quick, repeated_digits, repeated_fashion, "
+                           "repeated_fashion_cpu, repeated_mnist, smoke; add your own with "
                            "--config-dir DIR holding experiment/<name>.yaml."),
     # the project's own value checks, on every value of a sweep
     (["-m", "loop.step_size=10,0"], "loop.step_size=0 is invalid: it must be a whole number >= 1."),

@@ -111,6 +111,7 @@ def build_dataset(cfg: DictConfig) -> tuple[Any, DataInfo]:
             raw.x, raw.y, test=test,
             test_size=None if test is not None else _size(data_cfg.test_size),
             val_size=_size(data_cfg.val_size), seed=split_seed,
+            train_size=data_cfg.train_subset,  # a stratified subset of what validation and test leave
         )
     except ValueError as exc:
         raise DataError(f"dataset={data_cfg.name} cannot be split as configured: {exc}") from None

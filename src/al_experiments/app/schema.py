@@ -77,6 +77,10 @@ class DatasetConf:
     # 0 = exact copies). Test and validation splits are untouched.
     repeat: int = 1
     repeat_noise: float = 0.0
+    # Keep a class-stratified random subset of this many training points (after the validation
+    # and test splits are taken, before repeating), drawn with split_seed: a CPU-sized pool;
+    # null keeps them all.
+    train_subset: Optional[int] = None
 
 
 # ----------------------------------------------------------------------------- model
@@ -99,6 +103,15 @@ class CnnConf:
     conv_dropout: float = 0.25
     dense_dropout: float = 0.5
     weight_decay: float = 0.0
+
+
+@dataclass
+class BatchBaldCnnConf:
+    _target_: str = "al_experiments.networks.batchbald_cnn"
+    filters: List[int] = field(default_factory=lambda: [32, 64])
+    kernel_size: int = 5
+    dense_units: int = 128
+    dropout: float = 0.5
 
 
 @dataclass
@@ -208,6 +221,7 @@ def register_configs() -> None:
     cs.store(name="base_config", node=AppConfig)
     cs.store(group="schema/network", name="mlp", node=MlpConf)
     cs.store(group="schema/network", name="cnn", node=CnnConf)
+    cs.store(group="schema/network", name="batchbald_cnn", node=BatchBaldCnnConf)
     cs.store(group="schema/loader", name="bundled", node=BundledLoaderConf)
     cs.store(group="schema/loader", name="file", node=FileLoaderConf)
     cs.store(group="schema/wrapper", name="ensemble", node=EnsembleWrapperConf)
@@ -296,6 +310,8 @@ def validate(cfg: DictConfig) -> None:
         raise ConfigError(
             f"model.optimizer.learning_rate={model.optimizer.learning_rate} must be > 0."
         )
+    if data.train_subset is not None:
+        _at_least("dataset.train_subset", data.train_subset, 1)
     for key in ("dropout", "conv_dropout", "dense_dropout"):
         rate = model.network.get(key)
         if rate is not None and not 0 <= rate < 1:

@@ -60,12 +60,7 @@ def cnn(
     import_tensorflow()
     import keras
 
-    shape = tuple(int(d) for d in input_shape)
-    if len(shape) not in (2, 3):
-        raise ValueError(
-            f"The cnn network needs image inputs of shape (H, W) or (H, W, C), got {shape}; "
-            "use model=mc_dropout_mlp for feature vectors."
-        )
+    shape = _image_shape(input_shape, "cnn")
     reg = _regularizer(weight_decay)
     layers = [keras.Input(shape)]
     if len(shape) == 2:
@@ -83,4 +78,42 @@ def cnn(
     return keras.Sequential(layers, name="cnn")
 
 
-__all__ = ["mlp", "cnn"]
+def batchbald_cnn(
+    input_shape: Sequence[int],
+    num_classes: int,
+    filters: Sequence[int] = (32, 64),
+    kernel_size: int = 5,
+    dense_units: int = 128,
+    dropout: float = 0.5,
+):
+    """Kirsch et al. (2019)'s MNIST network (their ``mnist_model.py``): per convolution, conv
+    k x k -> spatial dropout (a whole feature map at a time, as ``Dropout2d``) -> max-pool 2x2
+    -> ReLU; then dense -> dropout -> ReLU, and a dense softmax."""
+    import_tensorflow()
+    import keras
+
+    shape = _image_shape(input_shape, "batchbald_cnn")
+    layers = [keras.Input(shape)]
+    if len(shape) == 2:
+        layers.append(keras.layers.Reshape(shape + (1,)))
+    for count in filters:
+        layers += [keras.layers.Conv2D(int(count), kernel_size), keras.layers.SpatialDropout2D(dropout),
+                   keras.layers.MaxPooling2D(2), keras.layers.Activation("relu")]
+    layers += [keras.layers.Flatten(), keras.layers.Dense(dense_units), keras.layers.Dropout(dropout),
+               keras.layers.Activation("relu"), keras.layers.Dense(num_classes, activation="softmax")]
+    return keras.Sequential(layers, name="batchbald_cnn")
+
+
+def _image_shape(input_shape: Sequence[int], name: str) -> tuple[int, ...]:
+    """Gray images (H, W) or (H, W, C); flat feature vectors are refused (a convolution needs a
+    spatial layout)."""
+    shape = tuple(int(d) for d in input_shape)
+    if len(shape) not in (2, 3):
+        raise ValueError(
+            f"The {name} network needs image inputs of shape (H, W) or (H, W, C), got {shape}; "
+            "use model=mc_dropout_mlp for feature vectors."
+        )
+    return shape
+
+
+__all__ = ["mlp", "cnn", "batchbald_cnn"]
