@@ -66,7 +66,13 @@ def test_model_options_build(name):
     validate(cfg)
     wrapper = build_model(cfg, (28, 28) if "batchbald" in name else (8, 8), 10)  # two 5x5 convs need room
     assert wrapper.get_model_name() == name
-    assert wrapper.num_outputs() == 10
+    if cfg.model.estimator is None:
+        assert wrapper.num_outputs() == 10
+    else:  # a classical estimator learns its classes when it is fitted
+        assert type(wrapper.get_model()).__module__.startswith("sklearn.")
+        x = np.random.default_rng(0).normal(size=(40, 8, 8))
+        wrapper.fit(x.reshape(40, -1), np.arange(40) % 10)
+        assert wrapper.predict(x.reshape(40, -1)).shape == (40, 10)
 
 
 def test_batchbald_cnn_follows_kirsch_et_al():
@@ -293,6 +299,19 @@ def test_query_samples_reach_the_acquisition_function_and_a_wrong_kind_is_refuse
     assert build_query(compose("config", overrides=["query=coreset"])).samples_used() == "deterministic"
     with pytest.raises(Exception, match="joint"):
         compose("config", overrides=["query.samples=joint"])
+
+
+def test_a_model_needs_a_network_or_an_estimator_and_the_initial_draw_is_a_setting():
+    from al_experiments.app.build import build_dataset
+
+    with pytest.raises(ConfigError, match="needs exactly one of model.network .* and model.estimator"):
+        validate(compose("config", overrides=["model=svm_rbf", "+model.network={_target_: x}"]))
+    with pytest.raises(ConfigError, match="needs exactly one of model.network"):
+        validate(compose("config", overrides=["model.network=null"]))
+    dataset, _ = build_dataset(compose("config", overrides=["loop.init_strategy=random"]))
+    assert dataset.init_strategy == "random"
+    with pytest.raises(Exception, match="sometimes"):
+        compose("config", overrides=["loop.init_strategy=sometimes"])
 
 
 def test_query_options_reach_the_acquisition_function():

@@ -181,12 +181,18 @@ def test_one_probability_column_is_one_sigmoid_unit():
 
 
 def test_outputs_that_are_not_probabilities_raise_a_clear_error():
-    class Labels:
+    class Labels:  # a classifier without probabilities: its labels count as certainties
         def predict(self, x):
-            return np.zeros(len(x), dtype=int)
+            return np.arange(len(x)) % 2
 
-    with pytest.raises(ValueError, match=r"Labels.predict returned an array of shape \(4,\) for 4 inputs; .*\(N, C\)"):
-        Model(Labels()).predict(np.zeros((4, 2)))
+    np.testing.assert_array_equal(Model(Labels()).predict(np.zeros((4, 2))), [[1, 0], [0, 1], [1, 0], [0, 1]])
+
+    class Grid:
+        def predict(self, x):
+            return np.zeros((len(x), 2, 2))
+
+    with pytest.raises(ValueError, match=r"Grid.predict returned an array of shape \(4, 2, 2\) for 4 inputs; .*\(N, C\)"):
+        Model(Grid()).predict(np.zeros((4, 2)))
     with pytest.raises(ValueError, match="cannot predict: give it predict_proba"):
         Model(object()).predictive_samples(np.zeros((2, 2)))
 
@@ -369,11 +375,12 @@ def test_fit_without_a_fit_method_raises_when_training_is_asked_for():
 
 
 # ---------------------------------------------------------------------- (e) embeddings, joint samples
-def test_embeddings_and_consistent_samples_need_the_objects_own_methods():
-    x, _ = blobs(5)
-    with pytest.raises(ValueError, match=r"^Core-set and BADGE need embeddings, which the wrapped "
-                                         r"LogisticRegression does not give: add a method embeddings\(x\)"):
-        Model(LogisticRegression()).embeddings(x)
+def test_embeddings_are_the_input_features_and_consistent_samples_need_the_objects_own_method():
+    x, y = blobs(5)
+    np.testing.assert_array_equal(Model(LogisticRegression()).embeddings(x), x.reshape(len(x), -1))
+    features, probs = Model(LogisticRegression().fit(x, y)).embeddings(x, return_probs=True)
+    np.testing.assert_array_equal(features, x.reshape(len(x), -1))
+    assert probs.shape[0] == len(x)
     with pytest.raises(ValueError, match=r"^BatchBALD and EPIG need consistent samples, which the wrapped "
                                          r"DropoutSoftmax does not give: add a method consistent_samples\("):
         McDropout(DropoutSoftmax()).consistent_samples(x, 4, seed=0)
@@ -384,7 +391,7 @@ def test_embeddings_and_consistent_samples_need_the_objects_own_methods():
 
 def test_batch_strategies_fail_clearly_in_the_loop_without_them():
     x, y = blobs(30)
-    for query, message in (("batch_bald", "BatchBALD and EPIG"), ("coreset", "Core-set and BADGE")):
+    for query, message in (("batch_bald", "BatchBALD and EPIG"),):
         loop = ActiveLearningLoop(McDropout(DropoutSoftmax()), Dataset(x, y, init_size=6), query, step_size=3,
                                   max_rounds=1, seed=0)
         with pytest.raises(ValueError, match=message):

@@ -10,6 +10,7 @@ from al_experiments.utils.seeding import seed_or_global
 from al_experiments.validation import as_index_array, check_pair, check_whole, class_labels
 
 Split = tuple[Any, Any]
+INIT_STRATEGIES = ("balanced", "random")
 
 
 class Dataset:
@@ -28,6 +29,10 @@ class Dataset:
         init_indices: Explicit pool indices of the initial labelled set (overrides ``init_size``).
         train_size, test_size, val_size: Split sizes when splitting ``inputs`` here.
         seed: Seed of the split; by default drawn from NumPy's global RNG.
+        init_strategy: How an ``init_size`` initial set is drawn (``INIT_STRATEGIES``):
+            ``"balanced"`` (the same number of points per class where the targets allow, as
+            tf_al did) or ``"random"`` (uniformly from the pool, so a class may be missing until
+            a query picks it; see ``loop.init_strategy`` in the README).
         copy_of: For a pool that holds copies of points (repeated data): one id per pool point,
             equal for copies of one original. The loop then counts the copies in each selected
             batch (``copies_selected``). None: no copies known.
@@ -46,6 +51,7 @@ class Dataset:
         val_size: float | int | None = None,
         seed: int | None = None,
         copy_of: Any = None,
+        init_strategy: str = "balanced",
     ) -> None:
         if targets is not None:
             check_pair("Train", inputs, targets)
@@ -78,6 +84,10 @@ class Dataset:
                 "lower init_size or add data."
             )
         self.init_size = int(init_size)
+        if init_strategy not in INIT_STRATEGIES:
+            raise ValueError(f"init_strategy={init_strategy!r} is not a way to draw the initial set; use one of "
+                             f"{', '.join(INIT_STRATEGIES)}.")
+        self.init_strategy = init_strategy
         self.copy_of = None
         if copy_of is not None:
             groups = np.asarray(copy_of)

@@ -94,6 +94,8 @@ class ActiveLearningLoop:
         self.pool = Pool(dataset.get_train_inputs(), targets)
         init = dataset.get_init_indices()
         init_rng = round_rng(self.seed, 0, "init")
+        if init is None and dataset.get_init_size() > 0 and getattr(dataset, "init_strategy", None) == "random":
+            init = np.sort(init_rng.choice(len(self.pool), dataset.get_init_size(), replace=False))
         if init is not None and len(init):
             self.oracle.init(self.pool, init, rng=init_rng)
         elif dataset.get_init_size() > 0:
@@ -294,7 +296,7 @@ class ActiveLearningLoop:
         return {
             "iterations": len(self),
             "step_size": self.step_size,
-            "samples": self.query_fn.samples_used(),
+            "samples": self.query_fn.samples_used(self.model),
             "initial_size": int(len(self.initial_indices)),
             "initial_indices": [int(i) for i in self.initial_indices],
         }

@@ -68,10 +68,19 @@ class AcquisitionFunction:
     def __str__(self) -> str:
         return self.name
 
-    def samples_used(self) -> str:
+    def samples_used(self, model: Any = None) -> str:
         """What the strategy's choice rests on: ``independent`` or ``consistent`` samples,
-        ``deterministic`` predictions (Core-set, BADGE) or ``none`` (random)."""
-        return samples_used(self.strategy, self.samples)
+        ``deterministic`` predictions (Core-set, BADGE, or any strategy on a model that draws
+        no samples), a ``decision function`` (a classifier without probabilities) or ``none``
+        (random)."""
+        used = samples_used(self.strategy, self.samples)
+        if model is None or used in ("none", "deterministic"):
+            return used
+        from_decision = getattr(model, "scores_from_decision", None)
+        if self.strategy.kind == "score" and from_decision is not None and from_decision():
+            return "decision function"
+        stochastic = getattr(model, "stochastic", None)
+        return "deterministic" if stochastic is not None and not stochastic() else used
 
     def set_fn(self, fn) -> None:
         """Score points with ``fn(inputs, **kwargs) -> scores`` instead of the model's scorer."""

@@ -211,3 +211,36 @@ def least_confidence(probs: ArrayLike) -> np.ndarray:
     """Least confidence ``1 - max_c pbar_c`` (same number as :func:`max_var_ratio`)."""
     p = check_probs(probs)
     return 1.0 - p.mean(axis=1).max(axis=-1)
+
+
+# ----------------------------------------------------------------------------- decision values
+def decision_margin(values: ArrayLike) -> np.ndarray:
+    """Margin from a classifier's decision values (higher = closer to a boundary): ``-|f(x)|``
+    for a binary classifier's ``(N,)`` values, ``-(f_top1 - f_top2)`` for ``(N, C)``."""
+    f = _decision(values)
+    if f.ndim == 1:
+        return -np.abs(f)
+    top2 = np.sort(f, axis=1)[:, -2:]
+    return -(top2[:, 1] - top2[:, 0])
+
+
+def decision_least_confidence(values: ArrayLike) -> np.ndarray:
+    """Least confidence from decision values: ``-|f(x)|`` (binary) or ``-max_c f_c(x)``."""
+    f = _decision(values)
+    return -np.abs(f) if f.ndim == 1 else -f.max(axis=1)
+
+
+def _decision(values: ArrayLike) -> np.ndarray:
+    f = np.asarray(values, dtype=np.float64)
+    if f.ndim == 2 and f.shape[1] == 1:
+        f = f[:, 0]
+    if f.ndim not in (1, 2) or (f.ndim == 2 and f.shape[1] < 2):
+        raise ValueError(f"decision values must have shape (N,) or (N, C) with C >= 2; got {f.shape}.")
+    if not np.all(np.isfinite(f)):
+        raise ValueError("decision values hold NaN or infinite entries.")
+    return f
+
+
+# Which per-point score a decision function can stand in for, keyed by the probability version.
+DECISION_SCORES = {margin: decision_margin, least_confidence: decision_least_confidence,
+                   max_var_ratio: decision_least_confidence}

@@ -18,6 +18,7 @@ import numpy as np
 
 from al_experiments.validation import check_whole
 
+from .functions import DECISION_SCORES
 from .registry import get_query
 from .strategy import QueryStrategy
 
@@ -90,6 +91,21 @@ def point_scores(model: Any, inputs: Any, strategy: QueryStrategy, sample_size: 
             scores[start:stop] = strategy.scores(probs)
         return scores
     return strategy.scores(_samples(model, inputs, sample_size, batch_size))
+
+
+def decision_scores(model: Any, inputs: Any, strategy: QueryStrategy, batch_size: int | None) -> np.ndarray:
+    """Scores of a classifier without probabilities, from its ``decision_values``: only the
+    strategies a decision function can stand in for (``DECISION_SCORES``)."""
+    score = DECISION_SCORES.get(strategy.fn)
+    if score is None:
+        names = ", ".join(sorted({s.name for s in map(get_query, ("margin", "least_confidence"))}))
+        raise ValueError(
+            f"The wrapped {type(model.get_model()).__name__} gives decision values, not probabilities, so it "
+            "cannot be scored by "
+            f"'{strategy.name}': use {names}, random or coreset, or a classifier with predict_proba "
+            "(e.g. SVC(probability=True))."
+        )
+    return score(model.decision_values(inputs, batch_size))
 
 
 def _in_graph(model: Any, method: str) -> bool:
@@ -185,6 +201,9 @@ class RoundView:
 
     def _compute_scores(self, strategy: QueryStrategy) -> np.ndarray:
         inputs = self.candidate_inputs()
+        from_decision = getattr(self.model, "scores_from_decision", None)
+        if self._scorer is None and from_decision is not None and from_decision():
+            return decision_scores(self.model, inputs, strategy, self.chunk_size)
         own = self._scorer or _own_scorer(self.model)
         if self.samples_kind == "consistent":
             if own is not None:

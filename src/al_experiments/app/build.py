@@ -17,7 +17,7 @@ from omegaconf import DictConfig
 
 from al_experiments.app.errors import ConfigError, DataError
 from al_experiments.app.reuse import LAST_MODEL, architecture_key
-from al_experiments.app.schema import Monitor, Samples, Scaling
+from al_experiments.app.schema import InitStrategy, Monitor, Samples, Scaling
 from al_experiments.datasets import DatasetFileError, RawData
 
 
@@ -137,7 +137,7 @@ def build_dataset(cfg: DictConfig) -> tuple[Any, DataInfo]:
         x_train, y_train,
         test=None if x_test is None else (x_test, y_test),
         val=None if x_val is None else (x_val, y_val),
-        init_size=init_size, copy_of=copy_of,
+        init_size=init_size, copy_of=copy_of, init_strategy=InitStrategy(cfg.loop.init_strategy).value,
     )
     train_n, test_n, val_n = dataset.get_split_ratio()
     info = DataInfo(
@@ -170,12 +170,25 @@ def model_settings(cfg: DictConfig) -> Any:
     )
 
 
+def build_estimator(cfg: DictConfig) -> Any:
+    """The classical model of ``model.estimator`` (any class named by ``_target_``)."""
+    try:
+        return instantiate(cfg.model.estimator)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"model.estimator of model={cfg.model.name} cannot be made: {exc}") from None
+
+
 def build_model(cfg: DictConfig, input_shape: tuple[int, ...], num_classes: int) -> Any:
-    """The compiled Bayesian wrapper (e.g. ``McDropout``) around a fresh network."""
+    """The compiled wrapper (e.g. ``McDropout``) around a fresh network, or the wrapper
+    (``Model``) around a classical estimator."""
     import keras
 
-    network = build_network(cfg, input_shape, num_classes)
     model_cfg = cfg.model
+    if model_cfg.estimator is not None:
+        wrapper = instantiate(model_cfg.wrapper, build_estimator(cfg), model_settings(cfg))
+        wrapper.compile(loss=model_cfg.loss, metrics=["accuracy"])
+        return wrapper
+    network = build_network(cfg, input_shape, num_classes)
     try:
         wrapper = instantiate(model_cfg.wrapper, network, model_settings(cfg))
     except ValueError as exc:

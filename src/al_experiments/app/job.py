@@ -284,7 +284,7 @@ def _run(cfg: DictConfig, ctx: JobContext, job: Any, store: Any, identity: str, 
         raise StorageError(str(exc)) from None
 
     tags = {
-        "query": query_name, "samples": loop.query_fn.samples_used(),
+        "query": query_name, "samples": loop.query_fn.samples_used(loop.model),
         "model": cfg.model.name, "dataset": cfg.dataset.name,
         "seed": str(cfg.seed), "sweep": os.path.abspath(ctx.sweep_dir) if ctx.sweep_dir else "",
         "experiment_file": experiment, "job_identity": identity, **{str(k): str(v) for k, v in cfg.tags.items()},

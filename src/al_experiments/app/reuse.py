@@ -18,7 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 
 # What the network, the wrapper and its compiled functions are made of. The rest of `model`
 # (fit, eval) and the query's sample count are the wrapper's Config, which ``renew`` replaces.
-_BUILT_FROM = ("network", "wrapper", "optimizer", "loss")
+_BUILT_FROM = ("network", "estimator", "wrapper", "optimizer", "loss")
 
 
 def architecture_key(cfg: DictConfig, input_shape: tuple[int, ...], num_classes: int) -> str:

@@ -162,10 +162,15 @@ class EvalConf:
 @dataclass
 class ModelConf:
     name: str = MISSING
-    network: Any = MISSING  # typed by schema/network/{mlp,cnn}
+    # A Keras network builder (typed by schema/network/*), called with the data's input_shape
+    # and num_classes; or null where ``estimator`` gives the model.
+    network: Any = None
+    # A classical model instead of a network: any estimator named by _target_ with its own
+    # parameters (e.g. sklearn.svm.SVC), wrapped as it is (see wrapper/generic.py).
+    estimator: Any = None
     wrapper: WrapperConf = field(default_factory=WrapperConf)  # or schema/wrapper/ensemble
     optimizer: OptimizerConf = field(default_factory=OptimizerConf)
-    loss: str = "sparse_categorical_crossentropy"
+    loss: Optional[str] = "sparse_categorical_crossentropy"  # null: report accuracy only
     fit: FitConf = field(default_factory=FitConf)
     eval: EvalConf = field(default_factory=EvalConf)
 
@@ -184,9 +189,17 @@ class QueryConf:
     options: Dict[str, Any] = field(default_factory=dict)
 
 
+class InitStrategy(Enum):
+    """How the initial labelled set is drawn (``Dataset.init_strategy``)."""
+
+    balanced = "balanced"  # the same number per class where possible
+    random = "random"  # uniformly from the pool: a class may be missing at first
+
+
 @dataclass
 class LoopConf:
     init_size: int = 20
+    init_strategy: InitStrategy = InitStrategy.balanced
     step_size: int = 10
     max_rounds: Optional[int] = 10
 
@@ -312,8 +325,13 @@ def validate(cfg: DictConfig) -> None:
         )
     if data.train_subset is not None:
         _at_least("dataset.train_subset", data.train_subset, 1)
+    if (model.network is None) == (model.estimator is None):
+        raise ConfigError(
+            f"model={model.name} needs exactly one of model.network (a Keras network builder) and "
+            "model.estimator (a classical model such as sklearn.svm.SVC); set one and null the other."
+        )
     for key in ("dropout", "conv_dropout", "dense_dropout"):
-        rate = model.network.get(key)
+        rate = model.network.get(key) if model.network is not None else None
         if rate is not None and not 0 <= rate < 1:
             raise ConfigError(f"model.network.{key}={rate} must be in [0, 1).")
     for key in ("test_size", "val_size"):

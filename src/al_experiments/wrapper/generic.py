@@ -27,7 +27,14 @@ The object's contract (everything returned as array-likes, converted with ``np.a
   the loop's keywords filtered to what its signature accepts (all of them if it takes
   ``**kwargs``). The targets are passed as stored in the pool. ``fit`` returns an object whose
   ``history`` dict is kept when it has one, so the result has a (possibly empty) ``history``.
-* optional ``embeddings(x) -> (N, D)`` (Core-set, BADGE) and
+* a classifier without probabilities (no ``predict_proba``; ``predict`` returns labels): its
+  labels become one-hot probabilities (evaluation from ``predict``), and where it has a
+  ``decision_function`` the margin and least-confidence strategies rank by it (binary:
+  ``|f(x)|``; several classes: the top two values, or the top one).
+* probability columns are laid out by class id over the round's dataset's classes: a column
+  per entry of sklearn's ``classes_`` (which lacks a class the labelled set lacks) is moved to
+  that class's id, and a class the object never saw gets probability 0.
+* optional ``embeddings(x) -> (N, D)`` (Core-set, BADGE; without it the input features, flattened) and
   ``consistent_samples(x, sample_size, seed) -> (N, T, C)`` (BatchBALD, EPIG); a deterministic
   wrapper repeats its prediction for the latter, as the Keras path does.
 
@@ -60,6 +67,7 @@ from typing import Any
 import numpy as np
 
 from al_experiments.utils.seeding import derive_seed
+from al_experiments.validation import class_labels
 from al_experiments.wrapper.keras_metrics import class_probabilities
 from al_experiments.wrapper.model import Model
 
@@ -137,6 +145,7 @@ class GenericModelMixin:
 
     def __init__(self, model: Any, *args: Any, **kwargs: Any) -> None:
         super().__init__(model, *args, **kwargs)
+        self._class_count: int | None = None  # the dataset's classes, learnt at reset
         self._remember_compile(loss=None, metrics=[])  # attributes named loss/optimizer mean nothing here
         try:
             self._initial = copy.deepcopy(model)
@@ -186,6 +195,9 @@ class GenericModelMixin:
         the trained object is kept.
         """
         self._round = self._round + 1 if round_index is None else int(round_index)
+        num_classes = getattr(dataset, "num_classes", None)
+        if num_classes is not None:  # the columns every prediction is laid out in (see _aligned)
+            self._class_count = num_classes()
         if self.reset_policy == "warm" and self._round > 1:
             return
         if self._initial is None:
@@ -245,7 +257,17 @@ class GenericModelMixin:
             if dropped:
                 log.debug("%s.fit takes no %s; not passed.", self._object_name(), ", ".join(dropped))
             params = {k: v for k, v in params.items() if k in accepted}
-        result = fit(x, y, **params)
+        try:
+            result = fit(x, y, **params)
+        except ValueError as exc:
+            seen = class_labels(np.asarray(y))
+            if seen is None or len(np.unique(seen)) > 1:
+                raise
+            raise ValueError(
+                f"The labelled set holds one class only ({int(seen[0])}), which the wrapped {self._object_name()} "
+                f"cannot be fit on ({exc}); label more points at the start (loop.init_size) or draw them "
+                "class-balanced (loop.init_strategy=balanced)."
+            ) from None
         self._num_outputs = None  # the classes seen may have changed
         history = getattr(result, "history", None)
         return SimpleNamespace(history=dict(history) if isinstance(history, Mapping) else {})
@@ -289,6 +311,8 @@ class GenericModelMixin:
     def _probabilities(self, x: Any, method: tuple[str, Callable[[Any], Any]], rows: int) -> np.ndarray:
         name, fn = method
         out = np.asarray(fn(x))
+        if name == "predict" and out.ndim == 1 and out.shape[0] == rows:
+            out = self._one_hot(out)  # a classifier without probabilities: its labels as certainties
         if out.ndim != 2 or out.shape[0] != rows:
             raise ValueError(
                 f"{self._object_name()}.{name} returned an array of shape {out.shape} for {rows} "
@@ -296,8 +320,58 @@ class GenericModelMixin:
             )
         if out.dtype.kind != "f":
             out = out.astype(np.float64)
+        out = self._aligned(out)
         self._num_outputs = int(out.shape[1])
         return out
+
+    def _known_classes(self) -> np.ndarray | None:
+        """The object's class labels as integer ids (sklearn's ``classes_``), or None."""
+        classes = getattr(self._model, "classes_", None)
+        if classes is None:
+            return None
+        classes = np.asarray(classes)
+        if classes.dtype.kind not in "iub" and not (classes.dtype.kind == "f" and np.all(np.mod(classes, 1) == 0)):
+            return None
+        return classes.astype(np.int64)
+
+    def _one_hot(self, labels: np.ndarray) -> np.ndarray:
+        """Predicted labels as one-hot rows over the object's classes (its ``classes_``, else
+        the labels themselves as class ids)."""
+        classes = self._known_classes()
+        if classes is None:
+            ids = labels.astype(np.int64)
+            # At least two columns: one would read as a single sigmoid unit.
+            width = max(2, int(self._class_count or 0), int(ids.max(initial=-1)) + 1)
+            return np.eye(width)[ids]
+        return (labels.astype(np.int64)[:, None] == classes[None, :]).astype(np.float64)
+
+    def _aligned(self, probs: np.ndarray) -> np.ndarray:
+        """Columns laid out by class id over all the dataset's classes: an object fitted on a
+        labelled set that lacks a class has a column per class it saw (``classes_``), so its
+        column j is class ``classes_[j]``; a class it never saw gets probability 0."""
+        classes = self._known_classes()
+        total = self._class_count
+        if classes is None or probs.shape[1] != len(classes):
+            return probs
+        total = max(int(total or 0), int(classes.max(initial=-1)) + 1)
+        if len(classes) == total and np.array_equal(classes, np.arange(total)):
+            return probs
+        full = np.zeros((len(probs), total), dtype=probs.dtype)
+        full[:, classes] = probs
+        return full
+
+    def scores_from_decision(self) -> bool:
+        """Does the object rank points by ``decision_function`` rather than probabilities (a
+        classifier without ``predict_proba``, such as an SVC as classical benchmarks run it)?"""
+        return callable(getattr(self._model, "decision_function", None)) and \
+            not callable(getattr(self._model, "predict_proba", None))
+
+    def decision_values(self, inputs: Any, batch_size: int | None = None) -> np.ndarray:
+        """The object's ``decision_function``: ``(N,)`` for a binary classifier, ``(N, C)``
+        (one value per class, larger = more that class) for several."""
+        parts = [np.asarray(self._model.decision_function(chunk), dtype=np.float64)
+                 for _, _, chunk in self._chunks(inputs, batch_size)]
+        return np.concatenate(parts, axis=0) if parts else np.zeros((0,))
 
     def _chunks(self, inputs: Any, batch_size: int | None) -> Iterator[tuple[int, int, Any]]:
         if batch_size is not None and int(batch_size) < 1:
@@ -386,10 +460,10 @@ class GenericModelMixin:
         deterministic class probabilities ``(N, C)`` (one sigmoid unit gives ``[1 - p, p]``)."""
         embed = getattr(self._model, "embeddings", None)
         if not callable(embed):
-            raise ValueError(  # noqa: TRY004 - a missing capability, as for fit
-                f"Core-set and BADGE need embeddings, which the wrapped {self._object_name()} does "
-                "not give: add a method embeddings(x) returning an (N, D) array of features."
-            )
+            # A model without a representation of its own (an SVM, a forest) is embedded by its
+            # input features, the space classical Core-set works in.
+            def embed(chunk):
+                return np.asarray(chunk, dtype=np.float64)
         features, probs = [], []
         method = self._predict_fn(False) if return_probs else None
         for start, stop, chunk in self._chunks(inputs, batch_size):
