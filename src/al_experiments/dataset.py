@@ -33,6 +33,8 @@ class Dataset:
             ``"balanced"`` (the same number of points per class where the targets allow, as
             tf_al did) or ``"random"`` (uniformly from the pool, so a class may be missing until
             a query picks it; see ``loop.init_strategy`` in the README).
+        target: Optional ``(inputs, targets)`` target set for EPIG, drawn from the test
+            distribution and kept apart from the pool and from evaluation.
         copy_of: For a pool that holds copies of points (repeated data): one id per pool point,
             equal for copies of one original. The loop then counts the copies in each selected
             batch (``copies_selected``). None: no copies known.
@@ -52,6 +54,7 @@ class Dataset:
         seed: int | None = None,
         copy_of: Any = None,
         init_strategy: str = "balanced",
+        target: Split | None = None,
     ) -> None:
         if targets is not None:
             check_pair("Train", inputs, targets)
@@ -76,6 +79,9 @@ class Dataset:
             self.x_test, self.y_test = _unpack("test", test, x_train)
         if val is not None:
             self.x_val, self.y_val = _unpack("val", val, x_train)
+        self.x_target = self.y_target = None
+        if target is not None:
+            self.x_target, self.y_target = _unpack("target", target, x_train)
 
         check_whole("init_size", init_size, 0)
         if init_size > len(x_train):
@@ -148,6 +154,10 @@ class Dataset:
         return self.x_val, self.y_val
 
     get_val_split = get_eval_split
+
+    def get_target_split(self) -> Split:
+        """The target set (EPIG's targets from the test distribution), ``(None, None)`` if none."""
+        return self.x_target, self.y_target
 
     def get_split_ratio(self) -> tuple[int, int, int]:
         """Sizes of (train, test, validation)."""

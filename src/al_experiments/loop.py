@@ -143,8 +143,9 @@ class ActiveLearningLoop:
     def __next__(self) -> Row:
         """One round: returns tf_al's eight-key step dict, and records it in ``history`` with
         ``iteration``, ``labeled_pool_size`` and ``unlabeled_pool_size`` added (and
-        ``copies_selected`` where the dataset knows the pool's copies), so a loop iterated by
-        hand checkpoints and resumes like one that was ``run()``."""
+        ``copies_selected`` where the dataset knows the pool's copies, ``target_picks`` where
+        the strategy drew a target set from the pool), so a loop iterated by hand checkpoints
+        and resumes like one that was ``run()``."""
         if not self.has_next():
             raise StopIteration
         labelled_before = self.pool.get_length_labeled()
@@ -155,8 +156,18 @@ class ActiveLearningLoop:
         copies = copies(step["indices_selected"]) if copies is not None else None
         if copies is not None:
             row["copies_selected"] = copies
+        targets = getattr(self.query_fn, "last_target_indices", None)
+        if targets is not None:
+            row["target_picks"] = self._target_picks(step["indices_selected"], targets)
         self.history.append(row)
         return step
+
+    def _target_picks(self, picked: list[int], targets: np.ndarray) -> int:
+        """How many picks were points of the round's target set, or copies of one."""
+        groups = getattr(self.dataset, "copy_of", None)
+        if groups is None:
+            return int(np.isin(picked, targets).sum())
+        return int(np.isin(groups[np.asarray(picked, dtype=np.int64)], groups[targets]).sum())
 
     def step(self) -> Row:
         """Perform one round."""

@@ -61,6 +61,9 @@ class AcquisitionFunction:
         self.options.update(kwargs)
         self.settings = check_options(self.strategy, self.options)
         self.fn = None
+        # The pool indices of the last call's target set where it was drawn from the pool (EPIG's
+        # target=pool), else None: the loop counts how many picks were target points.
+        self.last_target_indices: np.ndarray | None = None
 
     def get_name(self) -> str:
         return self.name
@@ -116,4 +119,5 @@ class AcquisitionFunction:
                          scorer=self.fn, score_kwargs=kwargs, samples=self.samples)
         chosen, scores = self.strategy.select(view, min(int(step_size), len(candidates)), rng,
                                               **self.settings)
+        self.last_target_indices = view.target_pool_indices
         return candidates[chosen][::-1].copy(), scores[::-1].copy()

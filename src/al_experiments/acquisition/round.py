@@ -24,7 +24,7 @@ from .strategy import QueryStrategy
 
 __all__ = ["RoundView", "IndexedInputs", "point_scores", "TARGET_SOURCES", "SAMPLE_KINDS", "check_samples"]
 
-TARGET_SOURCES = ("pool", "validation")
+TARGET_SOURCES = ("pool", "validation", "test_distribution")
 # Which predictive samples per-point scores are computed on. ``consistent``: sample t is one
 # parameter draw (one set of dropout masks) for every candidate of the round, so copies of a
 # point get tied scores and top-k takes them together (the BatchBALD authors' BALD);
@@ -170,6 +170,9 @@ class RoundView:
         # the round's generator, so they never shift what a strategy draws from ``rng``.
         self._aux = _child(rng)
         self._joint_seed = int(self._aux.integers(0, 2**31 - 1))
+        # The pool indices of a target set drawn from the pool (None otherwise): what a check of
+        # how often a strategy picks its own targets needs.
+        self.target_pool_indices: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.candidates)
@@ -276,19 +279,21 @@ class RoundView:
         return self._cache[key]
 
     def _target_inputs(self, size: int, source: str) -> Any:
-        if source == "validation":
-            x_val = None if self.dataset is None else self.dataset.get_eval_split()[0]
-            if x_val is None or len(x_val) == 0:
-                raise ValueError(
-                    "target=validation needs a validation split: set dataset.val_size > 0, or use "
-                    "target=pool."
-                )
-            if len(x_val) <= size:
-                return x_val
-            return np.asarray(x_val)[np.sort(self._aux.choice(len(x_val), size, replace=False))]
+        if source != "pool":
+            split, noun, setting = (("get_eval_split", "a validation split", "dataset.val_size > 0")
+                                    if source == "validation" else
+                                    ("get_target_split", "a target split", "dataset.target_size > 0"))
+            getter = getattr(self.dataset, split, None)
+            x_split = None if getter is None else getter()[0]
+            if x_split is None or len(x_split) == 0:
+                raise ValueError(f"target={source} needs {noun}: set {setting}, or use target=pool.")
+            if len(x_split) <= size:
+                return x_split
+            return np.asarray(x_split)[np.sort(self._aux.choice(len(x_split), size, replace=False))]
         unlabelled = self.pool.get_unlabeled_indices()
         if len(unlabelled) > size:
             unlabelled = np.sort(self._aux.choice(unlabelled, size, replace=False))
+        self.target_pool_indices = unlabelled
         return IndexedInputs(self.pool.inputs, unlabelled)
 
     def _consistent(self, inputs: Any) -> np.ndarray:

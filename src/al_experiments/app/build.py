@@ -80,19 +80,43 @@ def _scale(scaling: Scaling, train: np.ndarray, *others: np.ndarray | None) -> l
     return [x if x is None else ((x - mean) / std).astype("float32") for x in (train, *others)]
 
 
-def repeat_pool(x: np.ndarray, y: np.ndarray, repeat: int, noise: float,
-                seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    """The training pool with every point ``repeat`` times (copies follow the originals as
-    blocks), each copy, the first included, plus its own Gaussian noise of standard deviation
-    ``noise``, seeded by ``seed``; and each pool point's original (None for a plain pool)."""
-    if repeat == 1 and noise == 0:
-        return x, y, None
-    x_rep = np.concatenate([x] * int(repeat), axis=0)
-    y_rep = np.concatenate([np.asarray(y)] * int(repeat), axis=0)
-    if noise > 0:
-        rng = np.random.default_rng(np.random.SeedSequence([int(seed) % 2**32, 0x5EED]))
-        x_rep = (x_rep + rng.normal(0.0, float(noise), size=x_rep.shape)).astype(x.dtype, copy=False)
-    return x_rep, y_rep, np.tile(np.arange(len(x), dtype=np.int64), int(repeat))
+def _apply_scenarios(data_cfg: DictConfig, seed: int, train: tuple, test: tuple, val: tuple):
+    """The dataset's scenario options, each on the splits it names, each drawn from its own
+    generator of ``seed``: ``(train, test, val, target, copy_of)``."""
+    from al_experiments.datasets import scenarios
+
+    def rng(purpose: int) -> np.random.Generator:
+        return np.random.default_rng(np.random.SeedSequence([int(seed) % 2**32, purpose]))
+
+    (x_train, y_train), (x_test, y_test), (x_val, y_val) = train, test, val
+    if data_cfg.test_classes is not None:  # the classes of interest; every other one is "other"
+        classes = [int(c) for c in data_cfg.test_classes]
+        y_train = scenarios.relabel_other(y_train, classes)
+        y_val = None if y_val is None else scenarios.relabel_other(y_val, classes)
+        if y_test is not None:
+            y_test = scenarios.relabel_other(y_test, classes)
+            x_test, y_test = x_test[y_test < len(classes)], y_test[y_test < len(classes)]
+    if data_cfg.minority_classes:
+        x_train, y_train = scenarios.thin_classes(x_train, y_train, [int(c) for c in data_cfg.minority_classes],
+                                                  float(data_cfg.minority_keep), rng(0x7A1))
+    target = None
+    if data_cfg.target_size:
+        if y_test is None:
+            raise ConfigError(f"dataset.target_size={data_cfg.target_size} sets aside part of the test split, "
+                              f"but dataset={data_cfg.name} has none: set dataset.test_size.")
+        size = _count_of(data_cfg.target_size, len(y_test))
+        if not 0 < size < len(y_test):
+            raise ConfigError(f"dataset.target_size={data_cfg.target_size} must leave test points: the test split "
+                              f"has {len(y_test)}.")
+        (x_test, y_test), target = scenarios.split_off(x_test, y_test, size, rng(0x7A6))
+    x_train, y_train, copy_of = scenarios.repeat_pool(x_train, y_train, data_cfg.repeat, data_cfg.repeat_noise,
+                                                      rng(0x5EED))
+    return (x_train, y_train), (x_test, y_test), (x_val, y_val), target, copy_of
+
+
+def _count_of(size: float, total: int) -> int:
+    """A size option as a count: a fraction in (0, 1) of ``total``, else the number itself."""
+    return int(round(size * total)) if size < 1 else int(size)
 
 
 def build_dataset(cfg: DictConfig) -> tuple[Any, DataInfo]:
@@ -119,7 +143,8 @@ def build_dataset(cfg: DictConfig) -> tuple[Any, DataInfo]:
     x_test, y_test = split.get_test_split()
     x_val, y_val = split.get_eval_split()
     x_train, x_test, x_val = _scale(data_cfg.scaling, np.asarray(x_train), x_test, x_val)
-    x_train, y_train, copy_of = repeat_pool(x_train, y_train, data_cfg.repeat, data_cfg.repeat_noise, split_seed)
+    (x_train, y_train), (x_test, y_test), (x_val, y_val), target, copy_of = _apply_scenarios(
+        data_cfg, split_seed, (x_train, y_train), (x_test, y_test), (x_val, y_val))
 
     init_size, step_size = int(cfg.loop.init_size), int(cfg.loop.step_size)
     if init_size > len(x_train):
@@ -138,6 +163,7 @@ def build_dataset(cfg: DictConfig) -> tuple[Any, DataInfo]:
         test=None if x_test is None else (x_test, y_test),
         val=None if x_val is None else (x_val, y_val),
         init_size=init_size, copy_of=copy_of, init_strategy=InitStrategy(cfg.loop.init_strategy).value,
+        target=target,
     )
     train_n, test_n, val_n = dataset.get_split_ratio()
     info = DataInfo(

@@ -77,6 +77,18 @@ class DatasetConf:
     # 0 = exact copies). Test and validation splits are untouched.
     repeat: int = 1
     repeat_noise: float = 0.0
+    # A pool that differs from the test distribution (applied to the pool only; validation and
+    # test keep the dataset's own distribution): keep a ``minority_keep`` fraction of the pool's
+    # points of ``minority_classes`` (EPIG's "unbalanced" MNIST: classes 0-4 at 0.1).
+    minority_classes: List[int] = field(default_factory=list)
+    minority_keep: float = 1.0
+    # Only these classes are of interest: every other class becomes one "other" class, which the
+    # test set drops (EPIG's "redundant" MNIST: test_classes=[1, 7]); null: all classes.
+    test_classes: Optional[List[int]] = None
+    # A target set for EPIG drawn from the test distribution and kept apart from the pool and from
+    # evaluation: a count or fraction of the test split set aside (query.options.target=
+    # test_distribution); 0: none.
+    target_size: float = 0.0
     # Keep a class-stratified random subset of this many training points (after the validation
     # and test splits are taken, before repeating), drawn with split_seed: a CPU-sized pool;
     # null keeps them all.
@@ -322,6 +334,16 @@ def validate(cfg: DictConfig) -> None:
     if model.optimizer.learning_rate <= 0:
         raise ConfigError(
             f"model.optimizer.learning_rate={model.optimizer.learning_rate} must be > 0."
+        )
+    if not 0 < data.minority_keep <= 1:
+        raise ConfigError(f"dataset.minority_keep={data.minority_keep} must be a fraction in (0, 1].")
+    if data.target_size < 0 or (data.target_size >= 1 and data.target_size != int(data.target_size)):
+        raise ConfigError(f"dataset.target_size={data.target_size} must be 0 (none), a fraction in (0, 1) "
+                          "or a whole count.")
+    if query.options.get("target") == "test_distribution" and not data.target_size:
+        raise ConfigError(
+            "query.options.target=test_distribution draws targets from a split of the test distribution: set "
+            "dataset.target_size (e.g. 1000), or use query.options.target=pool."
         )
     if data.train_subset is not None:
         _at_least("dataset.train_subset", data.train_subset, 1)

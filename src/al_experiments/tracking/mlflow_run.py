@@ -68,7 +68,7 @@ def round_metrics(step: Mapping[str, Any]) -> dict[str, float]:
                 name = f"{prefix}_{short_metric_name(key)}"
                 metrics[name if name not in metrics else f"{prefix}_{key}"] = float(value)
     for key in ("train_time", "query_time", "eval_time", "labeled_pool_size", "unlabeled_pool_size",
-                "copies_selected"):
+                "copies_selected", "target_picks"):
         if _is_number(step.get(key)):
             metrics[key] = float(step[key])
     if step.get("optim") and _is_number(step.get("optim_time")):  # only where a validation step ran
