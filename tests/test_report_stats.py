@@ -279,3 +279,13 @@ def test_one_strategy_on_two_kinds_of_samples_is_two_strategies_with_their_copie
     # Without copies or samples known, neither column appears.
     plain = markdown(analyse(_set([_curve("random", 0, [0.5, 0.6, 0.7])]), targets=[0.9]))
     assert "| samples |" not in plain and "copies per batch" not in plain
+
+
+def test_validation_labels_are_counted_in_a_note_on_the_budget():
+    from dataclasses import replace
+
+    curves = [replace(_curve(s, 0, [0.5, 0.6, 0.7]), validation=100) for s in ("random", "bald")]
+    [section] = analyse(_set(curves), targets=[0.9]).sections
+    assert any("used 100 labelled validation points" in note and "x plus these" in note for note in section.notes)
+    [plain] = analyse(_set([_curve("random", 0, [0.5, 0.6, 0.7])]), targets=[0.9]).sections
+    assert not any("validation" in note for note in plain.notes)

@@ -99,5 +99,10 @@ def _section(dataset: str, model: str, curves: list[Curve], targets: Sequence[fl
     samples = {s: ", ".join(sorted({c.samples for c in curves if c.strategy == s} - {""})) for s in strategies}
     copies = {s: stats.mean_std(c.copies for c in curves if c.strategy == s and c.copies is not None)
               for s in strategies}
+    validation = sorted({c.validation for c in curves})
+    if validation != [0]:
+        sizes = " or ".join(str(v) for v in validation)
+        notes.append(f"Besides the labels on the x axis, the runs used {sizes} labelled validation points "
+                     "(early stopping, validation metrics): their label budget is x plus these.")
     return Section(dataset, model, strategies, summaries, mean_curves, comparisons, notes, by_strategy,
                    samples, {s: spread for s, spread in copies.items() if spread.n})

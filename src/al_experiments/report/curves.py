@@ -55,6 +55,9 @@ class Curve:
     samples: str = ""
     # Mean copies per selected batch over the run's rounds, where the pool's copies were known.
     copies: float | None = None
+    # Labelled validation points the run used besides its training labels (early stopping,
+    # a validation step): part of its label budget.
+    validation: int = 0
 
 
 @dataclass
@@ -100,11 +103,12 @@ COPIES_KEY = "copies_selected"
 
 def _make_curve(dataset: str, model: str, strategy: str, seed: str, run: str,
                 points: Sequence[tuple[float, float]], samples: str = "",
-                copies: Sequence[float] = ()) -> Curve:
+                copies: Sequence[float] = (), validation: Any = 0) -> Curve:
     points = sorted(points)
     return Curve(dataset, model, strategy, seed, run,
                  np.array([p[0] for p in points], dtype=float), np.array([p[1] for p in points], dtype=float),
-                 samples=samples, copies=float(np.mean(copies)) if len(copies) else None)
+                 samples=samples, copies=float(np.mean(copies)) if len(copies) else None,
+                 validation=int(_number(str(validation)) or 0))
 
 
 def _unfinished_note(kinds: Counter, source_kind: str) -> list[str]:
@@ -154,7 +158,8 @@ def load_mlflow(
             if COPIES_KEY in run.data.metrics else []
         curves.append(_make_curve(tags.get("dataset", "unknown"), tags.get("model", "unknown"),
                                   tags["query"], tags["seed"], run.info.run_id, points,
-                                  samples=tags.get("samples", ""), copies=copies))
+                                  samples=tags.get("samples", ""), copies=copies,
+                                  validation=run.data.params.get("data.val_size", 0)))
     parents = {r.data.tags.get("mlflow.parentRunId") for r in runs}
     sweep_parent = parent_run or (parents.pop() if len(parents) == 1 else None)
     return CurveSet(curves, key, source, notes, tracking_uri=uri, parent_run_id=sweep_parent)
@@ -291,7 +296,8 @@ def load_metrics_dir(path: str | os.PathLike[str], metric: str | None = None,
         copies = [c for c in (_number(r.get(COPIES_KEY)) for r in rows) if c is not None]
         curves.append(_make_curve(dataset, str(entry.get("model", "unknown")), str(entry["query_fn"]),
                                   seed, csv_path.name, points,
-                                  samples=str((entry.get("params") or {}).get("samples", "")), copies=copies))
+                                  samples=str((entry.get("params") or {}).get("samples", "")), copies=copies,
+                                  validation=(meta.get("dataset") or {}).get("val_size", 0)))
     return CurveSet(curves, key, f"metrics directory {folder}", notes)
 
 
