@@ -18,12 +18,14 @@ from al_experiments.app.precheck import _jobs_to_check, check_command
     (["model.optimizer.learning_rate=fast"],
      "model.optimizer.learning_rate=fast is invalid: model.optimizer.learning_rate takes a number."),
     (["loop.stepsize=3"],
-     "loop.stepsize is not a setting. Did you mean 'step_size'? Settings of loop: init_size, max_rounds, step_size."),
+     "loop.stepsize is not a setting. Did you mean 'step_size'? Settings of loop: init_size, init_strategy, "
+     "max_rounds, step_size."),
     (["seed=[1"], "The override 'seed=[1' cannot be read (no viable alternative at input '[1'); write key=value, "
                   "quoting values with spaces or brackets (see https://hydra.cc/docs/advanced/override_grammar/basic)."),
     (["+experiment=smok"], "+experiment=smok is not an option of the config group 'experiment'. Did you mean 'smoke'? "
-                           "Options: fashion_quick, gal2017, quick, repeated_digits, repeated_fashion, "
-                           "repeated_fashion_cpu, repeated_mnist, smoke; add your own with "
+                           "Options: classical_breast_cancer, epig_unbalanced_digits, fashion_quick, gal2017, "
+                           "quick, repeated_digits, repeated_fashion, repeated_fashion_cpu, repeated_mnist, smoke; "
+                           "add your own with "
                            "--config-dir DIR holding experiment/<name>.yaml."),
     # the project's own value checks, on every value of a sweep
     (["-m", "loop.step_size=10,0"], "loop.step_size=0 is invalid: it must be a whole number >= 1."),
