@@ -17,7 +17,7 @@ import argparse
 
 import numpy as np
 
-from al_experiments.report.curves import load_metrics_dir, load_mlflow
+from al_experiments.report.curves import label_samples, load_metrics_dir, load_mlflow
 
 
 def quartiles(values: list[float], digits: int = 3) -> str:
@@ -45,6 +45,7 @@ def main() -> None:
         curves = load_metrics_dir(args.metrics_dir, include_unfinished=args.include_unfinished).curves
     else:
         curves = load_mlflow(args.tracking_uri, args.experiment, include_unfinished=args.include_unfinished).curves
+    curves = label_samples(curves)  # one strategy on two kinds of samples: two rows
     strategies = sorted({c.strategy for c in curves}, key=lambda s: (s != "random", s))
     head = ["strategy", "seeds", *(f"accuracy at {x:g}" for x in args.labels),
             *(f"labels to {t:g}" for t in args.targets), "copies per batch"]

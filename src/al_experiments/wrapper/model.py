@@ -370,6 +370,7 @@ class Model(PredictionMixin, WeightsMixin, ActiveModel):
                 results[metric_name(metric)] = metric_value(metric, y, raw)
         return results
 
+
 MONITORS = ("accuracy", "loss")
 
 
