@@ -24,7 +24,11 @@ def quartiles(values: list[float], digits: int = 3) -> str:
     """``median [q1, q3]`` of ``values`` (inf shown as never); one value alone; a dash for none."""
     if not values:
         return "–"
-    q1, median, q3 = np.percentile(np.asarray(values, dtype=float), [25, 50, 75], method="lower")
+    data = np.asarray(values, dtype=float)
+    # Interpolated quartiles; where a seed never got there, the nearest rank at or above (so
+    # "never" is never averaged with a count).
+    method = "higher" if np.isinf(data).any() else "linear"
+    q1, median, q3 = np.percentile(data, [25, 50, 75], method=method)
 
     def show(v: float) -> str:
         return "never" if np.isinf(v) else (f"{v:.{digits}f}" if digits else f"{v:.0f}")
