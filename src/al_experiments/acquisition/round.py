@@ -98,12 +98,10 @@ def decision_scores(model: Any, inputs: Any, strategy: QueryStrategy, batch_size
     strategies a decision function can stand in for (``DECISION_SCORES``)."""
     score = DECISION_SCORES.get(strategy.fn)
     if score is None:
-        names = ", ".join(sorted({s.name for s in map(get_query, ("margin", "least_confidence"))}))
         raise ValueError(
             f"The wrapped {type(model.get_model()).__name__} gives decision values, not probabilities, so it "
-            "cannot be scored by "
-            f"'{strategy.name}': use {names}, random or coreset, or a classifier with predict_proba "
-            "(e.g. SVC(probability=True))."
+            f"cannot be scored by '{strategy.name}': use least_confidence, margin, random or coreset, or a "
+            "classifier with predict_proba (e.g. SVC(probability=True))."
         )
     return score(model.decision_values(inputs, batch_size))
 

@@ -114,9 +114,10 @@ def _apply_scenarios(data_cfg: DictConfig, seed: int, train: tuple, test: tuple,
     return (x_train, y_train), (x_test, y_test), (x_val, y_val), target, copy_of
 
 
-def _count_of(size: float, total: int) -> int:
-    """A size option as a count: a fraction in (0, 1) of ``total``, else the number itself."""
-    return int(round(size * total)) if size < 1 else int(size)
+def _count_of(value: float, total: int) -> int:
+    """A size option (read as ``_size`` reads it) as a count of ``total`` points."""
+    size = _size(value)
+    return 0 if size is None else (int(round(size * total)) if isinstance(size, float) else size)
 
 
 def build_dataset(cfg: DictConfig) -> tuple[Any, DataInfo]:

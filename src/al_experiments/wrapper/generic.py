@@ -327,12 +327,7 @@ class GenericModelMixin:
     def _known_classes(self) -> np.ndarray | None:
         """The object's class labels as integer ids (sklearn's ``classes_``), or None."""
         classes = getattr(self._model, "classes_", None)
-        if classes is None:
-            return None
-        classes = np.asarray(classes)
-        if classes.dtype.kind not in "iub" and not (classes.dtype.kind == "f" and np.all(np.mod(classes, 1) == 0)):
-            return None
-        return classes.astype(np.int64)
+        return None if classes is None else class_labels(np.asarray(classes))
 
     def _one_hot(self, labels: np.ndarray) -> np.ndarray:
         """Predicted labels as one-hot rows over the object's classes (its ``classes_``, else
