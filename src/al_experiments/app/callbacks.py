@@ -35,9 +35,9 @@ class MlflowSweepCallback(Callback):
         from al_experiments.tracking import mlflow_store, server_wait, sweep
 
         sweep_dir = os.path.abspath(config.hydra.sweep.dir)
-        uri = mlflow_store.resolve_tracking_uri(config.mlflow.tracking_uri)
         server_wait.set_wait(config.mlflow.server_wait_s)
         try:
+            uri = mlflow_store.resolve_tracking_uri(config.mlflow.tracking_uri)
             mlflow_store.wait_for_tracking_store(uri, config.mlflow.timeout_s, config.mlflow.server_wait_s)
             experiment_id = mlflow_store.ensure_experiment(uri, config.mlflow.experiment_name)
         except mlflow_store.TrackingUnavailable as exc:

@@ -162,7 +162,9 @@ def _parse_error(overrides: list[str], exc: Exception) -> str:
         except Exception:  # the grammar's own errors come as HydraException or OverrideParseException
             bad = override
             break
-    reason = str(exc).splitlines()[0].rstrip(".")
-    where = f"The override {bad!r}" if bad else "An override"
+    from al_experiments.tracking.credentials import redact_text
+
+    reason = redact_text(str(exc).splitlines()[0].rstrip("."))
+    where = f"The override {redact_text(bad)!r}" if bad else "An override"
     return (f"{where} cannot be read ({reason}); write key=value, quoting values with spaces or "
             "brackets (see https://hydra.cc/docs/advanced/override_grammar/basic).")

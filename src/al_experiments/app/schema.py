@@ -371,6 +371,12 @@ def validate(cfg: DictConfig) -> None:
         raise ConfigError(f"mlflow.timeout_s={cfg.mlflow.timeout_s} must be > 0 seconds.")
     if cfg.mlflow.server_wait_s < 0:
         raise ConfigError(f"mlflow.server_wait_s={cfg.mlflow.server_wait_s} must be >= 0 seconds (0: do not wait).")
+    from al_experiments.tracking.mlflow_store import TrackingUnavailable, resolve_tracking_uri
+
+    try:  # a credential in the URI, refused before Hydra saves the command line
+        resolve_tracking_uri(cfg.mlflow.tracking_uri)
+    except TrackingUnavailable as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def _at_least(key: str, value: int, minimum: int) -> None:

@@ -184,8 +184,8 @@ def _open_store(tracking_uri: str | None, timeout_s: float) -> tuple[str, Any]:
 
     from al_experiments.tracking import mlflow_store
 
-    uri = mlflow_store.resolve_tracking_uri(tracking_uri)
     try:
+        uri = mlflow_store.resolve_tracking_uri(tracking_uri, "--tracking-uri")
         mlflow_store.check_tracking_store(uri, timeout_s)
     except mlflow_store.TrackingUnavailable as exc:
         raise ReportError(str(exc).replace("mlflow.tracking_uri", "--tracking-uri")) from None
