@@ -18,10 +18,12 @@ def server(command: str, env: dict[str, str] | None = None) -> str:
 
 @contextlib.contextmanager
 def running_server(env: dict[str, str] | None = None) -> Iterator[str]:
-    """The server's URI, started if it is not running, and then stopped again on the way out."""
+    """The server's URI, started if it is not running, and then stopped again on the way out.
+    This process and its children sign in to it (``sign_in``)."""
     was_running = subprocess.run(["bash", str(SCRIPT), "status"], env=env, capture_output=True).returncode == 0
     uri = server("up", env).splitlines()[-1]
     try:
+        sign_in(env)
         yield uri
     finally:
         if not was_running:  # a server started here goes with it
@@ -31,3 +33,22 @@ def running_server(env: dict[str, str] | None = None) -> Iterator[str]:
 def csv_rounds(metrics: Path) -> int:
     """Rounds written so far to the tf_al CSVs of a metrics folder (a header line each)."""
     return sum(max(0, len(path.read_text().splitlines()) - 1) for path in metrics.glob("*.csv"))
+
+
+def sign_in(env: dict[str, str] | None = None) -> None:
+    """Jobs started from here verify the server's certificate and sign in: as the user of the
+    environment's credentials if it has them, else as a new user made for this benchmark."""
+    import configparser
+    import os
+
+    if env is not None:
+        os.environ.update({k: v for k, v in env.items() if k.startswith("MLFLOW_TRACKING_")})
+    os.environ.setdefault("MLFLOW_TRACKING_SERVER_CERT_PATH", server("cert", env))
+    if os.environ.get("MLFLOW_TRACKING_USERNAME"):
+        return
+    path = subprocess.run(["bash", str(SCRIPT), "add-user", f"bench-{os.getpid()}-{os.urandom(3).hex()}"], env=env,
+                          check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1]
+    credentials = configparser.ConfigParser()
+    credentials.read(path)
+    os.environ["MLFLOW_TRACKING_USERNAME"] = credentials["mlflow"]["mlflow_tracking_username"]
+    os.environ["MLFLOW_TRACKING_PASSWORD"] = credentials["mlflow"]["mlflow_tracking_password"]

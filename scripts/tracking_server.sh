@@ -37,9 +37,9 @@
 #   TRACKING_TLS_CERT, TRACKING_TLS_KEY
 #                     a real certificate (chain) and its key, instead of the self-signed one made here
 #   TRACKING_WORKERS  the server's worker processes (default 4)
-#   TRACKING_AUTH_CACHE_S  how long a worker trusts a checked password (default 60; MLflow's
-#                     password hashing costs tens of milliseconds a request without it; a changed
-#                     password reaches every worker within this time)
+#   TRACKING_AUTH_CACHE_S  how long a worker trusts a checked password (default 60; MLflow checks
+#                     one with scrypt, about 0.3 s of CPU here, which every request would pay; a
+#                     changed password reaches every worker within this time)
 #   TRACKING_ACCESS_LOG=1  log every request in mlflow-server.log (off: a loaded server writes a line per round)
 #   MLFLOW            the mlflow command (default: this project's .venv/bin/mlflow, else PATH's);
 #                     its environment needs psycopg2 and Flask-WTF (`pip install "al-experiments[server]"`)

@@ -52,5 +52,31 @@ def tracking_server():
     if up.returncode != 0:
         subprocess.run(["bash", str(script), "reset"], env=env, capture_output=True, timeout=120)
         pytest.skip(f"scripts/tracking_server.sh up failed (rc {up.returncode}): {up.stderr.strip()[-500:]}")
-    yield SimpleNamespace(uri=up.stdout.strip().splitlines()[-1], env=env, script=script)
+    uri = up.stdout.strip().splitlines()[-1]
+    cert = subprocess.run(["bash", str(script), "cert"], env=env, capture_output=True, text=True).stdout.strip()
+    added = subprocess.run(["bash", str(script), "add-user", "tester"], env=env, capture_output=True, text=True,
+                           timeout=120)
+    assert added.returncode == 0, added.stderr
+    username, password = read_credentials(Path(added.stdout.strip().splitlines()[-1]))
+    # what a user's job needs: the server's certificate to verify it, its credentials to sign in
+    client = {"MLFLOW_TRACKING_SERVER_CERT_PATH": cert, "MLFLOW_TRACKING_USERNAME": username,
+              "MLFLOW_TRACKING_PASSWORD": password}
+    yield SimpleNamespace(uri=uri, env={**env, **client}, client=client, script=script, folder=Path(folder))
     subprocess.run(["bash", str(script), "reset"], env=env, capture_output=True, timeout=120)
+
+
+def read_credentials(path):
+    """(user name, password) of a credentials file in MLflow's format."""
+    import configparser
+
+    parser = configparser.ConfigParser()
+    parser.read(path)
+    return parser["mlflow"]["mlflow_tracking_username"], parser["mlflow"]["mlflow_tracking_password"]
+
+
+@pytest.fixture
+def as_tracking_user(tracking_server, monkeypatch):
+    """This process signs in to the shared server as the fixture's user, verifying its certificate."""
+    for name, value in tracking_server.client.items():
+        monkeypatch.setenv(name, value)
+    return tracking_server

@@ -70,18 +70,19 @@ def test_the_script_runs_and_restarts_the_server(tracking_server):
 
 
 @pytest.mark.slow
-def test_a_repeated_creation_leaves_one_run(tracking_server):
+def test_a_repeated_creation_leaves_one_run(as_tracking_user):
     """A run created by a request whose reply was lost has the creation's token; creating the run
     again (MLflow's retry) removes it, so the job has exactly one run."""
     from mlflow import MlflowClient
 
     from al_experiments.tracking import mlflow_store
 
-    client = MlflowClient(tracking_server.uri)
-    experiment_id = mlflow_store.ensure_experiment(tracking_server.uri, "repeated-creation")
+    uri = as_tracking_user.uri
+    client = MlflowClient(uri)
+    experiment_id = mlflow_store.ensure_experiment(uri, "repeated-creation")
     lost = client.create_run(experiment_id, tags={mlflow_store.CREATION_TAG: "token-1"}).info.run_id
     other = client.create_run(experiment_id, tags={mlflow_store.CREATION_TAG: "token-2"}).info.run_id
-    kept = mlflow_store.create_run(tracking_server.uri, experiment_id, "job", {"seed": "0"}, token="token-1")
+    kept = mlflow_store.create_run(uri, experiment_id, "job", {"seed": "0"}, token="token-1")
     active = {r.info.run_id for r in client.search_runs([experiment_id])}
     assert active == {kept, other}
     assert client.get_run(lost).info.lifecycle_stage == "deleted"

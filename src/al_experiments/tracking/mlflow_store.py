@@ -11,9 +11,9 @@ import hashlib
 import json
 import logging
 import os
+import ssl
 import time
 import urllib.error
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,7 +22,7 @@ from urllib.parse import urlparse
 
 import filelock
 
-from al_experiments.tracking import server_wait
+from al_experiments.tracking import credentials, server_wait
 
 log = logging.getLogger(__name__)
 
@@ -37,14 +37,55 @@ class TrackingUnavailable(RuntimeError):
     """The tracking store cannot be used; the message is one sentence with the fix."""
 
 
+class TrackingRefused(TrackingUnavailable):
+    """The server answered and refuses this client as configured (its certificate not trusted,
+    no or wrong credentials, no permission): waiting for it would not help."""
+
+
+_CREDENTIALS_FIX = ("set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD in the environment or write "
+                    "them to ~/.mlflow/credentials (scripts/tracking_server.sh add-user makes such a file)")
+
+
+def refusal(exc: BaseException, uri: str, experiment: str | None = None) -> TrackingRefused | None:
+    """The one-sentence ``TrackingRefused`` for an MLflow error that is the server's refusal
+    (HTTP 401 or 403), else None."""
+    from mlflow.exceptions import MlflowException
+
+    if not isinstance(exc, MlflowException):
+        return None
+    status = exc.get_http_status_code()
+    if status == 401:
+        from mlflow.utils.credentials import read_mlflow_creds
+
+        user = read_mlflow_creds().username
+        said = f"the password of user {user!r}" if user else "a request without credentials"
+        return TrackingRefused(f"The MLflow tracking server at {uri} refused {said} (HTTP 401); {_CREDENTIALS_FIX}.")
+    if status == 403:
+        from mlflow.utils.credentials import read_mlflow_creds
+
+        user = read_mlflow_creds().username or "?"
+        what = f"experiment {experiment!r}" if experiment else "this request"
+        return TrackingRefused(
+            f"User {user!r} has no permission on {what} at {uri} (HTTP 403); ask the server's admin for "
+            f"it (scripts/tracking_server.sh grant {user} {experiment or 'EXPERIMENT'}) or choose another "
+            "mlflow.experiment_name."
+        )
+    return None
+
+
 # ----------------------------------------------------------------------------- the store
-def resolve_tracking_uri(configured: str | None) -> str:
+def resolve_tracking_uri(configured: str | None, setting: str = "mlflow.tracking_uri") -> str:
     """Config value, else ``$MLFLOW_TRACKING_URI``, else ``sqlite:///mlflow.db`` in the cwd.
 
     Relative SQLite paths are made absolute now, so every job of a sweep (and the process
-    closing the parent run) addresses the same file whatever its working directory.
+    closing the parent run) addresses the same file whatever its working directory. A URI that
+    carries a credential is refused (``TrackingUnavailable``): it would be logged with the run.
     """
     uri = configured or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
+    try:
+        credentials.refuse_credentials(uri, setting if configured else "MLFLOW_TRACKING_URI")
+    except credentials.CredentialInUri as exc:
+        raise TrackingUnavailable(str(exc)) from None
     db = sqlite_path(uri)
     if db is not None and not os.path.isabs(db):
         uri = "sqlite:///" + os.path.abspath(db)
@@ -63,7 +104,7 @@ def check_tracking_store(uri: str, timeout_s: float) -> None:
     fix = "point mlflow.tracking_uri (or MLFLOW_TRACKING_URI) at a running server or at sqlite:///mlflow.db"
     if is_server(uri):
         try:
-            with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout_s) as response:
+            with server_wait.health(uri, timeout_s) as response:
                 if response.status != 200:
                     raise TrackingUnavailable(
                         f"The MLflow tracking server at {uri} answered /health with HTTP {response.status}; {fix}."
@@ -74,10 +115,17 @@ def check_tracking_store(uri: str, timeout_s: float) -> None:
             ) from None
         except (urllib.error.URLError, OSError) as exc:
             reason = getattr(exc, "reason", exc)
+            if isinstance(reason, ssl.SSLCertVerificationError):
+                raise TrackingRefused(
+                    f"The certificate of the MLflow tracking server at {uri} is not trusted ({reason.verify_message}); "
+                    "point MLFLOW_TRACKING_SERVER_CERT_PATH at its certificate or CA bundle "
+                    "(scripts/tracking_server.sh cert prints the path of the one it made)."
+                ) from None
             raise TrackingUnavailable(
                 f"The MLflow tracking server at {uri} cannot be reached within {timeout_s:g} s "
                 f"({reason}); start it, or {fix}."
             ) from None
+        _check_credentials(uri)
     elif scheme == "sqlite":
         folder = os.path.dirname(sqlite_path(uri) or "") or "."
         if not os.path.isdir(folder):
@@ -89,6 +137,18 @@ def check_tracking_store(uri: str, timeout_s: float) -> None:
             f"mlflow.tracking_uri={uri!r} is a file store, which MLflow >= 3.13 refuses; "
             "use sqlite:///<path>/mlflow.db (or a tracking server) instead."
         )
+
+
+def _check_credentials(uri: str) -> None:
+    """One authenticated request: a server that refuses the job's credentials says so now."""
+    from mlflow import MlflowClient
+
+    try:
+        MlflowClient(tracking_uri=uri).search_experiments(max_results=1)
+    except Exception as exc:  # an unreachable server is found by the health check and its wait
+        refused = refusal(exc, uri)
+        if refused is not None:
+            raise refused from None
 
 
 @contextmanager
@@ -123,7 +183,7 @@ def wait_for_tracking_store(uri: str, timeout_s: float, wait_s: float) -> None:
     try:
         check_tracking_store(uri, timeout_s)
     except TrackingUnavailable as exc:
-        if not is_server(uri) or wait_s <= 0:
+        if not is_server(uri) or wait_s <= 0 or isinstance(exc, TrackingRefused):
             raise
         log.warning("%s Waiting up to %g s for it (mlflow.server_wait_s).", str(exc).split(";")[0] + ".", wait_s)
         if not server_wait.wait_until_healthy(uri, time.monotonic() + wait_s):
@@ -160,7 +220,10 @@ def ensure_experiment(uri: str, name: str) -> str:
 
     with _store_lock(uri):
         mlflow_client = client(uri)
-        experiment = mlflow_client.get_experiment_by_name(name)
+        try:
+            experiment = mlflow_client.get_experiment_by_name(name)
+        except MlflowException as exc:
+            raise (refusal(exc, uri, name) or exc) from None
         if experiment is None:
             db = sqlite_path(uri)
             location = Path(db).resolve().parent.joinpath("mlartifacts").as_uri() if db else None

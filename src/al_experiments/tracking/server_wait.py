@@ -83,9 +83,26 @@ def is_unreachable(exc: BaseException) -> bool:
     return False
 
 
+def health(uri: str, timeout_s: float):
+    """``uri``'s ``/health`` response (a context manager), over TLS as MLflow's own client would
+    make it: verified against ``MLFLOW_TRACKING_SERVER_CERT_PATH`` (else the system's CAs),
+    unverified only where ``MLFLOW_TRACKING_INSECURE_TLS=true``, with the client certificate of
+    ``MLFLOW_TRACKING_CLIENT_CERT_PATH``."""
+    context = None
+    if uri.startswith("https:"):
+        import ssl
+
+        context = ssl.create_default_context(cafile=os.environ.get("MLFLOW_TRACKING_SERVER_CERT_PATH") or None)
+        if os.environ.get("MLFLOW_TRACKING_INSECURE_TLS", "").lower() == "true":
+            context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+        if os.environ.get("MLFLOW_TRACKING_CLIENT_CERT_PATH"):
+            context.load_cert_chain(os.environ["MLFLOW_TRACKING_CLIENT_CERT_PATH"])
+    return urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout_s, context=context)
+
+
 def healthy(uri: str, timeout_s: float) -> bool:
     try:
-        with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout_s) as response:
+        with health(uri, timeout_s) as response:
             return response.status == 200
     except (urllib.error.URLError, OSError):
         return False
