@@ -241,8 +241,12 @@ start_server() {
   # a /health here). `mlflow server` refuses its security options beside --gunicorn-opts, but
   # its Flask app applies the same Host-header, CORS and X-Frame-Options checks under gunicorn,
   # read from the MLFLOW_SERVER_* variables set below (tests/test_tracking_server.py holds it to
-  # that); gunicorn terminates TLS itself. TERM lets requests in flight finish (20 s at most).
-  local options="--timeout 60 --graceful-timeout 20 --log-level warning --certfile $CERT --keyfile $KEY"
+  # that); gunicorn terminates TLS itself. Threaded workers keep a connection open between a
+  # job's rounds (4.5 s apart in the Gal protocol), so a job pays the TLS handshake once, and a
+  # thread checking a password (scrypt, 0.1 s idle, up to 1 s under load, once a minute per
+  # worker with the cache) holds up no other request. TERM lets requests in flight finish (20 s
+  # at most).
+  local options="--timeout 60 --graceful-timeout 20 --log-level warning --certfile $CERT --keyfile $KEY --worker-class gthread --threads 4 --keep-alive 30"
   [[ ${TRACKING_ACCESS_LOG:-0} == 1 ]] && options+=" --access-logfile -"
   # secrets reach the server through its environment (readable by its owner alone), never argv;
   # its own session, so that stopping it stops its workers too

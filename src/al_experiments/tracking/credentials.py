@@ -17,8 +17,9 @@ from urllib.parse import parse_qsl, urlsplit
 
 # query parameters that carry a secret in the URIs of MLflow's stores and of SQLAlchemy drivers
 _SECRET_PARAMETER = re.compile(r"(pass(word)?|pwd|secret|token|api[_-]?key|access[_-]?key|sig(nature)?)$", re.I)
-_WHERE = ("set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD in the environment or write them "
-          "to ~/.mlflow/credentials (a database's password: PGPASSFILE)")
+# where a job's credentials go instead, as MLflow's client reads them
+SIGN_IN = ("set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD in the environment or write them "
+           "to ~/.mlflow/credentials")
 
 
 class CredentialInUri(ValueError):
@@ -59,5 +60,5 @@ def refuse_credentials(uri: str, setting: str = "mlflow.tracking_uri") -> None:
     what = "a password" if user is not None and ":" in user else "credentials" if user is not None else f"the secret {secret_keys[0]!r}"
     raise CredentialInUri(
         f"{setting} carries {what} ({redact(uri)}), which would be logged with the run: give the URI "
-        f"without it and {_WHERE}."
+        f"without it and {SIGN_IN} (a database's password: PGPASSFILE)."
     )

@@ -42,28 +42,22 @@ class TrackingRefused(TrackingUnavailable):
     no or wrong credentials, no permission): waiting for it would not help."""
 
 
-_CREDENTIALS_FIX = ("set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD in the environment or write "
-                    "them to ~/.mlflow/credentials (scripts/tracking_server.sh add-user makes such a file)")
-
-
 def refusal(exc: BaseException, uri: str, experiment: str | None = None) -> TrackingRefused | None:
     """The one-sentence ``TrackingRefused`` for an MLflow error that is the server's refusal
     (HTTP 401 or 403), else None."""
     from mlflow.exceptions import MlflowException
+    from mlflow.utils.credentials import read_mlflow_creds
 
     if not isinstance(exc, MlflowException):
         return None
     status = exc.get_http_status_code()
+    user = read_mlflow_creds().username
     if status == 401:
-        from mlflow.utils.credentials import read_mlflow_creds
-
-        user = read_mlflow_creds().username
         said = f"the password of user {user!r}" if user else "a request without credentials"
-        return TrackingRefused(f"The MLflow tracking server at {uri} refused {said} (HTTP 401); {_CREDENTIALS_FIX}.")
+        return TrackingRefused(f"The MLflow tracking server at {uri} refused {said} (HTTP 401); "
+                               f"{credentials.SIGN_IN} (scripts/tracking_server.sh add-user makes such a file).")
     if status == 403:
-        from mlflow.utils.credentials import read_mlflow_creds
-
-        user = read_mlflow_creds().username or "?"
+        user = user or "?"
         what = f"experiment {experiment!r}" if experiment else "this request"
         return TrackingRefused(
             f"User {user!r} has no permission on {what} at {uri} (HTTP 403); ask the server's admin for "
