@@ -23,7 +23,7 @@ from al_experiments.app.precheck import _jobs_to_check, check_command
     (["seed=[1"], "The override 'seed=[1' cannot be read (no viable alternative at input '[1'); write key=value, "
                   "quoting values with spaces or brackets (see https://hydra.cc/docs/advanced/override_grammar/basic)."),
     (["+experiment=smok"], "+experiment=smok is not an option of the config group 'experiment'. Did you mean 'smoke'? "
-                           "Options: classical_breast_cancer, epig_unbalanced_digits, fashion_quick, gal2017, "
+                           "Options: classical_breast_cancer, epig_unbalanced_digits, fashion_quick, gal2017, gal2017_fashion_cpu, "
                            "quick, repeated_digits, repeated_fashion, repeated_fashion_cpu, repeated_mnist, smoke; "
                            "add your own with "
                            "--config-dir DIR holding experiment/<name>.yaml."),
