@@ -54,15 +54,24 @@ def tracking_server():
         pytest.skip(f"scripts/tracking_server.sh up failed (rc {up.returncode}): {up.stderr.strip()[-500:]}")
     uri = up.stdout.strip().splitlines()[-1]
     cert = subprocess.run(["bash", str(script), "cert"], env=env, capture_output=True, text=True).stdout.strip()
-    added = subprocess.run(["bash", str(script), "add-user", "tester"], env=env, capture_output=True, text=True,
-                           timeout=120)
-    assert added.returncode == 0, added.stderr
-    username, password = read_credentials(Path(added.stdout.strip().splitlines()[-1]))
+    username, password = read_credentials(add_tracking_user(script, env, "tester")[0])
     # what a user's job needs: the server's certificate to verify it, its credentials to sign in
     client = {"MLFLOW_TRACKING_SERVER_CERT_PATH": cert, "MLFLOW_TRACKING_USERNAME": username,
               "MLFLOW_TRACKING_PASSWORD": password}
     yield SimpleNamespace(uri=uri, env={**env, **client}, client=client, script=script, folder=Path(folder))
     subprocess.run(["bash", str(script), "reset"], env=env, capture_output=True, timeout=120)
+
+
+def add_tracking_user(script, env, name, *experiments):
+    """``tracking_server.sh add-user NAME [EXPERIMENT...]``: the path of the new user's credentials file, and
+    everything the command printed."""
+    import subprocess
+    from pathlib import Path
+
+    added = subprocess.run(["bash", str(script), "add-user", name, *experiments], env=env, capture_output=True, text=True,
+                           timeout=120)
+    assert added.returncode == 0, added.stderr
+    return Path(added.stdout.strip().splitlines()[-1]), added.stdout + added.stderr
 
 
 def read_credentials(path):

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from _app_helpers import AL_RUN, QUICK, run_in_process
-from conftest import read_credentials
+from conftest import add_tracking_user, read_credentials
 
 pytestmark = pytest.mark.slow
 
@@ -33,12 +33,11 @@ def _request(server, path: str, *, user: tuple[str, str] | None = None, method: 
 
 
 def _new_user(server, name: str, *experiments: str) -> tuple[str, str]:
-    added = _script(server, "add-user", name, *experiments)
-    assert added.returncode == 0, added.stderr
-    path = Path(added.stdout.strip().splitlines()[-1])
+    path, printed = add_tracking_user(server.script, server.env, name, *experiments)
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    assert read_credentials(path)[1] not in added.stdout + added.stderr  # the password is never printed
-    return read_credentials(path)
+    credentials = read_credentials(path)
+    assert credentials[1] not in printed  # the password is never printed
+    return credentials
 
 
 def _experiment(server, user, name: str):
