@@ -26,23 +26,14 @@ def fail(sentence: str) -> None:
     raise SystemExit(1)
 
 
-def experiment_id(uri: str, name: str) -> str:
-    """The id of experiment ``name``, created (by the admin) if missing."""
-    from mlflow import MlflowClient
-
-    client = MlflowClient(uri)
-    found = client.get_experiment_by_name(name)
-    if found is not None:
-        return found.experiment_id
-    return client.create_experiment(name, tags={"mlflow.experimentKind": "custom_model_development"})
-
-
 def grant(uri: str, user: str, experiment: str, permission: str) -> None:
     from mlflow.exceptions import MlflowException
     from mlflow.server.auth.client import AuthServiceClient
 
+    from al_experiments.tracking.mlflow_store import ensure_experiment
+
     auth = AuthServiceClient(uri)
-    eid = experiment_id(uri, experiment)
+    eid = ensure_experiment(uri, experiment)  # created by the admin if missing, as a job would make it
     try:
         auth.grant_user_permission(user, "experiment", eid, permission)
     except MlflowException as exc:

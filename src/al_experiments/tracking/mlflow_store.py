@@ -48,23 +48,20 @@ def refusal(exc: BaseException, uri: str, experiment: str | None = None) -> Trac
     from mlflow.exceptions import MlflowException
     from mlflow.utils.credentials import read_mlflow_creds
 
-    if not isinstance(exc, MlflowException):
+    if not isinstance(exc, MlflowException) or exc.get_http_status_code() not in (401, 403):
         return None
-    status = exc.get_http_status_code()
     user = read_mlflow_creds().username
-    if status == 401:
+    if exc.get_http_status_code() == 401:
         said = f"the password of user {user!r}" if user else "a request without credentials"
         return TrackingRefused(f"The MLflow tracking server at {uri} refused {said} (HTTP 401); "
                                f"{credentials.SIGN_IN} (scripts/tracking_server.sh add-user makes such a file).")
-    if status == 403:
-        user = user or "?"
-        what = f"experiment {experiment!r}" if experiment else "this request"
-        return TrackingRefused(
-            f"User {user!r} has no permission on {what} at {uri} (HTTP 403); ask the server's admin for "
-            f"it (scripts/tracking_server.sh grant {user} {experiment or 'EXPERIMENT'}) or choose another "
-            "mlflow.experiment_name."
-        )
-    return None
+    what = f"experiment {experiment!r}" if experiment else "this request"
+    user = user or "?"
+    return TrackingRefused(
+        f"User {user!r} has no permission on {what} at {uri} (HTTP 403); ask the server's admin for "
+        f"it (scripts/tracking_server.sh grant {user} {experiment or 'EXPERIMENT'}) or choose another "
+        "mlflow.experiment_name."
+    )
 
 
 # ----------------------------------------------------------------------------- the store
