@@ -6,11 +6,11 @@ from typing import Any
 
 import numpy as np
 
+from al_experiments.pool import INIT_STRATEGIES
 from al_experiments.utils.seeding import seed_or_global
 from al_experiments.validation import as_index_array, check_pair, check_whole, class_labels
 
 Split = tuple[Any, Any]
-INIT_STRATEGIES = ("balanced", "random")
 
 
 class Dataset:
@@ -31,8 +31,10 @@ class Dataset:
         seed: Seed of the split; by default drawn from NumPy's global RNG.
         init_strategy: How an ``init_size`` initial set is drawn (``INIT_STRATEGIES``):
             ``"balanced"`` (the same number of points per class where the targets allow, as
-            tf_al did) or ``"random"`` (uniformly from the pool, so a class may be missing until
-            a query picks it; see ``loop.init_strategy`` in the README).
+            tf_al did), ``"random"`` (uniformly from the pool), or a cold-start strategy on the
+            flattened inputs, ``"typiclust"`` or ``"probcover"`` (see ``Pool.choose_initial``).
+            All but ``balanced`` look at no label, so a class may be missing until a query picks
+            it (see ``loop.init_strategy`` in the README).
         target: Optional ``(inputs, targets)`` target set for EPIG, drawn from the test
             distribution and kept apart from the pool and from evaluation.
         copy_of: For a pool that holds copies of points (repeated data): one id per pool point,

@@ -94,8 +94,10 @@ class ActiveLearningLoop:
         self.pool = Pool(dataset.get_train_inputs(), targets)
         init = dataset.get_init_indices()
         init_rng = round_rng(self.seed, 0, "init")
-        if init is None and dataset.get_init_size() > 0 and getattr(dataset, "init_strategy", None) == "random":
-            init = np.sort(init_rng.choice(len(self.pool), dataset.get_init_size(), replace=False))
+        strategy = getattr(dataset, "init_strategy", "balanced")
+        if init is None and dataset.get_init_size() > 0 and strategy != "balanced":
+            # A label-free draw (random, typiclust, probcover): indices any oracle can label.
+            init = self.pool.choose_initial(dataset.get_init_size(), init_rng, strategy=strategy)
         if init is not None and len(init):
             self.oracle.init(self.pool, init, rng=init_rng)
         elif dataset.get_init_size() > 0:

@@ -15,6 +15,12 @@ import numpy as np
 from al_experiments.utils.seeding import generator_or_global
 from al_experiments.validation import as_index_array, class_labels, reject_empty_indices
 
+# How an initial set is drawn: ``balanced`` over classes where the targets allow, uniformly
+# ``random``, or by a cold-start strategy on the raw inputs (no model exists yet), which looks at
+# no label: ``typiclust`` or ``probcover``. The last three may miss a class.
+INIT_STRATEGIES = ("balanced", "random", "typiclust", "probcover")
+COLD_START = ("typiclust", "probcover")
+
 
 class Pool:
     """Labelled and unlabelled state over a fixed array of inputs.
@@ -160,22 +166,25 @@ class Pool:
     def __setitem__(self, indices: Any, targets: Any) -> None:
         self.annotate(indices, targets)
 
-    def init(self, size: int | Sequence[int] | np.ndarray, rng: np.random.Generator | None = None) -> np.ndarray:
+    def init(self, size: int | Sequence[int] | np.ndarray, rng: np.random.Generator | None = None,
+             strategy: str = "balanced") -> np.ndarray:
         """Label an initial set, in pseudo mode only; returns the pool indices labelled.
 
         Args:
-            size: A number of points to label (exactly that many, class-balanced where the targets
-                are class labels), or explicit pool indices to label (out of range or an empty
-                list: IndexError, as in tf_al).
+            size: A number of points to label (exactly that many, drawn by ``strategy``), or
+                explicit pool indices to label (out of range or an empty list: IndexError, as in
+                tf_al).
             rng: Random generator; by default one drawn from NumPy's global RNG, so
                 ``np.random.seed`` makes the choice reproducible as in tf_al.
+            strategy: How a number of points is drawn (``INIT_STRATEGIES``, see
+                ``choose_initial``).
         """
         if not self.is_pseudo():
             raise ValueError(
                 "Pool.init needs known targets; for real annotation use Oracle(callback=...).init(pool, size)."
             )
         if isinstance(size, (int, np.integer)) and not isinstance(size, bool):
-            chosen = self.choose_initial(int(size), rng)
+            chosen = self.choose_initial(int(size), rng, strategy=strategy)
         elif isinstance(size, (list, tuple, np.ndarray)):
             reject_empty_indices("Pool.init", size)
             chosen = as_index_array(size, len(self))
@@ -190,8 +199,16 @@ class Pool:
         self.annotate(chosen)
         return chosen
 
-    def choose_initial(self, size: int, rng: np.random.Generator | None = None) -> np.ndarray:
-        """Pick ``size`` unlabelled indices, balanced over classes where the targets allow."""
+    def choose_initial(self, size: int, rng: np.random.Generator | None = None,
+                       strategy: str = "balanced") -> np.ndarray:
+        """Pick ``size`` unlabelled indices (ascending) by ``strategy``: ``balanced`` over classes
+        where the targets allow (else uniformly), ``random`` uniformly, or ``typiclust`` /
+        ``probcover`` on the flattened inputs, with the labelled points as the labelled set.
+        The cold-start ones look at no label; ProbCover's ball radius uses the number of classes.
+        """
+        if strategy not in INIT_STRATEGIES:
+            raise ValueError(f"strategy={strategy!r} is not a way to draw the initial set; use one of "
+                             f"{', '.join(INIT_STRATEGIES)}.")
         available = self.get_unlabeled_indices()
         if size < 0:
             raise ValueError(f"The initial set size must be >= 0, got {size}.")
@@ -201,7 +218,10 @@ class Pool:
                 "lower the initial size."
             )
         rng = generator_or_global(rng)
-        labels = class_labels(self._true_targets[available]) if self._true_targets is not None else None
+        if strategy in COLD_START:
+            return np.sort(available[self._cold_start(strategy, available, size, rng)])
+        balanced = strategy == "balanced" and self._true_targets is not None
+        labels = class_labels(self._true_targets[available]) if balanced else None
         if labels is None:
             return np.sort(rng.choice(available, size, replace=False))
         classes, counts = np.unique(labels, return_counts=True)
@@ -212,6 +232,30 @@ class Pool:
             if q > 0
         ]
         return np.sort(np.concatenate(chosen)) if chosen else np.empty(0, dtype=np.int64)
+
+    def _cold_start(self, strategy: str, available: np.ndarray, size: int,
+                    rng: np.random.Generator) -> np.ndarray:
+        """Positions in ``available`` that TypiClust or ProbCover picks on the raw inputs."""
+        from al_experiments.acquisition.batch.features import flat_features
+        from al_experiments.acquisition.batch.probcover import probcover
+        from al_experiments.acquisition.batch.typiclust import typiclust
+
+        candidates = flat_features(self._inputs[available])
+        labelled = flat_features(self._inputs[self.get_labeled_indices()])
+        if strategy == "typiclust":
+            return typiclust(candidates, labelled, size, rng=rng)
+        return probcover(candidates, labelled, size, rng=rng, num_classes=self._class_count())
+
+    def _class_count(self) -> int:
+        """How many classes the known targets hold (the count only), for ProbCover's radius."""
+        labels = None if self._true_targets is None else class_labels(self._true_targets)
+        if labels is None:
+            raise ValueError(
+                "The probcover initial set takes its ball radius from the number of classes, which "
+                "this pool does not know (no class-label targets): draw it with typiclust or random."
+            )
+        one_hot = self._true_targets.ndim == 2 and self._true_targets.shape[1] > 1
+        return int(self._true_targets.shape[1]) if one_hot else len(np.unique(labels))
 
     def __deepcopy__(self, memo: dict) -> "Pool":
         # tf_al returned a fresh unlabelled pool here; a copy keeps the labelling state.

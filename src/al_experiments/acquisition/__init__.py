@@ -7,15 +7,15 @@ and a seeded generator, and returns candidate positions, best first. Two kinds:
 * per-point score functions (``(N, T, C)`` samples -> ``(N,)`` scores, higher = more worth
   labelling), followed by :func:`top_k` or :func:`stochastic_top_k`; users add theirs with
   :func:`register_query`;
-* batch selectors (BatchBALD, Core-set, BADGE, EPIG, PowerBALD), added with
-  :func:`register_batch_query`.
+* batch selectors (BatchBALD, Core-set, BADGE, EPIG, PowerBALD, and the low-budget TypiClust
+  and ProbCover), added with :func:`register_batch_query`.
 
 Installed packages add strategies through the entry-point group ``al_experiments.strategies``
 (see :mod:`.plugins`), loaded the first time a name is not found.
 
 Every built-in is also a pure function on arrays importable from here (``batch_bald``,
-``stochastic_top_k``, ``k_center_greedy``, ``badge``, ``epig_scores``). Nothing here imports
-TensorFlow.
+``stochastic_top_k``, ``k_center_greedy``, ``badge``, ``epig_scores``, ``typiclust``,
+``probcover``). Nothing here imports TensorFlow.
 """
 
 from __future__ import annotations
@@ -36,7 +36,9 @@ from .batch.badge import badge
 from .batch.batch_bald import batch_bald
 from .batch.coreset import k_center_greedy
 from .batch.epig import epig_scores
+from .batch.probcover import probcover
 from .batch.stochastic import STOCHASTIC_MODES, stochastic_top_k
+from .batch.typiclust import typiclust
 from .registry import (
     BatchStrategy,
     QueryStrategy,
@@ -76,6 +78,8 @@ __all__ = [
     "k_center_greedy",
     "badge",
     "epig_scores",
+    "typiclust",
+    "probcover",
     "check_probs",
     "max_entropy",
     "bald",

@@ -32,8 +32,8 @@ class AcquisitionFunction:
         fn_name: A registered strategy name: a per-point score (``random``, ``max_entropy``,
             ``bald``, ``max_var_ratio``, ``std_mean`` / ``mean_std``, ``variation_ratio``,
             ``margin``, ``least_confidence``), a batch strategy (``batch_bald``,
-            ``power_bald``, ``power_entropy``, ``coreset``, ``badge``, ``epig``), or one added
-            with ``register_query`` / ``register_batch_query``.
+            ``power_bald``, ``power_entropy``, ``coreset``, ``badge``, ``epig``, ``typiclust``,
+            ``probcover``), or one added with ``register_query`` / ``register_batch_query``.
         batch_size: Pool points per compiled forward chunk (None: chosen from the sample count).
         pool_subset: Choose only from a random subset of this many unlabelled points per round
             (Gal et al.'s released code scored 2,000 of the pool); None uses the whole pool.
@@ -75,8 +75,8 @@ class AcquisitionFunction:
         """What the strategy's choice rests on: ``independent`` or ``consistent`` samples,
         ``deterministic`` predictions (Core-set, BADGE, or any strategy on a model that draws
         no samples), a ``decision function`` (a classifier without probabilities) or ``none``
-        (random)."""
-        used = samples_used(self.strategy, self.samples)
+        (random, or TypiClust / ProbCover on the raw inputs)."""
+        used = samples_used(self.strategy, self.samples, self.settings)
         if model is None or used in ("none", "deterministic"):
             return used
         from_decision = getattr(model, "scores_from_decision", None)

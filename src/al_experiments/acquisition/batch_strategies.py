@@ -5,7 +5,8 @@ Which samples each uses: ``batch_bald`` and ``epig`` need consistent joint sampl
 is one parameter draw for every candidate and target point); ``power_bald`` and
 ``power_entropy`` score points one by one, so they use the cheaper independent samples;
 ``coreset`` and ``badge`` use deterministic embeddings (and, for BADGE, the deterministic
-predictive of the same pass).
+predictive of the same pass); ``typiclust`` and ``probcover`` use deterministic embeddings or,
+with ``features=input``, the raw inputs and no model output at all.
 """
 
 from __future__ import annotations
@@ -20,7 +21,10 @@ from .batch.badge import badge as _badge
 from .batch.batch_bald import batch_bald_with_scores
 from .batch.coreset import k_center_greedy
 from .batch.epig import epig_scores
+from .batch.probcover import DEFAULT_PURITY, check_delta, check_purity
+from .batch.probcover import probcover as _probcover
 from .batch.stochastic import take_batch
+from .batch.typiclust import typiclust as _typiclust
 
 __all__ = ["BUILTINS", "FIXED_SAMPLES", "samples_used"]
 
@@ -67,6 +71,49 @@ def epig(view: Any, batch_size: int, rng: np.random.Generator, target_size: int 
     return chosen, scores[chosen]
 
 
+def typiclust(view: Any, batch_size: int, rng: np.random.Generator, features: str = "embedding",
+              min_cluster_size: int = 5) -> np.ndarray:
+    """TypiClust (Hacohen et al. 2022): the most typical point of each largest cluster without a label."""
+    candidates, labelled = _feature_sets(view, features)
+    return _typiclust(candidates, labelled, batch_size, rng=rng, min_cluster_size=min_cluster_size)
+
+
+def probcover(view: Any, batch_size: int, rng: np.random.Generator, features: str = "embedding",
+              delta: float | None = None, purity: float = DEFAULT_PURITY) -> np.ndarray:
+    """ProbCover (Yehuda et al. 2022): greedy coverage of the points by balls of radius delta."""
+    candidates, labelled = _feature_sets(view, features)
+    num_classes = _num_classes(view) if delta is None else None
+    return _probcover(candidates, labelled, batch_size, rng=rng, delta=delta, num_classes=num_classes,
+                      purity=purity)
+
+
+# Where the distance-based cold-start strategies find their features: the model's deterministic
+# embeddings, or the raw inputs flattened (no model output).
+FEATURE_SOURCES = ("embedding", "input")
+
+
+def _feature_sets(view: Any, features: str) -> tuple[np.ndarray, np.ndarray]:
+    """``(candidates, labelled)`` feature rows of the round in the ``features`` space."""
+    if features == "input":
+        return view.input_features(), view.labelled_input_features()
+    return view.embeddings(), view.labelled_embeddings()
+
+
+def _num_classes(view: Any) -> int:
+    """The number of classes, for ProbCover's purity-based radius: the model's outputs (one
+    sigmoid unit = 2 classes), else the dataset's; one sentence when neither says."""
+    outputs = getattr(view.model, "num_outputs", None)
+    count = outputs() if outputs is not None else None
+    if count is None and view.dataset is not None:
+        count = view.dataset.num_classes()
+    if count is None:
+        raise ValueError(
+            "probcover's default delta needs the number of classes, which neither the model nor the "
+            "dataset gives here: set the ball radius with query.options.delta."
+        )
+    return max(2, int(count))
+
+
 def _whole_at_least(settings: dict[str, Any], key: str, minimum: int, optional: bool = False) -> None:
     check_whole(key, settings[key], minimum, optional=optional, none_word="null")
 
@@ -93,18 +140,38 @@ def _check_epig(settings: dict[str, Any]) -> None:
                          f"{', '.join(TARGET_SOURCES)}.")
 
 
+def _check_features(settings: dict[str, Any]) -> None:
+    if settings["features"] not in FEATURE_SOURCES:
+        raise ValueError(f"features={settings['features']!r} is not a feature space; use one of "
+                         f"{', '.join(FEATURE_SOURCES)}.")
+
+
+def _check_typiclust(settings: dict[str, Any]) -> None:
+    _check_features(settings)
+    _whole_at_least(settings, "min_cluster_size", 1)
+
+
+def _check_probcover(settings: dict[str, Any]) -> None:
+    _check_features(settings)
+    check_delta(settings["delta"])
+    check_purity(settings["purity"])
+
+
 # What a built-in batch strategy's choice rests on where it does not follow ``samples`` (the
 # power strategies do: they rank per-point scores).
 FIXED_SAMPLES = {"batch_bald": "consistent", "epig": "consistent", "coreset": "deterministic",
-                 "badge": "deterministic"}
+                 "badge": "deterministic", "typiclust": "deterministic", "probcover": "deterministic"}
 
 
-def samples_used(strategy: Any, samples: str) -> str:
+def samples_used(strategy: Any, samples: str, settings: dict[str, Any] | None = None) -> str:
     """What ``strategy`` runs on when per-point scores use ``samples``: ``independent`` or
-    ``consistent`` samples, ``deterministic`` predictions, or ``none`` (sample-free)."""
+    ``consistent`` samples, ``deterministic`` predictions, or ``none`` (sample-free, or a
+    built-in on the raw inputs: ``features=input`` in ``settings``)."""
     if not strategy.needs_samples:
         return "none"
     if strategy.kind == "batch" and BUILTINS.get(strategy.name, (None,))[0] is strategy.fn:
+        if (settings or {}).get("features") == "input":
+            return "none"
         return FIXED_SAMPLES.get(strategy.name, samples)
     return samples
 
@@ -117,4 +184,6 @@ BUILTINS = {
     "coreset": (coreset, None),
     "badge": (badge, None),
     "epig": (epig, _check_epig),
+    "typiclust": (typiclust, _check_typiclust),
+    "probcover": (probcover, _check_probcover),
 }

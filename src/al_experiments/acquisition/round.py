@@ -18,6 +18,7 @@ import numpy as np
 
 from al_experiments.validation import check_whole
 
+from .batch.features import flat_features
 from .functions import DECISION_SCORES
 from .registry import get_query
 from .strategy import QueryStrategy
@@ -302,6 +303,23 @@ class RoundView:
                 "does not give: use an al_experiments wrapper (McDropout, DeepEnsemble)."
             )
         return np.asarray(consistent(inputs, self.sample_size, self._joint_seed, self.chunk_size))
+
+    # ------------------------------------------------------------------ raw inputs
+    def input_features(self) -> np.ndarray:
+        """The candidates' inputs, each flattened to one float64 row ``(N, D)``: the feature
+        space of a strategy that needs no model (e.g. TypiClust with ``features=input``)."""
+        return self._flat_inputs("candidates")
+
+    def labelled_input_features(self) -> np.ndarray:
+        """The labelled points' inputs, each flattened to one float64 row ``(L, D)``."""
+        return self._flat_inputs("labelled")
+
+    def _flat_inputs(self, which: str) -> np.ndarray:
+        key = ("inputs", which)
+        if key not in self._cache:
+            inputs = self.candidate_inputs() if which == "candidates" else self.labelled_inputs()
+            self._cache[key] = flat_features(inputs)
+        return self._cache[key]
 
     # ------------------------------------------------------------------ embeddings
     def embeddings(self) -> np.ndarray:

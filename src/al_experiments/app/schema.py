@@ -206,6 +206,8 @@ class InitStrategy(Enum):
 
     balanced = "balanced"  # the same number per class where possible
     random = "random"  # uniformly from the pool: a class may be missing at first
+    typiclust = "typiclust"  # TypiClust on the flattened inputs: no label used, a class may be missing
+    probcover = "probcover"  # ProbCover on the flattened inputs: no label used, a class may be missing
 
 
 @dataclass

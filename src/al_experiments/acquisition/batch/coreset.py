@@ -21,10 +21,10 @@ import operator
 import numpy as np
 from numpy.typing import ArrayLike
 
-from ..functions import check_embeddings
 from ..selection import as_generator, check_batch_size
+from .features import check_feature_sets
 
-__all__ = ["k_center_greedy", "DEFAULT_CHUNK_SIZE"]
+__all__ = ["k_center_greedy", "min_sq_dist_to_set", "DEFAULT_CHUNK_SIZE"]
 
 # Rows per block of the candidate-to-labelled distance table: blocks of at most
 # DEFAULT_CHUNK_SIZE x DEFAULT_CHUNK_SIZE float64 values (32 MiB).
@@ -50,7 +50,7 @@ def _sq_dist_to_point(x: np.ndarray, centre: np.ndarray, chunk_size: int) -> np.
     return out
 
 
-def _min_sq_dist_to_set(x: np.ndarray, centres: np.ndarray, chunk_size: int) -> np.ndarray:
+def min_sq_dist_to_set(x: np.ndarray, centres: np.ndarray, chunk_size: int) -> np.ndarray:
     """Squared distance from every row of ``x`` to its nearest row of ``centres``.
 
     Blocks of at most ``chunk_size x chunk_size`` distances are formed with the matmul
@@ -105,17 +105,8 @@ def k_center_greedy(
     after every other candidate. ``chunk_size`` bounds the candidate-to-labelled distance
     blocks to ``chunk_size x chunk_size`` values and does not change the result.
     """
-    x = check_embeddings(embeddings, "embeddings")
-    n, dim = x.shape
-    if labelled_embeddings is None:
-        labelled = np.empty((0, dim))
-    else:
-        labelled = check_embeddings(labelled_embeddings, "labelled_embeddings", empty_dim=dim)
-        if labelled.shape[1] != dim:
-            raise ValueError(
-                f"labelled_embeddings have D={labelled.shape[1]} features but embeddings have "
-                f"D={dim}: embed both sets with the same layer of the same model."
-            )
+    x, labelled = check_feature_sets(embeddings, labelled_embeddings)
+    n = x.shape[0]
     chunk = _check_chunk_size(chunk_size)
     b = check_batch_size(batch_size, n)
     gen = as_generator(rng)
@@ -124,7 +115,7 @@ def k_center_greedy(
 
     picks = np.empty(b, dtype=np.int64)
     if labelled.shape[0] > 0:
-        min_sq = _min_sq_dist_to_set(x, labelled, chunk)
+        min_sq = min_sq_dist_to_set(x, labelled, chunk)
         first = 0
     else:
         picks[0] = gen.integers(n)

@@ -1,0 +1,78 @@
+"""Feature matrices for the distance-based selectors (Core-set, TypiClust, ProbCover): one check
+of a candidate/labelled pair, raw inputs flattened to rows, L2 normalisation, and k-means
+cluster labels seeded from the caller's generator."""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from ..functions import check_embeddings
+
+__all__ = ["check_feature_sets", "flat_features", "l2_normalise", "kmeans_labels", "stacked_points", "KMEANS_RESTARTS"]
+
+# k-means restarts per clustering: one k-means++ start, as scikit-learn's "auto" gives today (each
+# restart costs a full clustering of the pool), but fixed so an upgrade cannot change the
+# clusters of a seed.
+KMEANS_RESTARTS = 1
+
+
+def check_feature_sets(features: ArrayLike, labelled_features: ArrayLike | None,
+                       names: tuple[str, str] = ("embeddings", "labelled_embeddings"),
+                       ) -> tuple[np.ndarray, np.ndarray]:
+    """``(candidates (N, D), labelled (L, D))`` as finite float64 matrices; ``None`` or an empty
+    array means no labelled point. One sentence when either is malformed or their D differ."""
+    own, other = names
+    x = check_embeddings(features, own)
+    dim = x.shape[1]
+    if labelled_features is None:
+        return x, np.empty((0, dim))
+    labelled = check_embeddings(labelled_features, other, empty_dim=dim)
+    if labelled.shape[1] != dim:
+        raise ValueError(
+            f"{other} have D={labelled.shape[1]} features but {own} have D={dim}: compute both "
+            "sets the same way (the same layer of the same model, or the same raw inputs)."
+        )
+    return x, labelled
+
+
+def flat_features(inputs: Any) -> np.ndarray:
+    """Inputs of any shape ``(N, ...)`` as float64 rows ``(N, D)``: each point flattened."""
+    array = np.asarray(inputs, dtype=np.float64)
+    # An explicit width: reshape(0, -1) cannot infer it for an empty selection.
+    return array.reshape(len(array), int(np.prod(array.shape[1:], dtype=np.int64)))
+
+
+def l2_normalise(x: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit Euclidean length; an all-zero row stays zero (it has no direction)."""
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    return x / np.where(norms > 0.0, norms, 1.0)
+
+
+def stacked_points(candidates: np.ndarray, labelled: np.ndarray, normalise: bool) -> np.ndarray:
+    """Candidates then labelled points in one array (row i < len(candidates) is candidate i),
+    scaled to unit length with ``normalise``, as both cold-start papers work on normalised
+    embeddings."""
+    points = np.vstack([candidates, labelled])
+    return l2_normalise(points) if normalise else points
+
+
+def kmeans_labels(points: np.ndarray, n_clusters: int, rng: np.random.Generator) -> np.ndarray:
+    """Cluster id (0..n_clusters-1) of every row by scikit-learn's KMeans, seeded from ``rng``.
+
+    With duplicate points k-means may find fewer distinct clusters; the missing ids are then
+    simply empty (callers skip empty clusters), so scikit-learn's warning about it is silenced.
+    """
+    if n_clusters <= 1:
+        return np.zeros(len(points), dtype=np.int64)
+    from sklearn.cluster import KMeans
+    from sklearn.exceptions import ConvergenceWarning
+
+    seed = int(rng.integers(0, 2**31 - 1))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model = KMeans(n_clusters=n_clusters, n_init=KMEANS_RESTARTS, random_state=seed)
+        return model.fit_predict(points).astype(np.int64)
