@@ -138,7 +138,7 @@ def test_dataset_options_build(name, tmp_path):
         overrides.append(f"dataset.path={tmp_path / _FILES[name]}")
     cfg = compose("config", overrides=overrides)
     validate(cfg)
-    dataset, info = build_dataset(cfg)
+    dataset, info, _ = build_dataset(cfg)
     assert info.train_size > 0 and info.test_size > 0 and dataset.get_init_size() == 6
     assert len(info.content_hash) == 16
     x_train, _ = dataset.get_train_split()
@@ -156,7 +156,7 @@ def test_image_datasets_take_a_stratified_validation_split(name, tmp_path):
     _write_idx(tmp_path)
     cfg = compose("config", overrides=[f"dataset={name}", f"dataset.path={tmp_path}", "dataset.val_size=12",
                                        "loop.init_size=6", "model=mc_dropout_cnn"])
-    dataset, info = build_dataset(cfg)
+    dataset, info, _ = build_dataset(cfg)
     assert (info.train_size, info.val_size, info.test_size) == (48, 12, 12)
     assert np.bincount(dataset.get_eval_split()[1]).tolist() == [4, 4, 4]
     assert dataset.get_eval_split()[0].max() <= 1.0
@@ -308,7 +308,7 @@ def test_a_model_needs_a_network_or_an_estimator_and_the_initial_draw_is_a_setti
         validate(compose("config", overrides=["model=svm_rbf", "+model.network={_target_: x}"]))
     with pytest.raises(ConfigError, match="needs exactly one of model.network"):
         validate(compose("config", overrides=["model.network=null"]))
-    dataset, _ = build_dataset(compose("config", overrides=["loop.init_strategy=random"]))
+    dataset, _, _ = build_dataset(compose("config", overrides=["loop.init_strategy=random"]))
     assert dataset.init_strategy == "random"
     with pytest.raises(Exception, match="sometimes"):
         compose("config", overrides=["loop.init_strategy=sometimes"])
@@ -328,9 +328,9 @@ def test_query_options_reach_the_acquisition_function():
 def test_repeated_pool_holds_noisy_copies_and_leaves_test_alone():
     from al_experiments.app.build import build_dataset
 
-    plain, _ = build_dataset(compose("config", overrides=["seed=3"]))
-    exact, info = build_dataset(compose("config", overrides=["seed=3", "dataset.repeat=3"]))
-    noisy, _ = build_dataset(compose("config", overrides=["seed=3", "dataset.repeat=3", "dataset.repeat_noise=0.1"]))
+    plain, _, _ = build_dataset(compose("config", overrides=["seed=3"]))
+    exact, info, _ = build_dataset(compose("config", overrides=["seed=3", "dataset.repeat=3"]))
+    noisy, _, _ = build_dataset(compose("config", overrides=["seed=3", "dataset.repeat=3", "dataset.repeat_noise=0.1"]))
     x, y = plain.get_train_split()
     xr, yr = exact.get_train_split()
     xn, yn = noisy.get_train_split()

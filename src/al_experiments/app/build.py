@@ -7,18 +7,21 @@ Every component named by a ``_target_`` is created with ``hydra.utils.instantiat
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate as hydra_instantiate
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from al_experiments.app.errors import ConfigError, DataError
 from al_experiments.app.reuse import LAST_MODEL, architecture_key
-from al_experiments.app.schema import InitStrategy, Monitor, Samples, Scaling
+from al_experiments.app.schema import InitStrategy, LabelNoise, Monitor, Samples, Scaling
+from al_experiments.dataset import Dataset
 from al_experiments.datasets import DatasetFileError, RawData
+from al_experiments.datasets.task import SPLITS, Task, TaskFileError, noise_generator, source_inputs
 
 
 @dataclass
@@ -33,6 +36,9 @@ class DataInfo:
     num_classes: int
     input_shape: tuple[int, ...]
     content_hash: str = ""  # of the loaded arrays (before splitting), see datasets.content_hash
+    pool_classes: str = ""  # "label:count ..." of the pool the oracle labels (scenarios included)
+    flipped_labels: int = 0  # pool points the oracle labels wrongly (dataset.label_noise)
+    task_hash: str = ""  # Task.digest() once the initial set is known: equal hashes, identical tasks
 
 
 @dataclass
@@ -41,6 +47,7 @@ class Job:
 
     dataset: Any
     data_info: DataInfo
+    task: Task  # the splits and initial set as rows of the data, saved beside the job's results
     model: Any
     query: Any
     loop: Any
@@ -80,25 +87,62 @@ def _scale(scaling: Scaling, train: np.ndarray, *others: np.ndarray | None) -> l
     return [x if x is None else ((x - mean) / std).astype("float32") for x in (train, *others)]
 
 
-def _apply_scenarios(data_cfg: DictConfig, seed: int, train: tuple, test: tuple, val: tuple):
-    """The dataset's scenario options, each on the splits it names, each drawn from its own
-    generator of ``seed``: ``(train, test, val, target, copy_of)``."""
+def _generator(seed: int, purpose: int) -> np.random.Generator:
+    """One stream per scenario option, so adding one option leaves the others' draws as they were."""
+    return np.random.default_rng(np.random.SeedSequence([int(seed) % 2**32, purpose]))
+
+
+def _ood_interest(data_cfg: DictConfig, labels: np.ndarray) -> list[int] | None:
+    """The classes of interest: ``test_classes``, or every class but ``ood_classes``; None: all."""
+    if data_cfg.test_classes is not None:
+        return [int(c) for c in data_cfg.test_classes]
+    if data_cfg.ood_classes:
+        ood = {int(c) for c in data_cfg.ood_classes}
+        interest = [int(c) for c in np.unique(labels) if int(c) not in ood]
+        if len(interest) < 2 or len(interest) == len(np.unique(labels)):
+            raise ConfigError(f"dataset.ood_classes={sorted(ood)} must name some, but not all but one, of the "
+                              f"classes of dataset={data_cfg.name} ({', '.join(map(str, np.unique(labels)))}).")
+        return interest
+    return None
+
+
+def make_task(data_cfg: DictConfig, raw: RawData, split_seed: int) -> Task:
+    """Split the source and apply the dataset's scenario options, on row numbers: which rows each
+    split holds and with which labels. Test and validation keep the data's own distribution
+    (but for the classes an option takes out of it)."""
     from al_experiments.datasets import scenarios
 
-    def rng(purpose: int) -> np.random.Generator:
-        return np.random.default_rng(np.random.SeedSequence([int(seed) % 2**32, purpose]))
-
-    (x_train, y_train), (x_test, y_test), (x_val, y_val) = train, test, val
-    if data_cfg.test_classes is not None:  # the classes of interest; every other one is "other"
-        classes = [int(c) for c in data_cfg.test_classes]
-        y_train = scenarios.relabel_other(y_train, classes)
-        y_val = None if y_val is None else scenarios.relabel_other(y_val, classes)
+    n_train = len(raw.y)
+    test = (n_train + np.arange(len(raw.y_test)), raw.y_test) if raw.has_test_split() else None
+    try:
+        split = Dataset(
+            np.arange(n_train), raw.y, test=test,
+            test_size=None if test is not None else _size(data_cfg.test_size),
+            val_size=_size(data_cfg.val_size), seed=split_seed,
+            train_size=data_cfg.train_subset,  # a stratified subset of what validation and test leave
+        )
+    except ValueError as exc:
+        raise DataError(f"dataset={data_cfg.name} cannot be split as configured: {exc}") from None
+    (pool, y_pool), (test_rows, y_test), (val, y_val) = (split.get_train_split(), split.get_test_split(),
+                                                         split.get_eval_split())
+    y_pool = np.asarray(y_pool)
+    interest = _ood_interest(data_cfg, y_pool)
+    if interest is not None:  # every other class is one "other" class, absent from the test set
+        y_pool = scenarios.relabel_other(y_pool, interest)
         if y_test is not None:
-            y_test = scenarios.relabel_other(y_test, classes)
-            x_test, y_test = x_test[y_test < len(classes)], y_test[y_test < len(classes)]
+            y_test = scenarios.relabel_other(y_test, interest)
+            test_rows, y_test = test_rows[y_test < len(interest)], y_test[y_test < len(interest)]
+        if y_val is not None:
+            y_val = scenarios.relabel_other(y_val, interest)
+            if data_cfg.ood_classes:  # validation stands for the test distribution
+                val, y_val = val[y_val < len(interest)], y_val[y_val < len(interest)]
+    if data_cfg.ood_fraction is not None:
+        pool, y_pool = scenarios.ood_share(pool, y_pool, len(interest), float(data_cfg.ood_fraction),
+                                           _generator(split_seed, 0x00D))
     if data_cfg.minority_classes:
-        x_train, y_train = scenarios.thin_classes(x_train, y_train, [int(c) for c in data_cfg.minority_classes],
-                                                  float(data_cfg.minority_keep), rng(0x7A1))
+        pool, y_pool = scenarios.thin_classes(pool, y_pool, [int(c) for c in data_cfg.minority_classes],
+                                              float(data_cfg.minority_keep), _generator(split_seed, 0x7A1))
+    pool, y_pool = scenarios.long_tail(pool, y_pool, float(data_cfg.imbalance_ratio), _generator(split_seed, 0x7A11))
     target = None
     if data_cfg.target_size:
         if y_test is None:
@@ -108,10 +152,23 @@ def _apply_scenarios(data_cfg: DictConfig, seed: int, train: tuple, test: tuple,
         if not 0 < size < len(y_test):
             raise ConfigError(f"dataset.target_size={data_cfg.target_size} must leave test points: the test split "
                               f"has {len(y_test)}.")
-        (x_test, y_test), target = scenarios.split_off(x_test, y_test, size, rng(0x7A6))
-    x_train, y_train, copy_of = scenarios.repeat_pool(x_train, y_train, data_cfg.repeat, data_cfg.repeat_noise,
-                                                      rng(0x5EED))
-    return (x_train, y_train), (x_test, y_test), (x_val, y_val), target, copy_of
+        (test_rows, y_test), target = scenarios.split_off(test_rows, y_test, size, _generator(split_seed, 0x7A6))
+    flipped = None
+    if data_cfg.label_noise:
+        classes = int(max(y_pool.max(), -1 if y_test is None else np.max(y_test)) + 1)
+        y_pool, flipped = scenarios.flip_labels(y_pool, float(data_cfg.label_noise), LabelNoise(data_cfg.label_noise_kind).value,
+                                                classes, _generator(split_seed, 0xF11))
+    pool, y_pool, copy_of = scenarios.repeat_pool(pool, y_pool, data_cfg.repeat, 0.0, None)
+    if flipped is not None and copy_of is not None:
+        flipped = flipped[copy_of]
+    return Task(
+        source_hash=raw.content_hash(), split_seed=int(split_seed), pool=pool, pool_labels=np.asarray(y_pool),
+        test=test_rows, test_labels=None if y_test is None else np.asarray(y_test),
+        val=val, val_labels=None if y_val is None else np.asarray(y_val),
+        target=None if target is None else target[0], target_labels=None if target is None else target[1],
+        copy_of=copy_of, repeat_noise=float(data_cfg.repeat_noise),
+        flipped=None if flipped is None else np.flatnonzero(flipped),
+    )
 
 
 def _count_of(value: float, total: int) -> int:
@@ -120,59 +177,77 @@ def _count_of(value: float, total: int) -> int:
     return 0 if size is None else (int(round(size * total)) if isinstance(size, float) else size)
 
 
-def build_dataset(cfg: DictConfig) -> tuple[Any, DataInfo]:
-    """Load, split and scale the data; create the ``Dataset`` with the initial labelled set."""
-    from al_experiments.dataset import Dataset
+def task_file(cfg: DictConfig) -> str:
+    """Where a job's task is saved and read: ``<folder>/<dataset>-seed<seed>-<key>.npz``, the key
+    a hash of every setting that shapes the task (the dataset's options but its path and task
+    folder, the seeds, the initial set's size and strategy)."""
+    from al_experiments.resume.identity import config_hash
 
+    data = {k: v for k, v in OmegaConf.to_container(cfg.dataset, resolve=True, enum_to_str=True).items()
+            if k not in ("path", "task_dir", "loader")}
+    key = config_hash({"dataset": data, "seed": int(cfg.seed), "init_size": int(cfg.loop.init_size),
+                       "init_strategy": str(OmegaConf.to_container(cfg.loop, enum_to_str=True)["init_strategy"])})
+    return f"{cfg.dataset.name}-seed{int(cfg.seed)}-{key[:12]}.npz"
+
+
+def build_dataset(cfg: DictConfig) -> tuple[Any, DataInfo, Task]:
+    """Load the data, make (or read from ``dataset.task_dir``) the job's task, scale with the
+    pool's statistics; the ``Dataset`` holding it (the initial set is drawn by the loop, unless
+    the task names it)."""
     data_cfg = cfg.dataset
     try:
         raw: RawData = instantiate(data_cfg.loader)
     except DatasetFileError as exc:
         raise DataError(str(exc)) from None
     split_seed = cfg.seed if data_cfg.split_seed is None else data_cfg.split_seed
-    test = (raw.x_test, raw.y_test) if raw.has_test_split() else None
-    try:
-        split = Dataset(
-            raw.x, raw.y, test=test,
-            test_size=None if test is not None else _size(data_cfg.test_size),
-            val_size=_size(data_cfg.val_size), seed=split_seed,
-            train_size=data_cfg.train_subset,  # a stratified subset of what validation and test leave
-        )
-    except ValueError as exc:
-        raise DataError(f"dataset={data_cfg.name} cannot be split as configured: {exc}") from None
-    x_train, y_train = split.get_train_split()
-    x_test, y_test = split.get_test_split()
-    x_val, y_val = split.get_eval_split()
-    x_train, x_test, x_val = _scale(data_cfg.scaling, np.asarray(x_train), x_test, x_val)
-    (x_train, y_train), (x_test, y_test), (x_val, y_val), target, copy_of = _apply_scenarios(
-        data_cfg, split_seed, (x_train, y_train), (x_test, y_test), (x_val, y_val))
+    if data_cfg.task_dir:
+        try:
+            task = Task.load(os.path.join(os.path.expanduser(data_cfg.task_dir), task_file(cfg)), raw.content_hash())
+        except TaskFileError as exc:
+            raise DataError(str(exc)) from None
+    else:
+        task = make_task(data_cfg, raw, split_seed)
+    inputs = source_inputs(raw.x, raw.x_test)
+    (x_pool, y_pool), test, val, target = (task.split(name, inputs) or (None, None) for name in SPLITS)
+    x_pool, x_test, x_val, x_target = _scale(data_cfg.scaling, np.asarray(x_pool), test[0], val[0], target[0])
+    if task.repeat_noise > 0:  # each copy its own noise, in scaled input units
+        noise = noise_generator(task.split_seed).normal(0.0, task.repeat_noise, size=x_pool.shape)
+        x_pool = (x_pool + noise).astype(x_pool.dtype, copy=False)
 
     init_size, step_size = int(cfg.loop.init_size), int(cfg.loop.step_size)
-    if init_size > len(x_train):
+    if init_size > len(x_pool):
         raise ConfigError(
             f"loop.init_size={init_size} is larger than the training pool of dataset="
-            f"{data_cfg.name} ({len(x_train)} points); lower loop.init_size."
+            f"{data_cfg.name} ({len(x_pool)} points); lower loop.init_size."
         )
-    if init_size + step_size > len(x_train):
+    if init_size + step_size > len(x_pool):
         raise ConfigError(
-            f"The training pool of dataset={data_cfg.name} has {len(x_train)} points, fewer than "
+            f"The training pool of dataset={data_cfg.name} has {len(x_pool)} points, fewer than "
             f"loop.init_size={init_size} plus one round of loop.step_size={step_size}; lower them "
             "or use more data."
         )
     dataset = Dataset(
-        x_train, y_train,
-        test=None if x_test is None else (x_test, y_test),
-        val=None if x_val is None else (x_val, y_val),
-        init_size=init_size, copy_of=copy_of, init_strategy=InitStrategy(cfg.loop.init_strategy).value,
-        target=target,
+        x_pool, y_pool,
+        test=None if x_test is None else (x_test, test[1]),
+        val=None if x_val is None else (x_val, val[1]),
+        init_size=init_size, init_indices=task.init, copy_of=task.copy_of,
+        init_strategy=InitStrategy(cfg.loop.init_strategy).value,
+        target=None if x_target is None else (x_target, target[1]),
     )
     train_n, test_n, val_n = dataset.get_split_ratio()
+    labels, counts = np.unique(np.asarray(y_pool), return_counts=True)
     info = DataInfo(
         name=data_cfg.name, path=raw.path, train_size=train_n, test_size=test_n, val_size=val_n,
-        num_classes=int(dataset.num_classes() or 2), input_shape=tuple(np.shape(x_train)[1:]),
+        num_classes=int(dataset.num_classes() or 2), input_shape=tuple(np.shape(x_pool)[1:]),
         content_hash=raw.content_hash(),
+        pool_classes=" ".join(f"{int(c)}:{int(n)}" for c, n in zip(labels, counts)),
+        flipped_labels=0 if task.flipped is None else len(task.flipped),
     )
-    return dataset, info
+    return dataset, info, task
+
+
+# Logged every round beside accuracy, for pools and test sets whose classes are not balanced.
+CLASS_METRICS = ("balanced_accuracy", "macro_f1")
 
 
 def build_network(cfg: DictConfig, input_shape: tuple[int, ...], num_classes: int) -> Any:
@@ -213,7 +288,7 @@ def build_model(cfg: DictConfig, input_shape: tuple[int, ...], num_classes: int)
     model_cfg = cfg.model
     if model_cfg.estimator is not None:
         wrapper = instantiate(model_cfg.wrapper, build_estimator(cfg), model_settings(cfg))
-        wrapper.compile(loss=model_cfg.loss, metrics=["accuracy"])
+        wrapper.compile(loss=model_cfg.loss, metrics=["accuracy", *CLASS_METRICS])
         return wrapper
     network = build_network(cfg, input_shape, num_classes)
     try:
@@ -223,7 +298,7 @@ def build_model(cfg: DictConfig, input_shape: tuple[int, ...], num_classes: int)
     wrapper.compile(
         optimizer=instantiate(model_cfg.optimizer),
         loss=model_cfg.loss,
-        metrics=[keras.metrics.SparseCategoricalAccuracy()],
+        metrics=[keras.metrics.SparseCategoricalAccuracy(), *CLASS_METRICS],
     )
     return wrapper
 
@@ -251,7 +326,7 @@ def build(cfg: DictConfig) -> Job:
 
     # The data and the query are checked first: a bad file is refused in a second, not after
     # TensorFlow's start-up (which reads neither).
-    dataset, info = build_dataset(cfg)
+    dataset, info, task = build_dataset(cfg)
     query = build_query(cfg)
     import_tensorflow()  # before Keras, so TF's log level is set before it loads
     import keras
@@ -275,4 +350,7 @@ def build(cfg: DictConfig) -> Job:
         )
     except ValueError as exc:  # labels the network cannot output
         raise DataError(f"dataset={cfg.dataset.name} does not fit model={cfg.model.name}: {exc}") from None
-    return Job(dataset=dataset, data_info=info, model=model, query=query, loop=loop)
+    if task.init is None:  # drawn by the loop: now part of the task
+        task.init = np.asarray(loop.initial_indices, dtype=np.int64)
+    info.task_hash = task.digest()
+    return Job(dataset=dataset, data_info=info, task=task, model=model, query=query, loop=loop)

@@ -17,8 +17,16 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from al_experiments.app.errors import ConfigError, StorageError, TrackingError
-from al_experiments.app.run_names import git_commit, job_description, job_run_name, progress_line, varying_keys
+from al_experiments.app.run_names import (
+    git_commit,
+    job_description,
+    job_run_name,
+    progress_line,
+    setting_label,
+    varying_keys,
+)
 from al_experiments.app.schema import validate
+from al_experiments.datasets.task import TASKS_FOLDER
 from al_experiments.utils.failpoints import failpoint
 
 log = logging.getLogger(__name__)
@@ -273,18 +281,26 @@ def _run(cfg: DictConfig, ctx: JobContext, job: Any, store: Any, identity: str, 
         )
 
     # ---- sinks
+    from al_experiments.app.build import task_file
+
+    resolved = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
+    setting = setting_label(resolved)
+    task_path = os.path.join(metrics_dir, TASKS_FOLDER, task_file(cfg))
+    if not os.path.exists(task_path):  # jobs of one task (strategies of a seed) share the file
+        job.task.save(task_path)
     parent = sweep.parent_run_for(ctx.sweep_dir, uri, experiment_id) if ctx.sweep_dir else None
     _end_orphaned_runs(uri, experiment_id, identity, keep=checkpoint.run_id if checkpoint else None)
     try:
         suit = ExperimentSuitMetrics(metrics_dir)
         suit.add_dataset_meta(info.name, info.path, info.train_size, info.test_size or None, info.val_size or None,
                               content_hash=info.content_hash or None)
-        suit.add_experiment_meta(experiment, model_name, query_name, loop.collect_meta_params())
+        suit.add_experiment_meta(experiment, model_name, query_name,
+                                 {**loop.collect_meta_params(), "setting": setting, "task_hash": info.task_hash})
     except ValueError as exc:  # a damaged .meta.json: left alone, the message says what to do
         raise StorageError(str(exc)) from None
 
     tags = {
-        "query": query_name, "samples": loop.query_fn.samples_used(loop.model),
+        "query": query_name, "samples": loop.query_fn.samples_used(loop.model), "setting": setting,
         "model": cfg.model.name, "dataset": cfg.dataset.name,
         "seed": str(cfg.seed), "sweep": os.path.abspath(ctx.sweep_dir) if ctx.sweep_dir else "",
         "experiment_file": experiment, "job_identity": identity, **{str(k): str(v) for k, v in cfg.tags.items()},
@@ -295,7 +311,7 @@ def _run(cfg: DictConfig, ctx: JobContext, job: Any, store: Any, identity: str, 
         varying = varying_keys(sweep.swept_params(ctx.sweep_dir))
         log.info("%s", progress_line(ctx.job_num, *sweep.sweep_progress(ctx.sweep_dir)))
     run_name = cfg.run_name or job_run_name(query_name, cfg.seed, ctx.overrides, varying)
-    params = mlflow_run.flatten(OmegaConf.to_container(cfg, resolve=True, enum_to_str=True))
+    params = mlflow_run.flatten(resolved)
     # data.path is where the loader actually read (the config may hold an interpolation or none)
     params.update({f"data.{k}": v for k, v in asdict(info).items() if k != "name"})
     params["al_experiments.version"] = al_experiments.__version__
@@ -312,7 +328,9 @@ def _run(cfg: DictConfig, ctx: JobContext, job: Any, store: Any, identity: str, 
             run.log_params(params)
             run.log_dataset(info.name, info.content_hash, info.path or info.name,
                             schema={"input_shape": list(info.input_shape), "num_classes": info.num_classes},
-                            profile={"train": info.train_size, "test": info.test_size, "validation": info.val_size})
+                            profile={"train": info.train_size, "test": info.test_size, "validation": info.val_size,
+                                     "pool_classes": info.pool_classes, "flipped_labels": info.flipped_labels,
+                                     "task": info.task_hash})
         else:
             # Whatever the interrupted attempt wrote after its last checkpoint is replaced by
             # the checkpoint's rounds: no row twice, none missing.
@@ -323,6 +341,7 @@ def _run(cfg: DictConfig, ctx: JobContext, job: Any, store: Any, identity: str, 
         if ctx.output_dir and os.path.isdir(os.path.join(ctx.output_dir, ".hydra")):
             run.add_artifact(os.path.join(ctx.output_dir, ".hydra"), "config/.hydra")
         run.add_artifact(csv_path, "metrics")
+        run.add_artifact(task_path, "task")
         run.add_json("indices_selected.json", _selections(loop))
         # The checkpoint defines a completed round, so it is written here; the round's CSV line
         # and MLflow metrics follow it on a worker thread while the next round computes (a

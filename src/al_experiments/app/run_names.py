@@ -123,3 +123,40 @@ def job_description(query: str, dataset: str, seed: int | str, summary: Mapping[
 
 def _rounds(count: float) -> str:
     return "1 round" if int(count) == 1 else f"{int(count)} rounds"
+
+
+def setting_label(config: Mapping) -> str:
+    """What makes a job's setting besides its dataset and model, for a report that aggregates over
+    settings: the scenario options that change the data (only those in effect) and the label
+    budget, e.g. ``imbalance 10; init 20 + 10/round x 10``. ``config`` is the resolved config as
+    plain containers."""
+    data, loop = config["dataset"], config["loop"]
+    parts = []
+    if data.get("train_subset"):
+        parts.append(f"pool of {data['train_subset']}")
+    if data.get("test_classes") is not None:
+        parts.append(f"test classes {_classes(data['test_classes'])}")
+    if data.get("ood_classes"):
+        share = data.get("ood_fraction")
+        parts.append(f"OOD classes {_classes(data['ood_classes'])}" + (f" at {share:g}" if share is not None else ""))
+    if data.get("minority_classes") and data.get("minority_keep", 1) < 1:
+        parts.append(f"classes {_classes(data['minority_classes'])} at {data['minority_keep']:g}")
+    if data.get("imbalance_ratio", 1) != 1:
+        parts.append(f"imbalance {data['imbalance_ratio']:g}")
+    if data.get("label_noise"):
+        parts.append(f"label noise {data['label_noise']:g} {data.get('label_noise_kind', 'symmetric')}")
+    if data.get("repeat", 1) > 1 or data.get("repeat_noise"):
+        noise = data.get("repeat_noise")
+        parts.append(f"repeat {data.get('repeat', 1)}" + (f" noise {noise:g}" if noise else ""))
+    if data.get("val_size"):
+        parts.append(f"validation {data['val_size']:g}")
+    init = f"init {loop['init_size']}"
+    if str(loop.get("init_strategy", "balanced")) != "balanced":
+        init += f" {loop['init_strategy']}"
+    rounds = loop.get("max_rounds")
+    parts.append(f"{init} + {loop['step_size']}/round" + (f" x {rounds}" if rounds is not None else ""))
+    return "; ".join(parts)
+
+
+def _classes(values: Iterable) -> str:
+    return "[" + ",".join(str(v) for v in values) + "]"

@@ -38,6 +38,13 @@ class Samples(Enum):
     consistent = "consistent"  # one draw per sample for the whole round: copies tie
 
 
+class LabelNoise(Enum):
+    """How the oracle's wrong labels are drawn (``datasets.scenarios.flip_labels``)."""
+
+    symmetric = "symmetric"  # uniformly any other class
+    pairwise = "pairwise"  # class c mistaken for c + 1 mod C (class-dependent)
+
+
 class Monitor(Enum):
     """The validation score early stopping watches."""
 
@@ -93,6 +100,21 @@ class DatasetConf:
     # and test splits are taken, before repeating), drawn with split_seed: a CPU-sized pool;
     # null keeps them all.
     train_subset: Optional[int] = None
+    # A long-tailed pool: head class / tail class = this ratio, class sizes falling exponentially
+    # in label order (class 0 the head); 1: the pool as it is.
+    imbalance_ratio: float = 1.0
+    # The oracle is wrong on this fraction of the pool (exactly); test and validation labels stay
+    # true. symmetric: any other class; pairwise: class c is taken for c + 1 (class-dependent).
+    label_noise: float = 0.0
+    label_noise_kind: LabelNoise = LabelNoise.symmetric
+    # Out-of-distribution points: these classes are not in the test or validation sets; in the
+    # pool they are one "other" class (the last label), so a model can learn they do not matter.
+    ood_classes: List[int] = field(default_factory=list)
+    # The share of the pool they make up (the other side thinned to reach it); null: as the data has it.
+    ood_fraction: Optional[float] = None
+    # Read each job's splits and initial set from the task files in this folder (as a job writes
+    # them into <metrics dir>/tasks), instead of drawing them: the identical task again.
+    task_dir: Optional[str] = None
 
 
 # ----------------------------------------------------------------------------- model
@@ -349,6 +371,19 @@ def validate(cfg: DictConfig) -> None:
         )
     if data.train_subset is not None:
         _at_least("dataset.train_subset", data.train_subset, 1)
+    if not data.imbalance_ratio >= 1:
+        raise ConfigError(f"dataset.imbalance_ratio={data.imbalance_ratio} must be >= 1 (head class over tail "
+                          "class; 1 keeps the pool as it is), e.g. 10.")
+    if not 0 <= data.label_noise < 1:
+        raise ConfigError(f"dataset.label_noise={data.label_noise} must be a fraction in [0, 1) of wrong labels.")
+    if data.ood_fraction is not None and not 0 < data.ood_fraction < 1:
+        raise ConfigError(f"dataset.ood_fraction={data.ood_fraction} must be a fraction in (0, 1), or null.")
+    if data.ood_fraction is not None and not data.ood_classes:
+        raise ConfigError("dataset.ood_fraction needs dataset.ood_classes: name the classes that are out of "
+                          "distribution, e.g. dataset.ood_classes=[8,9].")
+    if data.ood_classes and data.test_classes is not None:
+        raise ConfigError("dataset.ood_classes and dataset.test_classes both choose the classes of interest; "
+                          "set one of them.")
     if (model.network is None) == (model.estimator is None):
         raise ConfigError(
             f"model={model.name} needs exactly one of model.network (a Keras network builder) and "

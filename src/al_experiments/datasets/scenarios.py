@@ -10,13 +10,21 @@ split they are applied to and nothing else.
   of interest, the pool everything).
 * ``split_off``: set aside a class-stratified part of a split (a target set drawn from the test
   distribution, kept apart from the pool and from evaluation).
+* ``long_tail``: a long-tailed pool with a given head-to-tail imbalance ratio.
+* ``flip_labels``: the oracle's label noise, symmetric or class-dependent, at an exact rate.
+* ``ood_share``: a pool with a given fraction of out-of-distribution points (classes the test set
+  does not hold, relabelled as one "other" class by ``relabel_other``).
+
+Every function works on any array ``x`` indexed by rows, so the app runs them on index arrays
+and records which source rows each split holds (``datasets.task``).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["repeat_pool", "thin_classes", "relabel_other", "split_off"]
+__all__ = ["repeat_pool", "thin_classes", "relabel_other", "split_off", "long_tail", "flip_labels", "ood_share",
+           "LABEL_NOISE_KINDS"]
 
 
 def repeat_pool(x: np.ndarray, y: np.ndarray, repeat: int, noise: float,
@@ -74,3 +82,72 @@ def split_off(x: np.ndarray, y: np.ndarray, size: int,
     for label, count in zip(labels, quota):
         part[rng.choice(np.flatnonzero(y == label), count, replace=False)] = True
     return (x[~part], y[~part]), (x[part], y[part])
+
+
+def long_tail(x: np.ndarray, y: np.ndarray, ratio: float,
+              rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """A long-tailed pool (the exponential profile of Cui et al. 2019): the class of rank ``r``
+    among the ``C`` present (in label order, the lowest label the head) keeps
+    ``round(n * ratio ** (-r / (C - 1)))`` random points (at least one), ``n`` the smallest class
+    count, so head / tail is ``ratio`` whatever the classes' own sizes; order is kept."""
+    y = np.asarray(y)
+    if ratio < 1:
+        raise ValueError(f"an imbalance ratio of {ratio} is below 1; use 1 for a pool as it is or a ratio such as 10.")
+    labels, counts = np.unique(y, return_counts=True)
+    if ratio == 1 or len(labels) < 2:
+        return x, y
+    base = counts.min()
+    kept = np.zeros(len(y), dtype=bool)
+    for rank, label in enumerate(labels):
+        members = np.flatnonzero(y == label)
+        count = max(1, int(round(base * ratio ** (-rank / (len(labels) - 1)))))
+        kept[rng.choice(members, count, replace=False)] = True
+    return x[kept], y[kept]
+
+
+LABEL_NOISE_KINDS = ("symmetric", "pairwise")
+
+
+def flip_labels(y: np.ndarray, rate: float, kind: str, num_classes: int,
+                rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """The oracle's answers with exactly ``round(rate * N)`` random labels wrong, and which ones.
+
+    ``symmetric``: a wrong label is any other class, uniformly; ``pairwise`` (class-dependent
+    noise, Han et al. 2018): class ``c`` is always mistaken for ``c + 1 mod C``.
+    """
+    y = np.asarray(y).astype(np.int64)
+    if not 0 <= rate < 1:
+        raise ValueError(f"a label-noise rate of {rate} is not a fraction in [0, 1).")
+    if kind not in LABEL_NOISE_KINDS:
+        raise ValueError(f"label noise {kind!r} is not one of {', '.join(LABEL_NOISE_KINDS)}.")
+    if num_classes < 2:
+        raise ValueError("label noise needs at least two classes.")
+    flipped = np.zeros(len(y), dtype=bool)
+    flipped[rng.choice(len(y), int(round(rate * len(y))), replace=False)] = True
+    noisy = y.copy()
+    if kind == "pairwise":
+        noisy[flipped] = (y[flipped] + 1) % num_classes
+    else:  # an offset in 1..C-1 never lands on the true class
+        noisy[flipped] = (y[flipped] + rng.integers(1, num_classes, flipped.sum())) % num_classes
+    return noisy, flipped
+
+
+def ood_share(x: np.ndarray, y: np.ndarray, ood_label: int, fraction: float,
+              rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """``x, y`` subsampled so that points labelled ``ood_label`` are ``fraction`` of them (the
+    side in excess is thinned at random, the other kept whole); order is kept."""
+    y = np.asarray(y)
+    if not 0 < fraction < 1:
+        raise ValueError(f"an out-of-distribution fraction of {fraction} is not in (0, 1).")
+    ood = y == ood_label
+    n_ood, n_in = int(ood.sum()), int((~ood).sum())
+    if n_ood == 0 or n_in == 0:
+        raise ValueError(f"the pool holds {n_ood} out-of-distribution and {n_in} other points; both are needed.")
+    kept = np.ones(len(y), dtype=bool)
+    if n_ood > fraction * (n_in + n_ood):
+        want, side = int(round(fraction * n_in / (1 - fraction))), np.flatnonzero(ood)
+    else:
+        want, side = int(round(n_ood * (1 - fraction) / fraction)), np.flatnonzero(~ood)
+    kept[side] = False
+    kept[rng.choice(side, max(1, want), replace=False)] = True
+    return x[kept], y[kept]

@@ -17,8 +17,12 @@ def job_identity(config: Mapping[str, Any]) -> str:
 
     Keys are sorted, so the order of overrides on the command line does not matter.
     """
-    relevant = {k: v for k, v in config.items() if k not in VOLATILE_KEYS}
-    text = json.dumps(relevant, sort_keys=True, separators=(",", ":"), default=str)
+    return config_hash({k: v for k, v in config.items() if k not in VOLATILE_KEYS})
+
+
+def config_hash(value: Any) -> str:
+    """A 16-hex-digit hash of a config tree (plain containers), independent of key order."""
+    text = json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 

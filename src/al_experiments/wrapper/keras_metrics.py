@@ -33,13 +33,45 @@ def class_probabilities(probs: np.ndarray) -> np.ndarray:
     return probs
 
 
-def accuracy(targets: np.ndarray, probs: np.ndarray) -> float:
-    """Argmax accuracy for class ids or one-hot targets (threshold 0.5 for one sigmoid unit)."""
-    probs = class_probabilities(np.asarray(probs))
-    predicted = np.argmax(probs, axis=-1)
+def _truth_and_prediction(targets: np.ndarray, probs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Class ids of class-id or one-hot targets, and the argmax of the probabilities (threshold
+    0.5 for one sigmoid unit)."""
+    predicted = np.argmax(class_probabilities(np.asarray(probs)), axis=-1)
     targets = np.asarray(targets)
     truth = np.argmax(targets, axis=-1) if targets.ndim == 2 and targets.shape[1] > 1 else targets.reshape(-1)
-    return float(np.mean(predicted == truth.astype(np.int64)))
+    return truth.astype(np.int64), predicted
+
+
+def accuracy(targets: np.ndarray, probs: np.ndarray) -> float:
+    """Argmax accuracy for class ids or one-hot targets (threshold 0.5 for one sigmoid unit)."""
+    truth, predicted = _truth_and_prediction(targets, probs)
+    return float(np.mean(predicted == truth))
+
+
+def balanced_accuracy(targets: np.ndarray, probs: np.ndarray) -> float:
+    """The mean over the classes present in the targets of each one's recall: a classifier that
+    ignores a rare class loses that class's share, not its few points."""
+    truth, predicted = _truth_and_prediction(targets, probs)
+    return float(np.mean([np.mean(predicted[truth == c] == c) for c in np.unique(truth)]))
+
+
+def macro_f1(targets: np.ndarray, probs: np.ndarray) -> float:
+    """The unweighted mean F1 over every class that is a target or a prediction (a class only
+    predicted scores 0), as scikit-learn's ``f1_score(average="macro")``."""
+    truth, predicted = _truth_and_prediction(targets, probs)
+    scores = []
+    for c in np.union1d(truth, predicted):
+        hits = np.sum((predicted == c) & (truth == c))
+        scores.append(2.0 * hits / (np.sum(predicted == c) + np.sum(truth == c)))
+    return float(np.mean(scores))
+
+
+# Metrics of class predictions computed here by name, beside Keras' own.
+CLASS_METRICS = {"balanced_accuracy": balanced_accuracy, "macro_f1": macro_f1}
+
+
+def is_class_metric(metric: Any) -> bool:
+    return isinstance(metric, str) and metric in CLASS_METRICS
 
 
 def _on_probabilities(obj: Any) -> Any:
@@ -69,6 +101,8 @@ def metric_value(metric: Any, targets: np.ndarray, probs: np.ndarray) -> float:
     """Evaluate one metric from scratch (a fresh Metric object, never an accumulated one)."""
     if is_accuracy(metric):
         return accuracy(targets, probs)
+    if is_class_metric(metric):
+        return CLASS_METRICS[metric](targets, probs)
     import keras
 
     resolved = keras.metrics.get(metric) if isinstance(metric, str) else metric

@@ -25,7 +25,13 @@ from al_experiments.utils.seeding import derive_seed
 from al_experiments.utils.tf_import import import_tensorflow
 from al_experiments.validation import check_whole, reject_unknown_kwargs, signature_names
 from al_experiments.wrapper.interface import ActiveModel
-from al_experiments.wrapper.keras_metrics import loss_value, metric_name, metric_value, prepare_targets
+from al_experiments.wrapper.keras_metrics import (
+    is_class_metric,
+    loss_value,
+    metric_name,
+    metric_value,
+    prepare_targets,
+)
 from al_experiments.wrapper.predictions import PredictionMixin
 from al_experiments.wrapper.weights import WeightsMixin
 
@@ -223,13 +229,16 @@ class Model(PredictionMixin, WeightsMixin, ActiveModel):
         """Compile the Keras model; ``loss`` and ``metrics`` also define what ``evaluate`` reports."""
         if args:
             raise ValueError("Model.compile takes keyword arguments only (optimizer=..., loss=..., metrics=...).")
-        self._model.compile(**kwargs)
-        self._remember_compile(loss=kwargs.get("loss"), metrics=list(kwargs.get("metrics") or []))
+        metrics = list(kwargs.get("metrics") or [])
+        self._model.compile(**{**kwargs, "metrics": [m for m in metrics if not is_class_metric(m)]})
+        self._remember_compile(loss=kwargs.get("loss"), metrics=metrics)
         self._compile_params = dict(kwargs)
 
     def _remember_compile(self, loss: Any, metrics: list[Any]) -> None:
+        """``metrics`` may name ``keras_metrics.CLASS_METRICS`` (balanced accuracy, macro-F1):
+        ``evaluate`` reports them; Keras and the training step never see them."""
         self._loss = loss
-        self._metrics = metrics
+        self._metrics = [m for m in metrics if not is_class_metric(m)]
         self.eval_metrics = ([loss] if loss is not None else []) + list(metrics)
         self._trainer = None
         self._resetter = None
