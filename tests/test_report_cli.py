@@ -3,6 +3,8 @@ experiment and by parent run) and from the sweep's metrics directory: the same t
 
 from __future__ import annotations
 
+import csv
+import io
 import re
 import subprocess
 import sys
@@ -95,11 +97,12 @@ def test_mlflow_and_csv_sources_give_the_same_tables(sweep):
         assert runs[name].stdout == (folder / "summary.md").read_text()  # the Markdown is printed
     tables = {name: _tables(folder) for name, folder in folders.items()}
     assert tables["experiment"] == tables["parent"] == tables["csv"]
-    summary_csv = tables["csv"][0].splitlines()
-    assert [row.split(",")[2] for row in summary_csv[1:]] == ["random", "bald"]
-    assert all(row.split(",")[3] == "2" for row in summary_csv[1:])  # two seeds each
-    assert [row.split(",")[-3] for row in summary_csv[1:]] == ["none", "independent"]
-    assert all(row.split(",")[-2] for row in summary_csv[1:])  # copies per batch from either source
+    # by column name: a setting column comes after model when the jobs tag their setting
+    summary_csv = list(csv.DictReader(io.StringIO(tables["csv"][0])))
+    assert [row["strategy"] for row in summary_csv] == ["random", "bald"]
+    assert all(row["seeds"] == "2" for row in summary_csv)  # two seeds each
+    assert [row["samples"] for row in summary_csv] == ["none", "independent"]
+    assert all(row["copies_per_batch_mean"] for row in summary_csv)  # copies per batch from either source
     assert "labels to 12%" in tables["csv"][2]
     assert "logged to MLflow run " + parent_id in runs["parent"].stderr
     assert "logged to MLflow run" not in runs["experiment"].stderr + runs["csv"].stderr

@@ -72,6 +72,10 @@ def test_pick_metric():
     # al-run's MLflow name wins; a store of an earlier version still has eval_*accuracy*.
     assert pick_metric(["test_accuracy", "test_loss", "eval_sparse_categorical_accuracy"], None) == "test_accuracy"
     assert pick_metric(["test_accuracy", "train_accuracy", "val_accuracy"], None) == "test_accuracy"
+    # al-run's CSVs hold the class-balanced accuracy beside the accuracy: not a second candidate.
+    assert pick_metric(["eval_balanced_accuracy", "eval_sparse_categorical_accuracy"], None) == \
+        "eval_sparse_categorical_accuracy"
+    assert pick_metric(["eval_balanced_accuracy", "eval_accuracy"], "eval_balanced_accuracy") == "eval_balanced_accuracy"
 
 
 # ----------------------------------------------------------------------------- MLflow

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from al_experiments.report.analysis import DEFAULT_BAND, DEFAULT_BASELINE, DEFAULT_TARGETS, Report, analyse
 from al_experiments.report.curves import CurveSet, ReportError, load_mlflow
-from al_experiments.report.plots import plot_learning_curves
+from al_experiments.report.plots import plot_critical_difference, plot_learning_curves
 from al_experiments.report.tables import SUMMARY_MD, write_tables
 
 ARTIFACT_PATH = "report"  # where the files go in the parent run's artifacts
@@ -37,11 +37,13 @@ def make_report(
     targets: Sequence[float] = DEFAULT_TARGETS,
     baseline: str = DEFAULT_BASELINE,
     band: str = DEFAULT_BAND,
+    budget_includes_validation: bool = False,
     log: bool = True,
 ) -> ReportResult:
     """Write the report of ``curve_set`` into ``out``; with ``log``, also upload it as artifacts
-    (under ``report/``) of the sweep's parent run when the curves came from one."""
-    report = analyse(curve_set, targets, baseline, band)
+    (under ``report/``) of the sweep's parent run when the curves came from one. With
+    ``budget_includes_validation`` the label axis counts each run's validation labels too."""
+    report = analyse(curve_set, targets, baseline, band, budget_includes_validation)
     folder = write_folder(report, out)
     logged = None
     if log and curve_set.tracking_uri and curve_set.parent_run_id:
@@ -64,6 +66,7 @@ def write_folder(report: Report, out: str | os.PathLike[str]) -> Path:
         os.chmod(staging, 0o755)  # mkdtemp makes it private; a report is for sharing
         write_tables(report, staging)
         plot_learning_curves(report, staging)
+        plot_critical_difference(report, staging)
         _swap_into_place(staging, target)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)

@@ -6,7 +6,9 @@
     al-report --metrics-dir multirun/2026-01-01/12-00-00/metrics --out report-csv
 
 Writes learning_curves.{png,svg}, summary.md, summary.csv and comparison.csv into ``--out``
-and prints the Markdown summary. Errors are one sentence with a non-zero exit status.
+and prints the Markdown summary; with two settings or more (dataset x model x the jobs'
+``setting``) also leaderboard.{md,csv}, pairwise.csv and critical_difference.{png,svg}, and the
+printed summary ends with the leaderboard. Errors are one sentence with a non-zero exit status.
 """
 
 from __future__ import annotations
@@ -68,6 +70,9 @@ def build_parser() -> argparse.ArgumentParser:
     what.add_argument("--band", choices=BANDS, default=DEFAULT_BAND,
                       help="around each mean curve: se = ±1 standard error (default), ci = 95%% "
                            "t-interval, seeds = one thin line per seed")
+    what.add_argument("--budget-includes-validation", action="store_true",
+                      help="count each run's labelled validation points on the label axis too "
+                           "(x = labelled pool + validation labels; default: the labelled pool only)")
     what.add_argument("--dataset", help="only runs on this dataset")
     what.add_argument("--model", help="only runs of this model")
     what.add_argument("--include-unfinished", action="store_true",
@@ -112,7 +117,7 @@ def _run(args: argparse.Namespace) -> ReportResult:
         found = ", ".join(sorted({c.strategy for c in curves.curves}))
         raise ReportError(f"--baseline {args.baseline} matches none of the strategies ({found}).")
     return make_report(curves, args.out, targets=args.targets, baseline=baseline, band=args.band,
-                       log=not args.no_log)
+                       budget_includes_validation=args.budget_includes_validation, log=not args.no_log)
 
 
 if __name__ == "__main__":

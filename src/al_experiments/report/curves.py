@@ -1,14 +1,16 @@
 """Loading learning curves for a report, from MLflow or from a tf_al metrics directory.
 
 Both sources give the same tidy list of ``Curve``s: one per run (job), with its dataset, model,
-strategy (the query function), seed, and the points ``x`` = labelled points the model was
+setting (the rest of what defines the experiment: scenario, budget, ...), strategy (the query
+function), seed, and the points ``x`` = labelled points the model was
 trained on that round (``labeled_pool_size``, initial set included) and ``y`` = test accuracy.
 
 - MLflow: the runs of an experiment, or the children of a sweep's parent run (linked by the
-  ``mlflow.parentRunId`` tag); strategy, seed, dataset and model come from the run's tags, the
-  points from the metric histories (step = round).
+  ``mlflow.parentRunId`` tag); strategy, seed, dataset, model and setting come from the run's
+  tags, the points from the metric histories (step = round).
 - A metrics directory: ``<job>_<seed>_<model>_<query>.csv`` plus ``.meta.json``; strategy and
-  model come from the meta entry, the seed from the file name, the dataset from the meta file.
+  model come from the meta entry (the setting from its params), the seed from the file name, the
+  dataset from the meta file.
   The files are read directly (not through ``ExperimentSuitMetrics``, which creates the folder,
   a meta file and a lock file): a report must work on a read-only copy and change nothing.
 
@@ -32,7 +34,8 @@ import numpy as np
 X_KEY = "labeled_pool_size"
 DEFAULT_EXPERIMENT = "al-experiments"  # al-run's mlflow.experiment_name
 # al-run logs test_accuracy to MLflow; tf_al CSVs (and stores of earlier versions) eval_*accuracy*.
-_ACCURACY = re.compile(r"^(test_accuracy$|eval_.*accuracy)")
+# Its eval_balanced_accuracy (mean recall over classes) is another metric, used only by --metric.
+_ACCURACY = re.compile(r"^(test_accuracy$|eval_(?!balanced_).*accuracy)")
 _PREFERRED = "test_accuracy"
 
 
@@ -58,6 +61,10 @@ class Curve:
     # Labelled validation points the run used besides its training labels (early stopping,
     # a validation step): part of its label budget.
     validation: int = 0
+    # The rest of what makes the experiment besides dataset and model, in words (scenario,
+    # budget, e.g. "imbalance 10; init 20 + 10/round"): runs of different settings are not
+    # comparable, so each setting is a section of its own. "" when the job did not say.
+    setting: str = ""
 
 
 @dataclass
@@ -103,12 +110,12 @@ COPIES_KEY = "copies_selected"
 
 def _make_curve(dataset: str, model: str, strategy: str, seed: str, run: str,
                 points: Sequence[tuple[float, float]], samples: str = "",
-                copies: Sequence[float] = (), validation: Any = 0) -> Curve:
+                copies: Sequence[float] = (), validation: Any = 0, setting: Any = "") -> Curve:
     points = sorted(points)
     return Curve(dataset, model, strategy, seed, run,
                  np.array([p[0] for p in points], dtype=float), np.array([p[1] for p in points], dtype=float),
                  samples=samples, copies=float(np.mean(copies)) if len(copies) else None,
-                 validation=int(_number(str(validation)) or 0))
+                 validation=int(_number(str(validation)) or 0), setting=str(setting or "").strip())
 
 
 def _unfinished_note(kinds: Counter, source_kind: str) -> list[str]:
@@ -159,7 +166,8 @@ def load_mlflow(
         curves.append(_make_curve(tags.get("dataset", "unknown"), tags.get("model", "unknown"),
                                   tags["query"], tags["seed"], run.info.run_id, points,
                                   samples=tags.get("samples", ""), copies=copies,
-                                  validation=run.data.params.get("data.val_size", 0)))
+                                  validation=run.data.params.get("data.val_size", 0),
+                                  setting=tags.get("setting", "")))
     parents = {r.data.tags.get("mlflow.parentRunId") for r in runs}
     sweep_parent = parent_run or (parents.pop() if len(parents) == 1 else None)
     return CurveSet(curves, key, source, notes, tracking_uri=uri, parent_run_id=sweep_parent)
@@ -294,10 +302,12 @@ def load_metrics_dir(path: str | os.PathLike[str], metric: str | None = None,
             notes.append(f"{csv_path.name} has no {key} rounds; skipped.")
             continue
         copies = [c for c in (_number(r.get(COPIES_KEY)) for r in rows) if c is not None]
+        params = entry.get("params") or {}
         curves.append(_make_curve(dataset, str(entry.get("model", "unknown")), str(entry["query_fn"]),
                                   seed, csv_path.name, points,
-                                  samples=str((entry.get("params") or {}).get("samples", "")), copies=copies,
-                                  validation=(meta.get("dataset") or {}).get("val_size", 0)))
+                                  samples=str(params.get("samples", "")), copies=copies,
+                                  validation=(meta.get("dataset") or {}).get("val_size", 0),
+                                  setting=params.get("setting", "")))
     return CurveSet(curves, key, f"metrics directory {folder}", notes)
 
 
@@ -338,31 +348,38 @@ def select(curve_set: CurveSet, dataset: str | None = None, model: str | None = 
     return replace(curve_set, curves=curves)
 
 
+def count_validation_labels(curves: Sequence[Curve]) -> list[Curve]:
+    """The curves with x counting each run's labelled validation points as well: the label
+    budget of a run that spent labels on early stopping or validation metrics."""
+    return [replace(c, x=c.x + c.validation) if c.validation else c for c in curves]
+
+
 def label_samples(curves: Sequence[Curve]) -> list[Curve]:
     """Curves of one strategy that ran on different samples (a sweep over ``query.samples``)
     become separate strategies, ``bald (consistent)`` and ``bald (independent)``; the others
     keep their names."""
-    kinds: dict[tuple[str, str, str], set[str]] = {}
+    kinds: dict[tuple[str, str, str, str], set[str]] = {}
     for c in curves:
-        kinds.setdefault((c.dataset, c.model, c.strategy), set()).add(c.samples)
+        kinds.setdefault((c.dataset, c.model, c.setting, c.strategy), set()).add(c.samples)
     return [replace(c, strategy=f"{c.strategy} ({c.samples or 'unknown'})")
-            if len(kinds[(c.dataset, c.model, c.strategy)]) > 1 else c for c in curves]
+            if len(kinds[(c.dataset, c.model, c.setting, c.strategy)]) > 1 else c for c in curves]
 
 
 def check_one_run_per_seed(curves: Sequence[Curve]) -> None:
-    """Refuse two runs of one (dataset, model, strategy, seed).
+    """Refuse two runs of one (dataset, model, setting, strategy, seed).
 
     They would make a seed count twice and break the pairing with the baseline, so they are an
     error rather than a silent choice (e.g. two sweeps in one experiment, or a sweep over
-    ``loop.step_size`` as well as query and seed).
+    ``loop.step_size`` as well as query and seed by jobs that do not tag their setting).
     """
-    counts = Counter((c.dataset, c.model, c.strategy, c.seed) for c in curves)
+    counts = Counter((c.dataset, c.model, c.setting, c.strategy, c.seed) for c in curves)
     duplicated = [k for k, n in counts.items() if n > 1]
     if duplicated:
-        d, m, s, seed = duplicated[0]
-        runs = [c.run for c in curves if (c.dataset, c.model, c.strategy, c.seed) == duplicated[0]]
+        d, m, setting, s, seed = duplicated[0]
+        runs = [c.run for c in curves if (c.dataset, c.model, c.setting, c.strategy, c.seed) == duplicated[0]]
+        where = f"{d}/{m}" + (f" ({setting})" if setting else "")
         raise ReportError(
-            f"{len(runs)} runs of {s} with seed {seed} on {d}/{m} ({', '.join(runs)}), but a report "
+            f"{len(runs)} runs of {s} with seed {seed} on {where} ({', '.join(runs)}), but a report "
             "compares strategies over seeds; report one sweep that varies only query and seed "
-            "(--parent-run, or its metrics directory)."
+            "within a setting (--parent-run, or its metrics directory)."
         )

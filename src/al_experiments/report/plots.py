@@ -1,8 +1,11 @@
-"""Learning-curve figures: mean test accuracy against labels, one line per strategy, with a band
-of ±1 standard error (default), a 95% t-interval, or one thin line per seed.
+"""The report's figures: learning curves (mean test accuracy against labels, one line per
+strategy, with a band of ±1 standard error (default), a 95% t-interval, or one thin line per
+seed), and with two settings or more the critical-difference diagram of the strategies' ranks.
 
-matplotlib is imported here, lazily and with the Agg backend, so the report runs on machines
-without a display and importing ``al_experiments.report`` stays cheap.
+matplotlib is imported here, lazily; figures are ``matplotlib.figure.Figure`` objects saved
+directly (Agg for PNG), never pyplot's, so the report runs on machines without a display,
+leaves the backend of a process that imports it alone (a notebook keeps its own), and importing
+``al_experiments.report`` stays cheap.
 """
 
 from __future__ import annotations
@@ -12,44 +15,49 @@ from pathlib import Path
 
 import numpy as np
 
+from al_experiments.report.aggregate import Aggregate
 from al_experiments.report.analysis import Report
+from al_experiments.report.stats import format_p
 
 PNG = "learning_curves.png"
 SVG = "learning_curves.svg"
+CD_PNG = "critical_difference.png"
+CD_SVG = "critical_difference.svg"
 
 
 def plot_learning_curves(report: Report, folder: Path) -> list[Path]:
     """Write ``learning_curves.png`` (300 dpi) and ``.svg``: one panel per (dataset, model)
     section, titled by it; what the band shows is in the legend's title."""
     import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
     panels = len(report.sections)
     columns = min(panels, 2)
     rows = math.ceil(panels / columns)
     names = sorted({s for section in report.sections for s in section.strategies})
-    with plt.rc_context({"font.size": 12, "axes.titlesize": 13, "legend.fontsize": 11}):
-        fig, axes = plt.subplots(rows, columns, figsize=(6.4 * columns, 4.8 * rows), squeeze=False)
-        colours = {name: plt.get_cmap("tab10")(i % 10) for i, name in enumerate(names)}
-        try:
-            for ax, section in zip(axes.flat, report.sections):
-                for name in section.strategies:
-                    _draw_strategy(ax, section, name, colours[name], report)
-                ax.set_title(f"{section.dataset} / {section.model}")
-                ax.set_xlabel("labelled points (initial set included)")
-                ax.set_ylabel("test accuracy")
-                ax.grid(True, alpha=0.3)
-                ax.legend(title=f"mean over seeds, {_BAND_LEGEND[report.band]}", title_fontsize=10)
-            for ax in list(axes.flat)[panels:]:
-                ax.set_visible(False)
-            fig.tight_layout()
-            png, svg = folder / PNG, folder / SVG
-            fig.savefig(png, dpi=300, metadata={"Software": None})
-            fig.savefig(svg, metadata={"Date": None})  # no timestamp: same data, same file
-        finally:
-            plt.close(fig)
+    x_label = ("labelled points (initial set and validation labels included)" if report.budget_includes_validation
+               else "labelled points (initial set included)")
+    with matplotlib.rc_context({"font.size": 12, "axes.titlesize": 13, "legend.fontsize": 11}):
+        fig = Figure(figsize=(6.4 * columns, 4.8 * rows))
+        axes = fig.subplots(rows, columns, squeeze=False)
+        colours = {name: matplotlib.colormaps["tab10"](i % 10) for i, name in enumerate(names)}
+        for ax, section in zip(axes.flat, report.sections):
+            for name in section.strategies:
+                _draw_strategy(ax, section, name, colours[name], report)
+            ax.set_title(section.title)
+            ax.set_xlabel(x_label)
+            ax.set_ylabel("test accuracy")
+            ax.grid(True, alpha=0.3)
+            ax.legend(title=f"mean over seeds, {_BAND_LEGEND[report.band]}", title_fontsize=10)
+        for ax in list(axes.flat)[panels:]:
+            ax.set_visible(False)
+        fig.tight_layout()
+        return _save(fig, folder / PNG, folder / SVG)
+
+
+def _save(fig, png: Path, svg: Path, **options) -> list[Path]:
+    fig.savefig(png, dpi=300, metadata={"Software": None}, **options)
+    fig.savefig(svg, metadata={"Date": None}, **options)  # no timestamp: same data, same file
     return [png, svg]
 
 
@@ -69,3 +77,78 @@ def _draw_strategy(ax, section, name: str, colour, report: Report) -> None:
     low, high = (curve.mean - curve.se, curve.mean + curve.se) if report.band == "se" else (curve.low, curve.high)
     # drawn within [0, 1]: an accuracy cannot leave it, however wide a 2-seed interval is
     ax.fill_between(curve.x, np.clip(low, 0, 1), np.clip(high, 0, 1), color=colour, alpha=0.15, linewidth=0)
+
+
+# ----------------------------------------------------------------------------- critical difference
+# Layout of the diagram, in inches from its top (the axes' y unit): the CD bar, the rank axis
+# below it, the bars of groups below the axis, then one row per name on each side.
+_CD_BAR_Y, _AXIS_Y, _GROUP_STEP, _ROW_STEP = 0.35, 0.95, 0.14, 0.3
+
+
+def plot_critical_difference(report: Report, folder: Path) -> list[Path]:
+    """Write ``critical_difference.png`` (300 dpi) and ``.svg``: each strategy at its mean rank on
+    a rank axis (1 = best, on the left), its name beside it, the Nemenyi critical difference as a
+    bar of that length, and thick bars joining strategies whose mean ranks differ by less than it
+    (Demsar 2006, Fig. 1). Nothing is written without a Friedman test (fewer than 2 settings or
+    strategies: the aggregate's notes say so)."""
+    agg = report.aggregate
+    if agg is None or agg.friedman is None or agg.cd is None:
+        return []
+    import matplotlib
+    from matplotlib.figure import Figure
+
+    k, half = len(agg.strategies), math.ceil(len(agg.strategies) / 2)
+    first_row = _AXIS_Y + 0.25 + _GROUP_STEP * len(agg.groups)
+    height = first_row + _ROW_STEP * (half - 1) + 0.2
+    pad = 0.08 * (k - 1) + 0.15  # room for the elbows beyond ranks 1 and k
+    with matplotlib.rc_context({"font.size": 11}):
+        fig = Figure(figsize=(8, height))
+        ax = fig.add_axes((0.25, 0, 0.5, 1))
+        ax.set_xlim(1 - pad, k + pad)
+        ax.set_ylim(height, 0)
+        ax.set_axis_off()
+        _draw_rank_axis(ax, k)
+        _draw_cd_bar(ax, agg, k)
+        for g, group in enumerate(agg.groups):
+            y = _AXIS_Y + 0.2 + _GROUP_STEP * g
+            ax.plot([agg.mean_ranks[group[0]] - 0.03, agg.mean_ranks[group[-1]] + 0.03], [y, y],
+                    color="black", linewidth=3, solid_capstyle="round")
+        for row, name in enumerate(agg.strategies[:half]):  # the best, named on the left
+            _draw_name(ax, name, agg.mean_ranks[name], first_row + _ROW_STEP * row, 1 - pad, "right")
+        for row, name in enumerate(reversed(agg.strategies[half:])):  # the worst, on the right
+            _draw_name(ax, name, agg.mean_ranks[name], first_row + _ROW_STEP * row, k + pad, "left")
+        seeds = f"{agg.seeds[0]}" if agg.seeds[0] == agg.seeds[1] else f"{agg.seeds[0]}-{agg.seeds[1]}"
+        ax.text((1 + k) / 2, 0.02, f"Mean rank by AULC (1 = best) over {len(agg.settings)} settings ({seeds} seeds "
+                f"each); Friedman {format_p(agg.friedman.f_p)} (Iman-Davenport)", ha="center", va="top",
+                fontsize=10, clip_on=False)
+        return _save(fig, folder / CD_PNG, folder / CD_SVG, bbox_inches="tight", pad_inches=0.1)
+
+
+def _draw_rank_axis(ax, k: int) -> None:
+    ax.plot([1, k], [_AXIS_Y, _AXIS_Y], color="black", linewidth=1)
+    for tick in np.arange(1, k + 0.01, 0.5):
+        whole = float(tick).is_integer()
+        ax.plot([tick, tick], [_AXIS_Y, _AXIS_Y - (0.1 if whole else 0.05)], color="black", linewidth=1)
+        if whole:
+            ax.text(tick, _AXIS_Y - 0.13, f"{tick:g}", ha="center", va="bottom")
+
+
+def _draw_cd_bar(ax, agg: Aggregate, k: int) -> None:
+    """The critical difference as a bar from rank 1; cut at rank k when it is longer than the
+    whole axis (then no two strategies can differ), saying so."""
+    end = min(1 + agg.cd, k)
+    for x in (1, end):
+        ax.plot([x, x], [_CD_BAR_Y - 0.05, _CD_BAR_Y + 0.05], color="black", linewidth=1)
+    ax.plot([1, end], [_CD_BAR_Y, _CD_BAR_Y], color="black", linewidth=1.5)
+    longer = " > the whole range" if 1 + agg.cd > k else ""
+    ax.text(end + 0.05 * (k - 1), _CD_BAR_Y, f"CD = {agg.cd:.2f}{longer} (Nemenyi, alpha {agg.alpha:g})",
+            ha="left", va="center", fontsize=10)
+
+
+def _draw_name(ax, name: str, rank: float, y: float, x_end: float, side: str) -> None:
+    """A line from the strategy's mean rank on the axis down to its row and out to its name."""
+    ax.plot([rank, rank, x_end], [_AXIS_Y, y, y], color="black", linewidth=0.8)
+    ax.plot([rank], [_AXIS_Y], marker="o", markersize=4, color="black")
+    gap = -0.03 if side == "right" else 0.03
+    ax.text(x_end + gap * (ax.get_xlim()[1] - ax.get_xlim()[0]), y, f"{name} ({rank:.2f})", ha=side,
+            va="center", clip_on=False)

@@ -6,7 +6,9 @@ Conventions (stated again in every report's notes):
   the initial set included); y is the test accuracy of that round.
 - AULC is the trapezoidal area under y(x) divided by the label range ``x[-1] - x[0]``: a mean
   accuracy over the range, in [0, 1], comparable across runs of different lengths (one round
-  gives its accuracy). ``al_experiments.app.job.summarize`` uses the same definition.
+  gives its accuracy). ``al_experiments.app.job.summarize`` uses the same definition. Where the
+  runs of a section have different label grids, every AULC is taken over the label range they
+  all cover (``common_label_range``), interpolating linearly, so all average over the same labels.
 - Spreads across seeds are sample standard deviations (``ddof=1``); intervals are two-sided 95%.
 - A strategy differs significantly from the baseline when the two-sided paired t-test on per-seed
   AULC gives p < 0.05 after Holm's adjustment over the strategies compared with that baseline. The bootstrap interval is reported beside it, not used for the verdict:
@@ -36,13 +38,38 @@ def _sorted_curve(x: Sequence[float], y: Sequence[float]) -> tuple[np.ndarray, n
     return x_arr[order], y_arr[order]
 
 
-def aulc(x: Sequence[float], y: Sequence[float]) -> float:
-    """Area under the learning curve, normalised by the label range (a mean accuracy)."""
+def aulc(x: Sequence[float], y: Sequence[float], label_range: tuple[float, float] | None = None) -> float:
+    """Area under the learning curve, normalised by the label range (a mean accuracy).
+
+    With ``label_range=(low, high)`` the area is over those labels alone, the curve interpolated
+    linearly where a bound falls between two rounds, divided by ``high - low``; the range must
+    lie within the curve's own (an AULC is never extrapolated).
+    """
     xs, ys = _sorted_curve(x, y)
+    if label_range is not None:
+        xs, ys = _restrict(xs, ys, *label_range)
     span = xs[-1] - xs[0]
     if span <= 0:
         return float(ys.mean())
     return float(np.trapezoid(ys, xs) / span)
+
+
+def _restrict(xs: np.ndarray, ys: np.ndarray, low: float, high: float) -> tuple[np.ndarray, np.ndarray]:
+    """The sorted curve cut to [low, high], with interpolated end points."""
+    if not xs[0] <= low <= high <= xs[-1]:
+        raise ValueError(f"the label range [{low:g}, {high:g}] is not within the curve's [{xs[0]:g}, {xs[-1]:g}]; "
+                         "use common_label_range of the curves")
+    inside = (xs > low) & (xs < high)
+    ends = np.interp([low, high], xs, ys)
+    return (np.concatenate([[low], xs[inside], [high]]), np.concatenate([[ends[0]], ys[inside], [ends[1]]]))
+
+
+def common_label_range(xs: Iterable[Sequence[float]]) -> tuple[float, float] | None:
+    """The labels every curve covers, ``(largest first x, smallest last x)``; None when they
+    share no range of labels (one curve ends before another starts, or at the same point)."""
+    bounds = [(float(np.min(x)), float(np.max(x))) for x in xs]
+    low, high = max(b[0] for b in bounds), min(b[1] for b in bounds)
+    return (low, high) if low < high else None
 
 
 def final_value(x: Sequence[float], y: Sequence[float]) -> float:
@@ -162,10 +189,12 @@ class StrategySummary:
 
 
 def summarize_strategy(
-    curves: Mapping[str, tuple[Sequence[float], Sequence[float]]], targets: Sequence[float]
+    curves: Mapping[str, tuple[Sequence[float], Sequence[float]]], targets: Sequence[float],
+    label_range: tuple[float, float] | None = None,
 ) -> StrategySummary:
-    """Summarise ``{seed: (x, y)}`` curves of one strategy."""
-    aulc_by_seed = {seed: aulc(x, y) for seed, (x, y) in curves.items()}
+    """Summarise ``{seed: (x, y)}`` curves of one strategy; AULC over ``label_range`` when given
+    (see ``aulc``), else over each curve's own range."""
+    aulc_by_seed = {seed: aulc(x, y, label_range) for seed, (x, y) in curves.items()}
     finals = [final_value(x, y) for x, y in curves.values()]
     target_rows = []
     for target in targets:
@@ -214,8 +243,7 @@ def paired_comparison(
     t-test at ``alpha``; the bootstrap interval (``resamples`` resamples of the seeds, from a
     NumPy generator seeded with ``seed``, so a report is reproducible) is reported beside it.
     """
-    common = sorted(set(strategy) & set(baseline), key=seed_order)
-    diffs = np.array([strategy[s] - baseline[s] for s in common], dtype=float)
+    diffs = paired_differences(strategy, baseline)
     n = int(diffs.size)
     wins, losses = int(np.sum(diffs > 0)), int(np.sum(diffs < 0))
     ties = n - wins - losses
@@ -229,6 +257,12 @@ def paired_comparison(
     power_n = seeds_for_power(mean_diff / spread) if spread > 0 and mean_diff != 0 else None
     comparison = Comparison(n, wins, ties, losses, mean_diff, p_value, ci_low, ci_high, "", p_value, power_n)
     return with_verdict(comparison, baseline_name, alpha)
+
+
+def paired_differences(strategy: Mapping[str, float], baseline: Mapping[str, float]) -> np.ndarray:
+    """``strategy - baseline`` on the seeds both have, in seed order."""
+    common = sorted(set(strategy) & set(baseline), key=seed_order)
+    return np.array([strategy[s] - baseline[s] for s in common], dtype=float)
 
 
 def with_verdict(c: Comparison, baseline_name: str, alpha: float = ALPHA) -> Comparison:
@@ -334,6 +368,11 @@ def bootstrap_mean_interval(
 
 def format_p(p_value: float) -> str:
     return "p<0.001" if p_value < 0.001 else f"p={p_value:.3f}"
+
+
+def format_labels(labels: float) -> str:
+    """A number of labels: whole numbers without decimals, a median between two with one."""
+    return f"{labels:.1f}".removesuffix(".0")
 
 
 def seed_order(seed: str) -> tuple[int, float, str]:
