@@ -23,7 +23,8 @@ from al_experiments.app.precheck import _jobs_to_check, check_command
     (["seed=[1"], "The override 'seed=[1' cannot be read (no viable alternative at input '[1'); write key=value, "
                   "quoting values with spaces or brackets (see https://hydra.cc/docs/advanced/override_grammar/basic)."),
     (["+experiment=smok"], "+experiment=smok is not an option of the config group 'experiment'. Did you mean 'smoke'? "
-                           "Options: classical_breast_cancer, epig_unbalanced_digits, fashion_quick, gal2017, gal2017_fashion_cpu, "
+                           "Options: benchmark_laptop, classical_breast_cancer, epig_unbalanced_digits, fashion_quick, gal2017, "
+                           "gal2017_fashion_cpu, "
                            "quick, repeated_digits, repeated_fashion, repeated_fashion_cpu, repeated_mnist, smoke; "
                            "add your own with "
                            "--config-dir DIR holding experiment/<name>.yaml."),
@@ -42,7 +43,7 @@ def test_a_misspelt_group_option_says_did_you_mean_and_lists_the_options():
         check_command(["-m", "query=random,bladd", "seed=0,1"])
     text = str(info.value)
     assert text.startswith("query=bladd is not an option of the config group 'query'. Did you mean 'bald'? Options: ")
-    assert "batch_bald, coreset, epig" in text and "\n" not in text
+    assert "batch_bald, batch_bald_culled, coreset, epig" in text and "\n" not in text
 
 
 def test_good_commands_and_hydra_flags_pass():

@@ -61,3 +61,18 @@ def test_at_most_so_many_configs_are_kept_and_none_travel_to_another_process():
     assert configs.load_sweep_config({}, [f"seed={kept + 1}"])["composition"] == kept + 3
     copy = pickle.loads(pickle.dumps(configs))
     assert copy._kept == {} and isinstance(copy._loader, CountingLoader)
+
+
+def test_a_presets_sweep_axes_count_with_the_command_lines():
+    from omegaconf import OmegaConf
+
+    from al_experiments.app.callbacks import swept_with_preset
+    from al_experiments.app.run_names import sweep_size
+
+    config = OmegaConf.create({"hydra": {
+        "overrides": {"task": ["+experiment=benchmark_laptop", "seed=0,2"]},
+        "sweeper": {"params": {"dataset": "digits,breast_cancer", "+budget": "small,large", "seed": "range(0,4)"}},
+    }})
+    overrides = swept_with_preset(config)
+    assert overrides == ["dataset=digits,breast_cancer", "+budget=small,large", "+experiment=benchmark_laptop", "seed=0,2"]
+    assert sweep_size(overrides) == 2 * 2 * 2  # the command line's seeds, not the preset's four

@@ -52,7 +52,7 @@ class MlflowSweepCallback(Callback):
             previous = sweep.recorded_sweep(record, uri, experiment_id)
         view = mlflow_store.share_sweep_view(uri, experiment_id, sweep_dir)
         log.info("Follow the sweep in MLflow (make ui): %s", mlflow_store.runs_page(uri, experiment_id, view=view))
-        overrides = list(config.hydra.overrides.task)
+        overrides = swept_with_preset(config)
         sweep.announce_sweep(sweep_dir, uri, experiment_id, previous=previous, record=record,
                              run_name=sweep_run_name(overrides, datetime.now()),
                              params=swept_overrides(overrides), jobs=sweep_size(overrides))
@@ -120,3 +120,12 @@ def _close(sweep_dir: str, status: str) -> None:
 
     _PENDING.discard(sweep_dir)
     sweep.close_sweep(sweep_dir, status)
+
+
+def swept_with_preset(config: DictConfig) -> list[str]:
+    """The sweep's overrides as the sweeper combines them: the axes a preset lists under
+    ``hydra.sweeper.params``, then the command line's (which wins for a key in both)."""
+    overrides = list(config.hydra.overrides.task)
+    given = {o.split("=", 1)[0] for o in overrides}
+    params = config.hydra.sweeper.get("params") or {}
+    return [f"{key}={value}" for key, value in params.items() if key not in given] + overrides
