@@ -116,6 +116,7 @@ def test_normalised_area_by_hand():
     assert result.normalised["a"].mean == pytest.approx(0.75)
     assert result.normalised["a"].std == pytest.approx(np.std([1.0, 0.5], ddof=1))
     assert result.normalised_settings == ["s1", "s2"]
+    assert result.normalised_quartiles["a"] == pytest.approx((0.625, 0.75, 0.875))  # of 0.5 and 1.0
     assert "random" not in result.strategies and "random is not ranked" in " ".join(result.notes)
 
 
@@ -287,11 +288,11 @@ def test_al_report_on_three_settings_writes_the_leaderboard(tmp_path, capsys):
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
     assert b"<svg" in (out / "critical_difference.svg").read_bytes()
     board = (out / "leaderboard.md").read_text()
-    assert "| bald | 1.00 | 1.00 ± 0.00 | 6 | 0 |" in board  # first everywhere, better than both in all 3
+    assert "| bald | 1.00 | 1.00 [1.00, 1.00] | 6 | 0 |" in board  # first everywhere, better than both in all 3
     assert "3 settings and 3 strategies the CD is" in board and "more settings shrink it" in board
     assert "| bald | – | 3/0 | 3/0 |" in board
     assert "4 seeds per strategy and setting" in board
-    assert (out / "leaderboard.csv").read_text().splitlines()[1].startswith("bald,1,1,0,3,6,0,3,4,4")
+    assert (out / "leaderboard.csv").read_text().splitlines()[1].startswith("bald,1,1,1,1,1,0,3,6,0,3,4,4")
     assert "bald,random,3,0,3" in (out / "pairwise.csv").read_text().splitlines()
     printed = capsys.readouterr().out
     assert printed == (out / "summary.md").read_text() and "## Across settings: leaderboard" in printed

@@ -193,6 +193,10 @@ class Aggregate:
     normalised: dict[str, stats.Spread]  # over the settings that have a scale
     normalised_settings: list[str]
     notes: list[str] = field(default_factory=list)
+    # strategy -> (lower quartile, median, upper quartile) of its normalised areas: the summary a
+    # table shows, since a setting where the best strategy barely beats random divides by almost
+    # nothing and can swing a mean by whole units
+    normalised_quartiles: dict[str, tuple[float, float, float]] = field(default_factory=dict)
 
     def wins(self, strategy: str) -> int:
         """Significant wins over all opponents and settings."""
@@ -237,6 +241,8 @@ def aggregate_settings(aulc: AulcTable, baseline: str, alpha: float = stats.ALPH
                      f"and {len(order)} here), so there is no Friedman test and no critical-difference diagram.")
     areas, area_notes = normalised_areas(means, order, baseline)
     normalised = {name: stats.mean_std(areas[s][name] for s in areas) for name in order}
+    quartiles = {name: tuple(float(q) for q in np.quantile([areas[s][name] for s in areas], [0.25, 0.5, 0.75]))
+                 for name in order} if areas else {}
     return Aggregate(settings, order, left_out, (min(counts, default=0), max(counts, default=0)), alpha, ranks,
                      mean_ranks, test, cd, groups, pairwise_wins(aulc, order, alpha), normalised, list(areas),
-                     notes + area_notes)
+                     notes + area_notes, quartiles)

@@ -138,15 +138,19 @@ def leaderboard_markdown(report: Report) -> str:
 LEADERBOARD_HEADING = "## Across settings: leaderboard"
 
 
+def _quartiles(values: tuple[float, float, float] | None) -> str:
+    return "–" if values is None else f"{values[1]:.2f} [{values[0]:.2f}, {values[2]:.2f}]"
+
+
 def _leaderboard_body(report: Report, agg: Aggregate, level: str) -> list[str]:
     """The leaderboard in Markdown, its parts under headings of ``level``."""
     n, k, alpha = len(agg.settings), len(agg.strategies), f"{agg.alpha:g}"
     seeds = str(agg.seeds[0]) if agg.seeds[0] == agg.seeds[1] else f"{agg.seeds[0]}-{agg.seeds[1]}"
     lines = [f"Which strategy needs the fewest labels: {_plural(k, 'strategy', 'strategies')} ranked by mean AULC "
              f"within each of {n} settings (rank 1 = the largest), {seeds} seeds per strategy and setting.", ""]
-    head = ["strategy", "mean rank", f"normalised area ({len(agg.normalised_settings)} settings)",
+    head = ["strategy", "mean rank", f"normalised area, median [quartiles] ({len(agg.normalised_settings)} settings)",
             "significant wins", "significant losses"]
-    rows = [[name, f"{agg.mean_ranks[name]:.2f}", _pm(agg.normalised[name], 2), str(agg.wins(name)),
+    rows = [[name, f"{agg.mean_ranks[name]:.2f}", _quartiles(agg.normalised_quartiles.get(name)), str(agg.wins(name)),
              str(agg.losses(name))] for name in agg.strategies]
     lines += [*_md_table(head, rows, right=range(1, 5)), ""]
     if agg.friedman is not None and agg.cd is not None:
@@ -171,10 +175,11 @@ def _leaderboard_body(report: Report, agg: Aggregate, level: str) -> list[str]:
                      f"{groups}.")
     if agg.normalised_settings:
         lines.append(f"- Normalised area: per setting (AULC - {report.baseline}) / (best AULC - {report.baseline}) "
-                     f"of mean AULCs, so {report.baseline} is 0 and the best strategy 1; mean ± std over the "
-                     f"{len(agg.normalised_settings)} of {n} settings with a {report.baseline} baseline that "
-                     "some strategy beats. More settings narrow the spread; it says how much of the best "
-                     "strategy's gain a strategy gets, not whether that gain is significant.")
+                     f"of mean AULCs, so {report.baseline} is 0 and the best strategy 1; the median and quartiles "
+                     f"over the {len(agg.normalised_settings)} of {n} settings with a {report.baseline} baseline "
+                     "that some strategy beats (the mean and std are in leaderboard.csv: a setting where the best "
+                     "strategy barely beats the baseline divides by almost nothing and swings a mean). It says "
+                     "how much of the best strategy's gain a strategy gets, not whether that gain is significant.")
     lines.append("- Significant wins / losses: settings x opponents where the strategy's AULC is significantly "
                  "larger / smaller, as in the matrix below.")
     lines += ["", f"{level} Pairwise wins/losses", "",
@@ -301,12 +306,20 @@ def comparison_csv(report: Report) -> str:
 
 def leaderboard_csv(agg: Aggregate) -> str:
     """One row per ranked strategy, best mean rank first."""
-    header = ["strategy", "mean_rank", "normalised_area_mean", "normalised_area_std", "normalised_area_settings",
+    header = ["strategy", "mean_rank", "normalised_area_median", "normalised_area_q1", "normalised_area_q3",
+              "normalised_area_mean", "normalised_area_std", "normalised_area_settings",
               "wins", "losses", "settings", "seeds_min", "seeds_max"]
-    rows = [[name, agg.mean_ranks[name], agg.normalised[name].mean, agg.normalised[name].std,
+    none = (math.nan, math.nan, math.nan)
+    rows = [[name, agg.mean_ranks[name], *_median_first(agg.normalised_quartiles.get(name, none)),
+             agg.normalised[name].mean, agg.normalised[name].std,
              agg.normalised[name].n, agg.wins(name), agg.losses(name), len(agg.settings), *agg.seeds]
             for name in agg.strategies]
     return _csv_text(header, rows)
+
+
+def _median_first(quartiles: tuple[float, float, float]) -> tuple[float, float, float]:
+    low, median, high = quartiles
+    return median, low, high
 
 
 def pairwise_csv(agg: Aggregate) -> str:
