@@ -11,6 +11,7 @@ leaves the backend of a process that imports it alone (a notebook keeps its own)
 from __future__ import annotations
 
 import math
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -40,23 +41,39 @@ def plot_learning_curves(report: Report, folder: Path) -> list[Path]:
     with matplotlib.rc_context({"font.size": 12, "axes.titlesize": 13, "legend.fontsize": 11}):
         fig = Figure(figsize=(6.4 * columns, 4.8 * rows))
         axes = fig.subplots(rows, columns, squeeze=False)
-        colours = {name: matplotlib.colormaps["tab10"](i % 10) for i, name in enumerate(names)}
+        palette = matplotlib.colormaps["tab10" if len(names) <= 10 else "tab20"]  # a colour per strategy
+        colours = {name: palette(i % palette.N) for i, name in enumerate(names)}
+        # Many panels share one legend above them (a strategy keeps its colour in every panel),
+        # so no legend hides a panel's curves.
+        shared_legend = panels > 2
+        legend_title = f"mean over seeds, {_BAND_LEGEND[report.band]}"
         for ax, section in zip(axes.flat, report.sections):
             for name in section.strategies:
                 _draw_strategy(ax, section, name, colours[name], report)
-            ax.set_title(section.title)
+            ax.set_title(textwrap.fill(section.title, 48))
             ax.set_xlabel(x_label)
             ax.set_ylabel("test accuracy")
             ax.grid(True, alpha=0.3)
-            ax.legend(title=f"mean over seeds, {_BAND_LEGEND[report.band]}", title_fontsize=10)
+            if not shared_legend:
+                ax.legend(title=legend_title, title_fontsize=10)
         for ax in list(axes.flat)[panels:]:
             ax.set_visible(False)
-        fig.tight_layout()
-        return _save(fig, folder / PNG, folder / SVG)
+        if shared_legend:
+            handles = {}
+            for ax in axes.flat:
+                handles.update({h.get_label().split(" (")[0]: h for h in ax.get_lines() if not h.get_label().startswith("_")})
+            fig.legend([handles[n] for n in names if n in handles], [n for n in names if n in handles],
+                                loc="upper center", ncol=min(5, len(handles)), title=legend_title,
+                                title_fontsize=10, frameon=False)
+            fig.tight_layout(rect=(0, 0, 1, 1 - (1.1 + 0.3 * math.ceil(len(handles) / 5)) / (4.8 * rows)))
+        else:
+            fig.tight_layout()
+        # 300 dpi for a page's worth of panels; a large grid at 150 stays a file one can open
+        return _save(fig, folder / PNG, folder / SVG, dpi=300 if panels <= 4 else 150)
 
 
-def _save(fig, png: Path, svg: Path, **options) -> list[Path]:
-    fig.savefig(png, dpi=300, metadata={"Software": None}, **options)
+def _save(fig, png: Path, svg: Path, dpi: int = 300, **options) -> list[Path]:
+    fig.savefig(png, dpi=dpi, metadata={"Software": None}, **options)
     fig.savefig(svg, metadata={"Date": None}, **options)  # no timestamp: same data, same file
     return [png, svg]
 
