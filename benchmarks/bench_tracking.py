@@ -67,6 +67,7 @@ def stub_job(cfg: Any, round_s: float) -> Any:
     from al_experiments.acquisition import AcquisitionFunction
     from al_experiments.app.build import DataInfo, Job
     from al_experiments.dataset import Dataset
+    from al_experiments.datasets.task import Task
     from al_experiments.loop import ActiveLearningLoop
 
     rng = np.random.default_rng(int(cfg.seed))
@@ -79,7 +80,9 @@ def stub_job(cfg: Any, round_s: float) -> Any:
     model, query = StubModel(round_s), AcquisitionFunction("random")
     loop = ActiveLearningLoop(model, dataset, query, step_size=int(cfg.loop.step_size),
                               max_rounds=int(cfg.loop.max_rounds), seed=int(cfg.seed))
-    return Job(dataset=dataset, data_info=info, model=model, query=query, loop=loop)
+    task = Task(source_hash="stub", split_seed=int(cfg.seed), pool=np.arange(pool_size), pool_labels=y,
+                test=np.arange(50), test_labels=y[:50], init=np.asarray(loop.initial_indices))
+    return Job(dataset=dataset, data_info=info, task=task, model=model, query=query, loop=loop)
 
 
 def client(cfg: Any, job_num: int, round_s: float, out: str, start: Any) -> None:

@@ -200,6 +200,11 @@ def build_dataset(cfg: DictConfig) -> tuple[Any, DataInfo, Task]:
     except DatasetFileError as exc:
         raise DataError(str(exc)) from None
     split_seed = cfg.seed if data_cfg.split_seed is None else data_cfg.split_seed
+    try:  # the loaded arrays as a Dataset checks them (finite, one target per input, one shape),
+        # before the task is drawn on their row numbers only
+        Dataset(raw.x, raw.y, test=(raw.x_test, raw.y_test) if raw.has_test_split() else None)
+    except ValueError as exc:
+        raise DataError(f"dataset={data_cfg.name} cannot be split as configured: {exc}") from None
     if data_cfg.task_dir:
         try:
             task = Task.load(os.path.join(os.path.expanduser(data_cfg.task_dir), task_file(cfg)), raw.content_hash())
