@@ -21,7 +21,14 @@ from al_experiments.app.reuse import LAST_MODEL, architecture_key
 from al_experiments.app.schema import InitStrategy, LabelNoise, Monitor, Samples, Scaling
 from al_experiments.dataset import Dataset
 from al_experiments.datasets import DatasetFileError, RawData
-from al_experiments.datasets.task import SPLITS, Task, TaskFileError, noise_generator, source_inputs
+from al_experiments.datasets.task import (
+    SPLITS,
+    Task,
+    TaskFileError,
+    noise_generator,
+    source_inputs,
+    split_generator,
+)
 
 
 @dataclass
@@ -87,11 +94,6 @@ def _scale(scaling: Scaling, train: np.ndarray, *others: np.ndarray | None) -> l
     return [x if x is None else ((x - mean) / std).astype("float32") for x in (train, *others)]
 
 
-def _generator(seed: int, purpose: int) -> np.random.Generator:
-    """One stream per scenario option, so adding one option leaves the others' draws as they were."""
-    return np.random.default_rng(np.random.SeedSequence([int(seed) % 2**32, purpose]))
-
-
 def _ood_interest(data_cfg: DictConfig, labels: np.ndarray) -> list[int] | None:
     """The classes of interest: ``test_classes``, or every class but ``ood_classes``; None: all."""
     if data_cfg.test_classes is not None:
@@ -138,11 +140,12 @@ def make_task(data_cfg: DictConfig, raw: RawData, split_seed: int) -> Task:
                 val, y_val = val[y_val < len(interest)], y_val[y_val < len(interest)]
     if data_cfg.ood_fraction is not None:
         pool, y_pool = scenarios.ood_share(pool, y_pool, len(interest), float(data_cfg.ood_fraction),
-                                           _generator(split_seed, 0x00D))
+                                           split_generator(split_seed, 0x00D))
     if data_cfg.minority_classes:
         pool, y_pool = scenarios.thin_classes(pool, y_pool, [int(c) for c in data_cfg.minority_classes],
-                                              float(data_cfg.minority_keep), _generator(split_seed, 0x7A1))
-    pool, y_pool = scenarios.long_tail(pool, y_pool, float(data_cfg.imbalance_ratio), _generator(split_seed, 0x7A11))
+                                              float(data_cfg.minority_keep), split_generator(split_seed, 0x7A1))
+    pool, y_pool = scenarios.long_tail(pool, y_pool, float(data_cfg.imbalance_ratio),
+                                       split_generator(split_seed, 0x7A11))
     target = None
     if data_cfg.target_size:
         if y_test is None:
@@ -152,12 +155,14 @@ def make_task(data_cfg: DictConfig, raw: RawData, split_seed: int) -> Task:
         if not 0 < size < len(y_test):
             raise ConfigError(f"dataset.target_size={data_cfg.target_size} must leave test points: the test split "
                               f"has {len(y_test)}.")
-        (test_rows, y_test), target = scenarios.split_off(test_rows, y_test, size, _generator(split_seed, 0x7A6))
+        (test_rows, y_test), target = scenarios.split_off(test_rows, y_test, size,
+                                                          split_generator(split_seed, 0x7A6))
     flipped = None
     if data_cfg.label_noise:
         classes = int(max(y_pool.max(), -1 if y_test is None else np.max(y_test)) + 1)
-        y_pool, flipped = scenarios.flip_labels(y_pool, float(data_cfg.label_noise), LabelNoise(data_cfg.label_noise_kind).value,
-                                                classes, _generator(split_seed, 0xF11))
+        kind = LabelNoise(data_cfg.label_noise_kind).value
+        y_pool, flipped = scenarios.flip_labels(y_pool, float(data_cfg.label_noise), kind, classes,
+                                                split_generator(split_seed, 0xF11))
     pool, y_pool, copy_of = scenarios.repeat_pool(pool, y_pool, data_cfg.repeat, 0.0, None)
     if flipped is not None and copy_of is not None:
         flipped = flipped[copy_of]
@@ -178,15 +183,15 @@ def _count_of(value: float, total: int) -> int:
 
 
 def task_file(cfg: DictConfig) -> str:
-    """Where a job's task is saved and read: ``<folder>/<dataset>-seed<seed>-<key>.npz``, the key
-    a hash of every setting that shapes the task (the dataset's options but its path and task
+    """The name a job's task file has in a tasks folder: ``<dataset>-seed<seed>-<key>.npz``, the
+    key a hash of every setting that shapes the task (the dataset's options but its path and task
     folder, the seeds, the initial set's size and strategy)."""
     from al_experiments.resume.identity import config_hash
 
     data = {k: v for k, v in OmegaConf.to_container(cfg.dataset, resolve=True, enum_to_str=True).items()
             if k not in ("path", "task_dir", "loader")}
     key = config_hash({"dataset": data, "seed": int(cfg.seed), "init_size": int(cfg.loop.init_size),
-                       "init_strategy": str(OmegaConf.to_container(cfg.loop, enum_to_str=True)["init_strategy"])})
+                       "init_strategy": InitStrategy(cfg.loop.init_strategy).value})
     return f"{cfg.dataset.name}-seed{int(cfg.seed)}-{key[:12]}.npz"
 
 

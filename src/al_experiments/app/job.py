@@ -337,7 +337,7 @@ def _run(cfg: DictConfig, ctx: JobContext, job: Any, store: Any, identity: str, 
             run.log_missing_params(params)
             suit.rewrite(experiment, loop.history)
             run.log_missing_rounds(loop.history)
-        run.add_json("config/resolved.json", OmegaConf.to_container(cfg, resolve=True, enum_to_str=True))
+        run.add_json("config/resolved.json", resolved)
         if ctx.output_dir and os.path.isdir(os.path.join(ctx.output_dir, ".hydra")):
             run.add_artifact(os.path.join(ctx.output_dir, ".hydra"), "config/.hydra")
         run.add_artifact(csv_path, "metrics")

@@ -21,7 +21,8 @@ import numpy as np
 
 from al_experiments.utils.atomic import atomic_write_with
 
-__all__ = ["Task", "TaskFileError", "SPLITS", "TASKS_FOLDER", "noise_generator", "source_inputs", "FORMAT"]
+__all__ = ["Task", "TaskFileError", "SPLITS", "TASKS_FOLDER", "noise_generator", "split_generator", "source_inputs",
+           "FORMAT"]
 
 FORMAT = "al-experiments task 1"
 TASKS_FOLDER = "tasks"  # inside a sweep's metrics folder: one task file per (setting, seed)
@@ -32,9 +33,15 @@ class TaskFileError(ValueError):
     """A task file is missing, unreadable or not of the loaded data; the message says what to do."""
 
 
+def split_generator(split_seed: int, purpose: int) -> np.random.Generator:
+    """The generator of one draw of a task (a scenario option, the repeated pool's noise): one
+    stream per (split seed, purpose), so adding an option leaves the others' draws as they were."""
+    return np.random.default_rng(np.random.SeedSequence([int(split_seed) % 2**32, purpose]))
+
+
 def noise_generator(split_seed: int) -> np.random.Generator:
-    """The generator of the repeated pool's noise: one stream per split seed."""
-    return np.random.default_rng(np.random.SeedSequence([int(split_seed) % 2**32, 0x5EED]))
+    """The generator of the repeated pool's noise."""
+    return split_generator(split_seed, 0x5EED)
 
 
 def source_inputs(x: np.ndarray, x_test: Optional[np.ndarray]) -> np.ndarray:
