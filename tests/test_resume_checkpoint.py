@@ -12,6 +12,7 @@ import pytest
 
 from al_experiments.resume import Checkpoint, CheckpointStore, CorruptCheckpoint, job_identity
 from al_experiments.resume.checkpoint import JobAlreadyRunning
+from al_experiments.utils.failpoints import ENV as FAILPOINTS
 
 CONFIG = {"seed": 1, "loop": {"init_size": 20, "step_size": 10}, "query": {"name": "bald"},
           "mlflow": {"tracking_uri": "sqlite:///a.db"}, "metrics_dir": "/tmp/a", "tags": {"x": "1"}}
@@ -75,27 +76,32 @@ def test_checkpoint_of_another_format_version_is_refused(tmp_path):
         store.load("abc")
 
 
-def _save_forever(root: str) -> None:
+def _save_until_killed(root: str, points: str) -> None:
+    os.environ[FAILPOINTS] = points
     store = CheckpointStore(root)
-    rounds = 0
-    while True:
-        rounds += 1
+    for rounds in range(1, 100):
         store.save(checkpoint(rounds=rounds), {"weights": [np.full(1000, rounds, float)], "optimizer": []})
 
 
-def test_a_writer_killed_at_any_instant_leaves_a_complete_checkpoint(tmp_path):
-    for attempt in range(5):
-        process = multiprocessing.get_context("fork").Process(target=_save_forever, args=(str(tmp_path),))
-        process.start()
-        import time
+# Each writer starts again at round 1 and dies at one instant of a save: a round's arrays saved
+# and its JSON not, a file written beside the one it replaces (the 4th file: round 2's JSON),
+# the rename done and the folder not synced, the JSON saved and the old arrays not removed, the
+# first arrays' file written and not renamed. With the round the checkpoint holds after it.
+KILLS = [("checkpoint_model_saved@2", 1), ("before_replace@4", 1), ("after_replace@4", 2),
+         ("checkpoint_saved@3", 3), ("before_replace@1", 3)]
 
-        time.sleep(0.2 + 0.07 * attempt)
-        os.kill(process.pid, signal.SIGKILL)
+
+def test_a_writer_killed_at_any_point_of_a_save_leaves_a_complete_checkpoint(tmp_path):
+    for points, rounds_done in KILLS:
+        process = multiprocessing.get_context("fork").Process(target=_save_until_killed, args=(str(tmp_path), points))
+        process.start()
         process.join()
+        assert process.exitcode == -signal.SIGKILL, points
         store = CheckpointStore(tmp_path)
         loaded = store.load("abc")
+        assert loaded.rounds_done == rounds_done, points
         arrays = store.load_model_state(loaded)
-        assert np.all(arrays["weights"][0] == loaded.rounds_done)
+        assert np.all(arrays["weights"][0] == rounds_done), points
 
 
 def test_two_processes_cannot_claim_the_same_job(tmp_path):

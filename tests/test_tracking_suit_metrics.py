@@ -14,7 +14,6 @@ import subprocess
 import sys
 import tempfile
 import textwrap
-import time
 
 import numpy as np
 import pytest
@@ -22,6 +21,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from al_experiments.tracking import ExperimentSuitMetrics
+from al_experiments.utils.failpoints import ENV as FAILPOINTS
+from al_experiments.utils.failpoints import wait_until_paused
 
 ROUND_1 = {
     "train": {"loss": [1.5, 0.25], "accuracy": [0.5, 0.75]},
@@ -400,58 +401,78 @@ _WRITER = textwrap.dedent(
     from al_experiments.tracking import ExperimentSuitMetrics
     metrics = ExperimentSuitMetrics(sys.argv[1])
     metrics.unlock_all()
-    i = 0
-    while True:
+    for i in range(int(sys.argv[3])):
         metrics.write_line("exp", {"attempt": sys.argv[2], "i": i, "payload": list(range(2000))})
-        i += 1
-        if i == 1:
-            print("started", flush=True)
     """
 )
+PAYLOAD = str(list(range(2000)))
+
+
+def _writer(folder, attempt: int, rows: int, points: str) -> subprocess.Popen:
+    """A process appending ``rows`` rows to ``exp``, stopped by the failpoints ``points``; the
+    folder's ``.meta.json`` exists before, so its n-th file replaced is its n-th row."""
+    ExperimentSuitMetrics(folder)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path), **{FAILPOINTS: points})
+    return subprocess.Popen([sys.executable, "-c", _WRITER, str(folder), str(attempt), str(rows)], env=env)
+
+
+def _assert_complete(folder, rows_per_attempt: list[int]) -> None:
+    """``exp.csv`` holds rows 0..n-1 of each attempt in turn, none torn. Read as any reader
+    would, without the lock (a stopped writer may hold it)."""
+    from al_experiments.tracking.files import read_csv_dicts
+
+    text = raw(folder / "exp.csv")
+    assert text.startswith("attempt i payload\r\n") and text.endswith("\r\n")
+    rows = read_csv_dicts(text)
+    assert [(row["attempt"], row["i"]) for row in rows] == [
+        (str(attempt), str(i)) for attempt, count in enumerate(rows_per_attempt) for i in range(count)]
+    assert all(row["payload"] == PAYLOAD for row in rows)
+
+
+# Where each writer dies, and the rows of its own the file then holds: its 3rd row written
+# beside the file (under the directory lock), its 2nd row renamed into place (the folder not
+# synced), its 1st row written beside the file.
+KILLS = [("before_replace@3", 2), ("after_replace@2", 2), ("before_replace@1", 0)]
 
 
 def test_killed_writer_leaves_a_complete_file(tmp_path):
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
-    payload = str(list(range(2000)))
-    for attempt in range(3):
-        proc = subprocess.Popen(
-            [sys.executable, "-c", _WRITER, str(tmp_path), str(attempt)], env=env, stdout=subprocess.PIPE
-        )
-        assert proc.stdout.readline() == b"started\n"
-        time.sleep(0.2 + 0.15 * attempt)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
-
-        rows = ExperimentSuitMetrics(tmp_path).read("exp")
-        # Every attempt so far left its rows 0..n-1 complete and in order, none torn.
-        attempts = [row["attempt"] for row in rows]
-        assert attempts == sorted(attempts) and set(attempts) == {str(a) for a in range(attempt + 1)}
-        for a in range(attempt + 1):
-            numbers = [row["i"] for row in rows if row["attempt"] == str(a)]
-            assert numbers == [str(i) for i in range(len(numbers))]
-        assert all(row["payload"] == payload for row in rows)
-        assert raw(tmp_path / "exp.csv").endswith("\r\n")
+    """A writer killed while it holds the lock, mid-replace, leaves the last complete file, and
+    the next writer takes the lock and appends after it."""
+    done = []
+    for attempt, (points, rows) in enumerate(KILLS):
+        writer = _writer(tmp_path, attempt, 10, points)
+        assert writer.wait(timeout=300) == -signal.SIGKILL, points  # a hang guard, not a timing
+        done.append(rows)
+        _assert_complete(tmp_path, done)
         # Left-over temp files (if any) are never taken for experiments.
         assert set(ExperimentSuitMetrics(tmp_path).experiment_files) == {"exp"}
+    last = _writer(tmp_path, len(KILLS), 2, "")
+    assert last.wait(timeout=300) == 0
+    _assert_complete(tmp_path, [*done, 2])
 
 
 def test_readers_never_see_a_partial_file(tmp_path):
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
-    payload = str(list(range(2000)))
-    proc = subprocess.Popen([sys.executable, "-c", _WRITER, str(tmp_path), "0"], env=env, stdout=subprocess.PIPE)
+    """Read while the writer is stopped with its next file complete beside the old one: the
+    reader sees the old file whole; after the rename, the new one whole."""
+    pauses = [("before_replace", 2), ("after_replace", 2), ("before_replace", 4)]
+    writer = _writer(tmp_path, 0, 5, ",".join(f"{point}@{row}:pause" for point, row in pauses))
     try:
-        assert proc.stdout.readline() == b"started\n"
-        reads, deadline = 0, time.monotonic() + 1.0
-        while time.monotonic() < deadline:
-            text = raw(tmp_path / "exp.csv")
-            assert text.startswith("attempt i payload\r\n") and text.endswith("\r\n")
-            rows = text.split("\r\n")[1:-1]
-            assert rows and all(row.endswith(f'"{payload}"') for row in rows)
-            reads += 1
-        assert reads > 10
+        for point, row in pauses:
+            wait_until_paused(writer.pid)
+            visible = row - 1 if point == "before_replace" else row
+            _assert_complete(tmp_path, [visible])
+            beside = list(tmp_path.glob(".exp.csv.*"))
+            if point == "before_replace":  # the next content is all there, just not visible yet
+                assert len(beside) == 1 and raw(beside[0]).count("\r\n") == 1 + row
+            else:
+                assert beside == []
+            writer.send_signal(signal.SIGCONT)
+        assert writer.wait(timeout=300) == 0  # a hang guard, not a timing
+        _assert_complete(tmp_path, [5])
     finally:
-        proc.kill()
-        proc.wait()
+        if writer.poll() is None:
+            writer.kill()
+            writer.wait()
 
 
 def _parallel_worker(base: str, worker: int, rows: int) -> None:

@@ -19,6 +19,7 @@ import filelock
 import numpy as np
 
 from al_experiments.utils.atomic import atomic_write_text, atomic_write_with
+from al_experiments.utils.failpoints import failpoint
 
 FORMAT_VERSION = 1
 
@@ -130,10 +131,12 @@ class CheckpointStore:
             _atomic_savez(folder / name, {f"{group}/{i}": array for group, arrays in model_state.items()
                                           for i, array in enumerate(arrays)})
             checkpoint.model_file = name
+            failpoint("checkpoint_model_saved", checkpoint.rounds_done)  # the JSON still names the previous file
         # Written every round and growing with the history: a shallow dict (asdict copies the
         # whole tree) and json's C encoder (indent selects the Python one), 10x faster at 100 rounds.
         record = {item.name: getattr(checkpoint, item.name) for item in fields(checkpoint)}
         atomic_write_text(folder / "checkpoint.json", json.dumps(record, separators=(",", ":")))
+        failpoint("checkpoint_saved", checkpoint.rounds_done)  # the previous model file not yet removed
         if previous_model and previous_model != checkpoint.model_file:
             with contextlib.suppress(OSError):
                 (folder / previous_model).unlink()

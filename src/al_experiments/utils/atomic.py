@@ -15,6 +15,8 @@ import uuid
 from collections.abc import Callable, Iterator
 from typing import IO
 
+from al_experiments.utils.failpoints import failpoint
+
 __all__ = ["atomic_write_bytes", "atomic_write_text", "atomic_write_with", "replacing"]
 
 
@@ -32,11 +34,13 @@ def replacing(path: str | os.PathLike[str], suffix: str = ".tmp") -> Iterator[st
     try:
         yield tmp
         _fsync_file(tmp)
+        failpoint("before_replace")  # the new content complete beside the old file
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+    failpoint("after_replace")  # the rename done, the folder not yet synced
     _fsync_folder(folder)
 
 
