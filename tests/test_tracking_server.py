@@ -38,22 +38,100 @@ def test_an_unanswered_request_is_told_from_a_refused_one():
     assert not is_unreachable(ValueError("not an MLflow error"))
 
 
-def test_a_server_that_never_answers_is_waited_for_a_bounded_time(monkeypatch):
-    """MLflow's own retries at this project's settings (about 7 s), then the bound (here 2 s)."""
-    import time
+class SteppedTime:
+    """A wait's clock and sleep: sleeping moves the clock, nothing else does, so a test checks
+    the wait's bound without spending it, however fast the machine."""
 
+    def __init__(self, on_sleep=None) -> None:
+        self.now, self.sleeps, self._on_sleep = 0.0, [], on_sleep
+
+    def clock(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+        if self._on_sleep is not None:
+            self._on_sleep(len(self.sleeps))
+
+
+@pytest.fixture
+def no_http_retries(monkeypatch):
+    """MLflow's own retries off: the wait under test is the only one."""
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+
+
+def test_a_server_that_never_answers_is_waited_for_its_bound_then_tried_once(no_http_retries):
+    """The wait polls /health every second until its bound (here 2 s) has passed since the
+    failure, then lets the error go up; the job's later calls try once. Another job's wait for
+    the same server has learnt nothing from it."""
     from mlflow.exceptions import MlflowException
 
     from al_experiments.tracking import mlflow_store, server_wait
 
-    for name, value in server_wait.HTTP_DEFAULTS.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.setattr(server_wait, "_wait_s", 2.0)
-    client = mlflow_store.client("http://127.0.0.1:9")
-    began = time.monotonic()
+    uri = "http://127.0.0.1:9"
+    time = SteppedTime()
+    waiting = server_wait.ServerWait(uri, 2.0, clock=time.clock, sleep=time.sleep)
+    client = mlflow_store.client(uri, waiting)
     with pytest.raises(MlflowException):
         client.get_experiment_by_name("x")
-    assert 2 <= time.monotonic() - began < 30
+    assert time.now == 2.0 and time.sleeps == [1.0, 1.0] and waiting.given_up
+    with pytest.raises(MlflowException):
+        mlflow_store.client(uri, waiting).get_experiment_by_name("x")  # another client of the job
+    assert time.sleeps == [1.0, 1.0], "a server the job gave up on is tried once"
+
+    other_time = SteppedTime()
+    other = server_wait.ServerWait(uri, 2.0, clock=other_time.clock, sleep=other_time.sleep)
+    with pytest.raises(MlflowException):
+        mlflow_store.client(uri, other).get_experiment_by_name("x")
+    assert other_time.sleeps == [1.0, 1.0]
+
+
+def test_a_server_that_comes_back_within_the_bound_gets_the_call_again(no_http_retries, caplog):
+    """A server that answers 503 (restarting) until the wait's third poll: the call is made
+    again once /health answers, and returns the server's answer."""
+    import http.server
+    import json
+    import threading
+
+    from al_experiments.tracking import mlflow_store, server_wait
+
+    class Restarting(http.server.BaseHTTPRequestHandler):
+        answering = False
+
+        def do_GET(self) -> None:
+            if not Restarting.answering:
+                self.send_response(503)
+                self.end_headers()
+                return
+            body = b"OK" if self.path == "/health" else json.dumps({"experiment": {
+                "experiment_id": "7", "name": "x", "artifact_location": "a", "lifecycle_stage": "active"}}).encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Restarting)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        uri = f"http://127.0.0.1:{server.server_address[1]}"
+
+        def back_at_third_poll(sleeps: int) -> None:
+            Restarting.answering = sleeps >= 2
+
+        time = SteppedTime(on_sleep=back_at_third_poll)
+        waiting = server_wait.ServerWait(uri, 60.0, clock=time.clock, sleep=time.sleep)
+        with caplog.at_level("WARNING", logger=server_wait.__name__):
+            experiment = mlflow_store.client(uri, waiting).get_experiment_by_name("x")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert experiment.experiment_id == "7"
+    assert time.sleeps == [1.0, 1.0] and not waiting.given_up
+    assert f"The tracking server at {uri} answers again after 2.0 s" in caplog.text
 
 
 @pytest.mark.slow

@@ -26,8 +26,8 @@ from al_experiments.app.run_names import sweep_run_name, sweep_size, swept_overr
 
 log = logging.getLogger(__name__)
 
-# Sweeps this process announced and has not closed yet.
-_PENDING: set[str] = set()
+# Sweeps this process announced and has not closed yet, with the wait for their server.
+_PENDING: dict[str, Any] = {}
 
 
 class MlflowSweepCallback(Callback):
@@ -35,11 +35,11 @@ class MlflowSweepCallback(Callback):
         from al_experiments.tracking import mlflow_store, server_wait, sweep
 
         sweep_dir = os.path.abspath(config.hydra.sweep.dir)
-        server_wait.set_wait(config.mlflow.server_wait_s)
         try:
             uri = mlflow_store.resolve_tracking_uri(config.mlflow.tracking_uri)
-            mlflow_store.wait_for_tracking_store(uri, config.mlflow.timeout_s, config.mlflow.server_wait_s)
-            experiment_id = mlflow_store.ensure_experiment(uri, config.mlflow.experiment_name)
+            waiting = server_wait.ServerWait(uri, config.mlflow.server_wait_s)  # the sweep's, not its jobs'
+            mlflow_store.wait_for_tracking_store(uri, config.mlflow.timeout_s, waiting)
+            experiment_id = mlflow_store.ensure_experiment(uri, config.mlflow.experiment_name, waiting)
         except mlflow_store.TrackingUnavailable as exc:
             raise TrackingError(str(exc)) from None
         record = previous = None
@@ -49,14 +49,14 @@ class MlflowSweepCallback(Callback):
 
             identity = sweep_identity(list(config.hydra.overrides.task))
             record = os.path.join(os.path.abspath(config.state_dir), "sweeps", identity + ".json")
-            previous = sweep.recorded_sweep(record, uri, experiment_id)
-        view = mlflow_store.share_sweep_view(uri, experiment_id, sweep_dir)
+            previous = sweep.recorded_sweep(record, uri, experiment_id, waiting)
+        view = mlflow_store.share_sweep_view(uri, experiment_id, sweep_dir, waiting)
         log.info("Follow the sweep in MLflow (make ui): %s", mlflow_store.runs_page(uri, experiment_id, view=view))
         overrides = swept_with_preset(config)
         sweep.announce_sweep(sweep_dir, uri, experiment_id, previous=previous, record=record,
                              run_name=sweep_run_name(overrides, datetime.now()),
-                             params=swept_overrides(overrides), jobs=sweep_size(overrides))
-        _PENDING.add(sweep_dir)
+                             params=swept_overrides(overrides), jobs=sweep_size(overrides), wait=waiting)
+        _PENDING[sweep_dir] = waiting
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = os.path.abspath(config.hydra.sweep.dir)
@@ -76,16 +76,19 @@ def _results(sweep_dir: str) -> None:
     if parent is None:
         return
     uri, run_id = parent
+    waiting = _PENDING.get(sweep_dir)
+    if waiting is not None and waiting.uri != uri:
+        waiting = None  # the marker's store is not the one this process waited for
     try:
         from al_experiments.report import analyse, load_mlflow
         from al_experiments.report.tables import results_markdown
 
         table = results_markdown(analyse(load_mlflow(uri, parent_run=run_id)))
-        mlflow_store.set_run_description(uri, run_id, table)
+        mlflow_store.set_run_description(uri, run_id, table, waiting)
     except Exception as exc:  # the jobs' results are safe in MLflow and the CSVs: say it, go on
         log.warning("No result table for the sweep (%s: %s); al-report makes one later.", type(exc).__name__, exc)
         table = None
-    experiment_id = mlflow_store.run_experiment_id(uri, run_id)
+    experiment_id = mlflow_store.run_experiment_id(uri, run_id, waiting)
     if table:
         print(table, flush=True)
     view = mlflow_store.sweep_view_key(sweep_dir)  # saved when the sweep started
@@ -118,8 +121,7 @@ def close_pending_sweeps(status: str) -> None:
 def _close(sweep_dir: str, status: str) -> None:
     from al_experiments.tracking import sweep
 
-    _PENDING.discard(sweep_dir)
-    sweep.close_sweep(sweep_dir, status)
+    sweep.close_sweep(sweep_dir, status, _PENDING.pop(sweep_dir, None))
 
 
 def swept_with_preset(config: DictConfig) -> list[str]:

@@ -134,9 +134,9 @@ def run_job(cfg: DictConfig, ctx: JobContext | None = None, job: Any = None) -> 
     # ---- checks: nothing is written before all of them pass
     validate(cfg)
     uri = mlflow_store.resolve_tracking_uri(cfg.mlflow.tracking_uri)
-    server_wait.set_wait(cfg.mlflow.server_wait_s)
+    waiting = server_wait.ServerWait(uri, cfg.mlflow.server_wait_s)  # this job's, shared by its clients
     try:
-        mlflow_store.wait_for_tracking_store(uri, cfg.mlflow.timeout_s, cfg.mlflow.server_wait_s)
+        mlflow_store.wait_for_tracking_store(uri, cfg.mlflow.timeout_s, waiting)
     except mlflow_store.TrackingUnavailable as exc:
         raise TrackingError(str(exc)) from None
     metrics_dir = metrics_dir_for(cfg, ctx)  # a fresh job's; a resumed one keeps its own
@@ -148,9 +148,9 @@ def run_job(cfg: DictConfig, ctx: JobContext | None = None, job: Any = None) -> 
     identity = job_identity(OmegaConf.to_container(cfg, resolve=True, enum_to_str=True))
     store = CheckpointStore(os.path.abspath(cfg.state_dir))
     try:
-        experiment_id = mlflow_store.ensure_experiment(uri, cfg.mlflow.experiment_name)
+        experiment_id = mlflow_store.ensure_experiment(uri, cfg.mlflow.experiment_name, waiting)
         with store.claim(identity):
-            checkpoint = _checkpoint_to_resume(cfg, store, identity, uri, experiment_id)
+            checkpoint = _checkpoint_to_resume(cfg, store, identity, uri, experiment_id, waiting)
             if checkpoint is not None and checkpoint.finished:
                 log.info("Job %s finished before (MLflow run %s); skipping it (resume=false runs it again).",
                          identity, checkpoint.run_id)
@@ -158,9 +158,9 @@ def run_job(cfg: DictConfig, ctx: JobContext | None = None, job: Any = None) -> 
                         "csv": os.path.join(checkpoint.metrics_dir, checkpoint.experiment + ".csv"),
                         "skipped": True}
             try:
-                return _run(cfg, ctx, job, store, identity, checkpoint, uri, experiment_id, metrics_dir)
+                return _run(cfg, ctx, job, store, identity, checkpoint, uri, experiment_id, metrics_dir, waiting)
             except Exception as exc:
-                _raise_if_store_went_away(exc, uri, cfg.mlflow.timeout_s)
+                _raise_if_store_went_away(exc, uri, cfg.mlflow.timeout_s, waiting)
                 raise
     except mlflow_store.TrackingUnavailable as exc:
         raise TrackingError(str(exc)) from None
@@ -196,11 +196,11 @@ _STORAGE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.
                    errno.EEXIST, errno.EISDIR}
 
 
-def _raise_if_store_went_away(exc: Exception, uri: str, timeout_s: float) -> None:
+def _raise_if_store_went_away(exc: Exception, uri: str, timeout_s: float, waiting: Any) -> None:
     """An MLflow call failed mid-job: if the store is unreachable now, say so in one sentence."""
     from mlflow.exceptions import MlflowException
 
-    from al_experiments.tracking import mlflow_store, server_wait
+    from al_experiments.tracking import mlflow_store
 
     if not isinstance(exc, MlflowException):
         return
@@ -209,15 +209,16 @@ def _raise_if_store_went_away(exc: Exception, uri: str, timeout_s: float) -> Non
     except mlflow_store.TrackingUnavailable as gone:
         reason = str(gone).split(";")[0].rstrip(".")
         waited = ""
-        if mlflow_store.is_server(uri) and server_wait.wait_s() > 0:
-            waited = f" and did not come back within mlflow.server_wait_s={server_wait.wait_s():g} s"
+        if mlflow_store.is_server(uri) and waiting.wait_s > 0:
+            waited = f" and did not come back within mlflow.server_wait_s={waiting.wait_s:g} s"
         raise TrackingError(
             f"The tracking store went away during the job ({reason}){waited}; its completed rounds are "
             "checkpointed: bring the store back and re-run the same command to resume."
         ) from None
 
 
-def _checkpoint_to_resume(cfg: DictConfig, store: Any, identity: str, uri: str, experiment_id: str) -> Any:
+def _checkpoint_to_resume(cfg: DictConfig, store: Any, identity: str, uri: str, experiment_id: str,
+                          waiting: Any) -> Any:
     """The job's checkpoint if it should be resumed (or skipped), else None (start afresh)."""
     from al_experiments.resume import CorruptCheckpoint
 
@@ -232,7 +233,7 @@ def _checkpoint_to_resume(cfg: DictConfig, store: Any, identity: str, uri: str, 
         raise ConfigError(str(exc)) from None
     if checkpoint is None:
         return None
-    if (checkpoint.tracking_uri, checkpoint.experiment_id) != (uri, experiment_id) or not _run_exists(uri, checkpoint.run_id):
+    if (checkpoint.tracking_uri, checkpoint.experiment_id) != (uri, experiment_id) or not _run_exists(uri, checkpoint.run_id, waiting):
         log.warning("Job %s has a checkpoint for another MLflow store, experiment or a deleted run; "
                     "starting afresh.", identity)
         store.discard(identity)
@@ -240,21 +241,22 @@ def _checkpoint_to_resume(cfg: DictConfig, store: Any, identity: str, uri: str, 
     return checkpoint
 
 
-def _run_exists(uri: str, run_id: str) -> bool:
+def _run_exists(uri: str, run_id: str, waiting: Any) -> bool:
     from mlflow.exceptions import MlflowException
 
     from al_experiments.tracking import mlflow_store
 
     try:
-        return mlflow_store.client(uri).get_run(run_id).info.lifecycle_stage == "active"
+        return mlflow_store.client(uri, waiting).get_run(run_id).info.lifecycle_stage == "active"
     except MlflowException:
         return False
 
 
 def _run(cfg: DictConfig, ctx: JobContext, job: Any, store: Any, identity: str, checkpoint: Any,
-         uri: str, experiment_id: str, metrics_dir: str) -> dict[str, Any]:
+         uri: str, experiment_id: str, metrics_dir: str, waiting: Any) -> dict[str, Any]:
     """The job proper, fresh or resumed: sinks, rounds, summary. ``metrics_dir`` is where a fresh
-    job writes its CSV; a resumed one continues in its checkpoint's folder."""
+    job writes its CSV; a resumed one continues in its checkpoint's folder. ``waiting``: the
+    job's ``server_wait.ServerWait``, given to every MLflow client it makes."""
     import al_experiments
     from al_experiments.resume import Checkpoint
     from al_experiments.tracking import mlflow_run, mlflow_store, sweep
@@ -288,8 +290,8 @@ def _run(cfg: DictConfig, ctx: JobContext, job: Any, store: Any, identity: str, 
     task_path = os.path.join(metrics_dir, TASKS_FOLDER, task_file(cfg))
     if not os.path.exists(task_path):  # jobs of one task (strategies of a seed) share the file
         job.task.save(task_path)
-    parent = sweep.parent_run_for(ctx.sweep_dir, uri, experiment_id) if ctx.sweep_dir else None
-    _end_orphaned_runs(uri, experiment_id, identity, keep=checkpoint.run_id if checkpoint else None)
+    parent = sweep.parent_run_for(ctx.sweep_dir, uri, experiment_id, waiting) if ctx.sweep_dir else None
+    _end_orphaned_runs(uri, experiment_id, identity, waiting, keep=checkpoint.run_id if checkpoint else None)
     try:
         suit = ExperimentSuitMetrics(metrics_dir)
         suit.add_dataset_meta(info.name, info.path, info.train_size, info.test_size or None, info.val_size or None,
@@ -317,7 +319,7 @@ def _run(cfg: DictConfig, ctx: JobContext, job: Any, store: Any, identity: str, 
     params["al_experiments.version"] = al_experiments.__version__
 
     with mlflow_run.JobRun(uri, experiment_id, run_name, tags, parent_run_id=parent,
-                            resume_run_id=checkpoint.run_id if checkpoint else None) as run:
+                            resume_run_id=checkpoint.run_id if checkpoint else None, wait=waiting) as run:
         if checkpoint is None:
             # Written as soon as the run exists: from here on, a kill resumes into this run.
             checkpoint = Checkpoint(identity=identity, run_id=run.run_id, tracking_uri=uri,
@@ -415,12 +417,12 @@ def _selections(loop: Any) -> dict[str, Any]:
             "rounds": [{"iteration": s["iteration"], "indices_selected": s["indices_selected"]} for s in loop.history]}
 
 
-def _end_orphaned_runs(uri: str, experiment_id: str, identity: str, keep: str | None) -> None:
+def _end_orphaned_runs(uri: str, experiment_id: str, identity: str, waiting: Any, keep: str | None) -> None:
     """Runs of this job still RUNNING belong to an attempt that died (this process holds the
     job's lock): record them as KILLED rather than leave them running for ever."""
     from al_experiments.tracking import mlflow_store
 
-    client = mlflow_store.client(uri)
+    client = mlflow_store.client(uri, waiting)
     for run in client.search_runs([experiment_id], f"tags.job_identity = '{identity}' and attributes.status = 'RUNNING'"):
         if run.info.run_id != keep:
             client.set_terminated(run.info.run_id, status="KILLED")

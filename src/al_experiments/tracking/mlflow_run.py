@@ -18,6 +18,7 @@ from typing import Any
 
 from al_experiments.tracking.mlflow_store import client as _client
 from al_experiments.tracking.mlflow_store import NOTE_TAG, create_run
+from al_experiments.tracking.server_wait import ServerWait
 from al_experiments.utils.signals import sigterm_as_interrupt
 from al_experiments.utils.trees import flat_items
 
@@ -95,17 +96,19 @@ class JobRun:
 
     Use as a context manager. Files registered with ``add_artifact``/``add_json`` are uploaded
     when the run ends, whatever its status, so a failed run still shows its partial CSV.
+    ``wait``: the job's wait for its tracking server (``mlflow_store.client``).
     """
 
     def __init__(self, uri: str, experiment_id: str, run_name: str, tags: Mapping[str, str],
-                 parent_run_id: str | None = None, resume_run_id: str | None = None) -> None:
+                 parent_run_id: str | None = None, resume_run_id: str | None = None,
+                 wait: ServerWait | None = None) -> None:
         self.uri = uri
-        self.client = _client(uri)
+        self.client = _client(uri, wait)
         tags = dict(tags)
         if parent_run_id:
             tags["mlflow.parentRunId"] = parent_run_id  # what the UI nests child runs by
         if resume_run_id is None:
-            self.run_id: str = create_run(uri, experiment_id, run_name, tags)
+            self.run_id: str = create_run(uri, experiment_id, run_name, tags, wait=wait)
         else:
             # A resumed job continues its own run: RUNNING again, under the current sweep.
             self.run_id = resume_run_id

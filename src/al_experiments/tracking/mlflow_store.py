@@ -12,7 +12,6 @@ import json
 import logging
 import os
 import ssl
-import time
 import urllib.error
 import uuid
 from collections.abc import Iterator
@@ -157,27 +156,33 @@ def is_server(uri: str) -> bool:
     return urlparse(uri).scheme in ("http", "https")
 
 
-def client(uri: str):
+def client(uri: str, wait: server_wait.ServerWait | None = None):
     """An ``MlflowClient`` for ``uri``; for a tracking server, one whose calls wait out an outage
-    (``server_wait``)."""
+    as ``wait`` says (the job's, so that every client of a job shares what it learnt; by
+    default one of this client's own, waiting ``server_wait.DEFAULT_WAIT_S``)."""
     from mlflow import MlflowClient
 
     if not is_server(uri):
         return MlflowClient(tracking_uri=uri)
+    if wait is None:
+        wait = server_wait.ServerWait(uri)
+    elif wait.uri != uri:
+        raise ValueError(f"The server wait for {wait.uri} cannot serve a client of {uri}.")
     server_wait.apply_http_defaults()
-    return server_wait.PatientClient(MlflowClient(tracking_uri=uri), uri)
+    return server_wait.PatientClient(MlflowClient(tracking_uri=uri), wait)
 
 
-def wait_for_tracking_store(uri: str, timeout_s: float, wait_s: float) -> None:
-    """``check_tracking_store``, waiting up to ``wait_s`` for a tracking server that does not
-    answer yet (one restarting as a job of a sweep starts)."""
+def wait_for_tracking_store(uri: str, timeout_s: float, wait: server_wait.ServerWait) -> None:
+    """``check_tracking_store``, waiting up to ``wait.wait_s`` for a tracking server that does
+    not answer yet (one restarting as a job of a sweep starts)."""
     try:
         check_tracking_store(uri, timeout_s)
     except TrackingUnavailable as exc:
+        wait_s = wait.wait_s
         if not is_server(uri) or wait_s <= 0 or isinstance(exc, TrackingRefused):
             raise
         log.warning("%s Waiting up to %g s for it (mlflow.server_wait_s).", str(exc).split(";")[0] + ".", wait_s)
-        if not server_wait.wait_until_healthy(uri, time.monotonic() + wait_s):
+        if not wait.until_healthy(wait_s):
             head, _, fix = str(exc).partition(";")
             raise TrackingUnavailable(f"{head}, nor after waiting mlflow.server_wait_s={wait_s:g} s for it;{fix}") from None
         check_tracking_store(uri, timeout_s)
@@ -188,11 +193,12 @@ def wait_for_tracking_store(uri: str, timeout_s: float, wait_s: float) -> None:
 CREATION_TAG = "al_experiments.creation"
 
 
-def create_run(uri: str, experiment_id: str, run_name: str, tags: dict[str, str], token: str | None = None) -> str:
+def create_run(uri: str, experiment_id: str, run_name: str, tags: dict[str, str], token: str | None = None,
+               wait: server_wait.ServerWait | None = None) -> str:
     """Create a run and return its id; exactly one run, even where MLflow repeated the request
-    (``token``: the creation's, by default a new one)."""
+    (``token``: the creation's, by default a new one; ``wait``: see ``client``)."""
     token = token or uuid.uuid4().hex
-    mlflow_client = client(uri)
+    mlflow_client = client(uri, wait)
     run_id = mlflow_client.create_run(experiment_id, run_name=run_name, tags={**tags, CREATION_TAG: token}).info.run_id
     if is_server(uri):
         for twin in mlflow_client.search_runs([experiment_id], f"tags.`{CREATION_TAG}` = '{token}'"):
@@ -201,8 +207,9 @@ def create_run(uri: str, experiment_id: str, run_name: str, tags: dict[str, str]
     return run_id
 
 
-def ensure_experiment(uri: str, name: str) -> str:
-    """The id of experiment ``name``, created (with the store) if missing.
+def ensure_experiment(uri: str, name: str, wait: server_wait.ServerWait | None = None) -> str:
+    """The id of experiment ``name``, created (with the store) if missing (``wait``: see
+    ``client``).
 
     For a SQLite store the artifacts go to ``mlartifacts/`` beside the database file, so a
     store is one self-contained folder whatever the working directory was.
@@ -210,7 +217,7 @@ def ensure_experiment(uri: str, name: str) -> str:
     from mlflow.exceptions import MlflowException
 
     with _store_lock(uri):
-        mlflow_client = client(uri)
+        mlflow_client = client(uri, wait)
         try:
             experiment = mlflow_client.get_experiment_by_name(name)
         except MlflowException as exc:
@@ -249,7 +256,8 @@ def sweep_view_key(sweep_dir: str | os.PathLike[str]) -> str:
     return "sweep-" + hashlib.sha256(str(Path(sweep_dir).resolve()).encode()).hexdigest()[:16]
 
 
-def share_sweep_view(uri: str, experiment_id: str, sweep_dir: str | os.PathLike[str]) -> str:
+def share_sweep_view(uri: str, experiment_id: str, sweep_dir: str | os.PathLike[str],
+                     wait: server_wait.ServerWait | None = None) -> str:
     """Save a UI view of one sweep: its runs grouped by query, and test accuracy against
     labelled points as the charts' x axis. Returns the view's key (see ``runs_page``)."""
     folder = str(Path(sweep_dir).resolve())
@@ -262,7 +270,7 @@ def share_sweep_view(uri: str, experiment_id: str, sweep_dir: str | os.PathLike[
                                   "lineSmoothness": 0},
         "chartsSearchFilter": "test_accuracy",
     }
-    client(uri).set_experiment_tag(experiment_id, SHARED_VIEW_PREFIX + key, json.dumps(state))
+    client(uri, wait).set_experiment_tag(experiment_id, SHARED_VIEW_PREFIX + key, json.dumps(state))
     return key
 
 
@@ -283,10 +291,10 @@ def runs_page(uri: str, experiment_id: str, run_id: str | None = None, view: str
     return f"{page}?{UI_QUERY}"
 
 
-def set_run_description(uri: str, run_id: str, text: str) -> None:
+def set_run_description(uri: str, run_id: str, text: str, wait: server_wait.ServerWait | None = None) -> None:
     """A run page's description (MLflow's ``mlflow.note.content`` tag)."""
-    client(uri).set_tag(run_id, NOTE_TAG, text)
+    client(uri, wait).set_tag(run_id, NOTE_TAG, text)
 
 
-def run_experiment_id(uri: str, run_id: str) -> str:
-    return client(uri).get_run(run_id).info.experiment_id
+def run_experiment_id(uri: str, run_id: str, wait: server_wait.ServerWait | None = None) -> str:
+    return client(uri, wait).get_run(run_id).info.experiment_id

@@ -4,10 +4,12 @@ Two layers, each for what it does well:
 - MLflow's own HTTP retries (urllib3, exponential backoff) absorb a blip of a few seconds. Their
   defaults try again 0, 4, 8, ... 120 s apart, about 4 minutes in all, so a server back after
   30 s is noticed 30 s later; here they are set shorter (``HTTP_DEFAULTS``).
-- ``PatientClient`` then waits for a server that is down or restarting: it polls ``/health``
+- ``ServerWait`` then waits for a server that is down or restarting: it polls ``/health``
   every second until ``wait_s`` has passed since the first failure, and repeats the call as soon
   as the server answers. Past ``wait_s`` the call's error goes up, and the job stops with its
-  rounds checkpointed, as before.
+  rounds checkpointed, as before. A job (and a sweep's launching process) holds one for its
+  server and gives it to every client it makes (``PatientClient``), so what one wait learnt (the
+  server is gone) is the job's own, never another job's in the same process.
 
 Repeating a call is safe for everything a job sends: metrics carry the timestamp they were made
 with, so a repeated ``log_batch`` writes rows the store already holds (its primary key drops
@@ -23,7 +25,10 @@ import os
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from typing import Any
+
+from al_experiments.utils.failpoints import failpoint
 
 log = logging.getLogger(__name__)
 
@@ -38,21 +43,6 @@ HTTP_DEFAULTS = {
 
 DEFAULT_WAIT_S = 120.0
 POLL_S = 1.0
-
-_wait_s = DEFAULT_WAIT_S
-# Servers this process waited for in vain: later calls try once, so a job that stops because its
-# server is gone records what it can and ends, instead of waiting again at every call.
-_given_up: set[str] = set()
-
-
-def set_wait(seconds: float) -> None:
-    """How long calls of this process wait for a server that does not answer (``mlflow.server_wait_s``)."""
-    global _wait_s
-    _wait_s = float(seconds)
-
-
-def wait_s() -> float:
-    return _wait_s
 
 
 def apply_http_defaults() -> None:
@@ -108,25 +98,74 @@ def healthy(uri: str, timeout_s: float) -> bool:
         return False
 
 
-def wait_until_healthy(uri: str, deadline: float, poll_s: float = POLL_S) -> bool:
-    """Poll ``uri``'s ``/health`` until it answers (True) or ``deadline`` (monotonic) passes."""
-    while True:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            return False
-        if healthy(uri, timeout_s=max(0.1, min(5.0, left))):
-            return True
-        time.sleep(min(poll_s, max(0.0, deadline - time.monotonic())))
+class ServerWait:
+    """How one job's calls to the tracking server at ``uri`` wait out an outage: up to
+    ``wait_s`` seconds (``mlflow.server_wait_s``) from a call's first failure, polling
+    ``/health`` every ``poll_s``. Once a wait has run out, later calls try once (``given_up``),
+    so a job that stops because its server is gone records what it can and ends, instead of
+    waiting again at every call; an answer ends that.
+
+    ``clock`` (seconds, monotonic) and ``sleep`` are the wait's time: a test gives its own to
+    check the bound without spending it."""
+
+    def __init__(self, uri: str, wait_s: float = DEFAULT_WAIT_S, *, poll_s: float = POLL_S,
+                 clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep) -> None:
+        self.uri = uri
+        self.wait_s = float(wait_s)
+        self.poll_s = poll_s
+        self.given_up = False
+        self._clock = clock
+        self._sleep = sleep
+
+    def until_healthy(self, seconds: float) -> bool:
+        """Poll ``/health`` until it answers (True) or ``seconds`` have passed (False)."""
+        deadline = self._clock() + seconds
+        while True:
+            left = deadline - self._clock()
+            if left <= 0:
+                return False
+            if healthy(self.uri, timeout_s=max(0.1, min(5.0, left))):
+                return True
+            self._sleep(min(self.poll_s, max(0.0, deadline - self._clock())))
+
+    def call(self, method: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """``method(*args, **kwargs)``, repeated once the server answers again if it did not."""
+        from mlflow.exceptions import MlflowException
+
+        waited_since = deadline = None
+        unanswered = 0
+        while True:
+            try:
+                result = method(*args, **kwargs)
+            except MlflowException as exc:
+                if not is_unreachable(exc):
+                    raise
+                unanswered += 1
+                failpoint("server_unanswered", unanswered)  # MLflow's own retries spent
+                now = self._clock()
+                if deadline is None:
+                    budget = 0.0 if self.given_up else self.wait_s
+                    waited_since, deadline = now, now + budget
+                    if budget > 0:
+                        log.warning("The tracking server at %s does not answer (%s); waiting up to %g s for it "
+                                    "(mlflow.server_wait_s).", self.uri, _first_line(exc), budget)
+                if now >= deadline or not self.until_healthy(deadline - now):
+                    self.given_up = True
+                    raise
+                continue
+            self.given_up = False
+            if waited_since is not None:
+                log.warning("The tracking server at %s answers again after %.1f s; the job goes on.",
+                            self.uri, self._clock() - waited_since)
+            return result
 
 
 class PatientClient:
-    """An ``MlflowClient`` for a tracking server whose calls wait out an outage of up to
-    ``wait_s`` (default: this process's ``set_wait``) before raising."""
+    """An ``MlflowClient`` whose calls wait out an outage of its server as ``wait`` says."""
 
-    def __init__(self, inner: Any, uri: str, wait_s: float | None = None) -> None:
+    def __init__(self, inner: Any, wait: ServerWait) -> None:
         self._inner = inner
-        self._uri = uri
-        self._wait_s = wait_s
+        self._wait = wait
 
     def __getattr__(self, name: str) -> Any:
         attribute = getattr(self._inner, name)
@@ -135,38 +174,9 @@ class PatientClient:
 
         @functools.wraps(attribute)
         def call(*args: Any, **kwargs: Any) -> Any:
-            return self._patiently(attribute, args, kwargs)
+            return self._wait.call(attribute, *args, **kwargs)
 
         return call
-
-    def _patiently(self, method: Any, args: tuple, kwargs: dict) -> Any:
-        from mlflow.exceptions import MlflowException
-
-        waited_since = deadline = None
-        while True:
-            try:
-                result = method(*args, **kwargs)
-            except MlflowException as exc:
-                if not is_unreachable(exc):
-                    raise
-                now = time.monotonic()
-                if deadline is None:
-                    budget = _wait_s if self._wait_s is None else self._wait_s
-                    if self._uri in _given_up:
-                        budget = 0.0
-                    waited_since, deadline = now, now + budget
-                    if budget > 0:
-                        log.warning("The tracking server at %s does not answer (%s); waiting up to %g s for it "
-                                    "(mlflow.server_wait_s).", self._uri, _first_line(exc), budget)
-                if now >= deadline or not wait_until_healthy(self._uri, deadline):
-                    _given_up.add(self._uri)
-                    raise
-                continue
-            _given_up.discard(self._uri)
-            if waited_since is not None:
-                log.warning("The tracking server at %s answers again after %.1f s; the job goes on.",
-                            self._uri, time.monotonic() - waited_since)
-            return result
 
 
 def _first_line(exc: BaseException) -> str:

@@ -32,6 +32,7 @@ import filelock
 
 from al_experiments.tracking.mlflow_store import client as _client
 from al_experiments.tracking.mlflow_store import create_run
+from al_experiments.tracking.server_wait import ServerWait
 from al_experiments.utils.atomic import atomic_write_text
 
 PARENT_MARKER = ".mlflow_sweep.json"
@@ -51,18 +52,19 @@ def _read_marker(sweep_dir: str | os.PathLike[str]) -> dict[str, Any] | None:
 def announce_sweep(sweep_dir: str | os.PathLike[str], uri: str, experiment_id: str,
                    previous: Mapping[str, Any] | None = None, record: str | os.PathLike[str] | None = None,
                    run_name: str | None = None, params: Mapping[str, str] | None = None,
-                   jobs: int | None = None) -> None:
+                   jobs: int | None = None, wait: ServerWait | None = None) -> None:
     """Called once by the launching process: jobs of this sweep share one parent run.
 
     ``previous`` (from ``recorded_sweep``) continues an earlier attempt of the same sweep: its
     parent run is set RUNNING again and its metrics folder stays the sweep's. Otherwise the
     first job creates the parent, named ``run_name`` with ``params`` (the swept overrides), and
-    writes it to ``record`` too, for the next attempt.
+    writes it to ``record`` too, for the next attempt. ``wait``: the launching process's wait
+    for its server (``mlflow_store.client``).
     """
     os.makedirs(sweep_dir, exist_ok=True)
     previous = previous or {}
     if previous.get("parent_run_id"):
-        _client(uri).update_run(previous["parent_run_id"], status="RUNNING")
+        _client(uri, wait).update_run(previous["parent_run_id"], status="RUNNING")
     content = {"tracking_uri": uri, "experiment_id": experiment_id,
                "parent_run_id": previous.get("parent_run_id"),
                "metrics_dir": previous.get("metrics_dir") or os.path.join(os.path.abspath(sweep_dir), "metrics"),
@@ -71,7 +73,8 @@ def announce_sweep(sweep_dir: str | os.PathLike[str], uri: str, experiment_id: s
     atomic_write_text(_marker(sweep_dir), json.dumps(content, indent=2))
 
 
-def recorded_sweep(record: str | os.PathLike[str], uri: str, experiment_id: str) -> dict[str, Any] | None:
+def recorded_sweep(record: str | os.PathLike[str], uri: str, experiment_id: str,
+                   wait: ServerWait | None = None) -> dict[str, Any] | None:
     """What an earlier attempt of a sweep recorded (its parent run and metrics folder), if that
     parent is in this store and experiment and still exists."""
     from mlflow.exceptions import MlflowException
@@ -83,7 +86,7 @@ def recorded_sweep(record: str | os.PathLike[str], uri: str, experiment_id: str)
     if not isinstance(content, dict) or (content.get("tracking_uri"), content.get("experiment_id")) != (uri, experiment_id):
         return None
     try:
-        run = _client(uri).get_run(content["parent_run_id"])
+        run = _client(uri, wait).get_run(content["parent_run_id"])
     except (MlflowException, KeyError):
         return None
     return content if run.info.lifecycle_stage == "active" else None
@@ -107,11 +110,13 @@ def sweep_metrics_dir(sweep_dir: str | os.PathLike[str]) -> str | None:
     return marker.get("metrics_dir") if marker else None
 
 
-def parent_run_for(sweep_dir: str | os.PathLike[str], uri: str, experiment_id: str) -> str | None:
+def parent_run_for(sweep_dir: str | os.PathLike[str], uri: str, experiment_id: str,
+                   wait: ServerWait | None = None) -> str | None:
     """The parent run id of an announced sweep, created by the first job that asks.
 
     None when no sweep was announced (the sweep callback is off) or when it was announced for
-    another store or experiment: a job never nests under a run it cannot reach.
+    another store or experiment: a job never nests under a run it cannot reach. ``wait``: the
+    job's wait for its server (``mlflow_store.client``).
     """
     if _read_marker(sweep_dir) is None:
         return None
@@ -123,11 +128,11 @@ def parent_run_for(sweep_dir: str | os.PathLike[str], uri: str, experiment_id: s
             name = marker.get("run_name") or f"sweep-{Path(sweep_dir).resolve().name}"
             run_id = create_run(uri, experiment_id, name,
                                 {"sweep": str(Path(sweep_dir).resolve()), "run_kind": "sweep",
-                                 "mlflow.source.name": "al-run -m", "mlflow.source.type": "LOCAL"})
+                                 "mlflow.source.name": "al-run -m", "mlflow.source.type": "LOCAL"}, wait=wait)
             if marker.get("params"):
                 from mlflow.entities import Param
 
-                _client(uri).log_batch(run_id, params=[Param(k, str(v)[:6000]) for k, v in marker["params"].items()])
+                _client(uri, wait).log_batch(run_id, params=[Param(k, str(v)[:6000]) for k, v in marker["params"].items()])
             marker["parent_run_id"] = run_id
             atomic_write_text(_marker(sweep_dir), json.dumps(marker, indent=2))
             if marker.get("record"):
@@ -146,12 +151,14 @@ def sweep_parent(sweep_dir: str | os.PathLike[str]) -> tuple[str, str] | None:
     return marker["tracking_uri"], marker["parent_run_id"]
 
 
-def close_sweep(sweep_dir: str | os.PathLike[str], status: str) -> None:
+def close_sweep(sweep_dir: str | os.PathLike[str], status: str, wait: ServerWait | None = None) -> None:
     """End the sweep's parent run with ``status`` if it exists and is still running."""
     marker = _read_marker(sweep_dir)
     if not marker or not marker.get("parent_run_id"):
         return
-    client = _client(marker["tracking_uri"])
+    if wait is not None and wait.uri != marker["tracking_uri"]:
+        wait = None  # the marker's store is not the one this process waited for
+    client = _client(marker["tracking_uri"], wait)
     run_id = marker["parent_run_id"]
     if client.get_run(run_id).info.status == "RUNNING":
         client.set_terminated(run_id, status=status)
