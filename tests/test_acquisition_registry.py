@@ -241,12 +241,3 @@ def test_custom_sample_free_strategy(cleanup):
         description="label in pool order",
     )
     np.testing.assert_array_equal(top_k(get_query("first_come").scores(n=5), 2), [0, 1])
-
-
-def test_module_imports_no_tensorflow():
-    import subprocess
-    import sys
-
-    code = "import sys, al_experiments.acquisition; print('tensorflow' in sys.modules)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "False"

@@ -15,6 +15,7 @@ import pytest
 
 from _app_helpers import cli_command, csv_files, free_port, mlflow_runs, run_cli, store_uri, with_store
 from al_experiments.utils.failpoints import ENV as FAILPOINTS
+from al_experiments.utils.failpoints import wait_until_paused
 
 pytestmark = pytest.mark.slow
 
@@ -167,7 +168,7 @@ def _start_server(tmp_path: Path, port: int) -> subprocess.Popen:
          "--artifacts-destination", str(tmp_path / "server-artifacts"), "--host", "127.0.0.1",
          "--port", str(port), "--workers", "1"],
         cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + 120  # a hang guard: the server answering is the event waited for
     while time.monotonic() < deadline:
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1):
@@ -184,22 +185,18 @@ def _stop(server: subprocess.Popen) -> None:
         server.wait()
 
 
-def _wait_until_paused(process: subprocess.Popen, log: Path, timeout: float = 240) -> None:
-    """Poll until ``process`` has stopped itself at a ``:pause`` failpoint."""
-    deadline = time.monotonic() + timeout
-    while True:
-        pid, status = os.waitpid(process.pid, os.WUNTRACED | os.WNOHANG)
-        if pid:
-            assert os.WIFSTOPPED(status), f"the job ended before its pause point: {log.read_text()[-3000:]}"
-            return
-        assert time.monotonic() < deadline, "the job did not reach its pause point"
-        time.sleep(0.1)
+def _wait_until_paused(process: subprocess.Popen, log: Path) -> None:
+    try:
+        wait_until_paused(process.pid)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}: {log.read_text()[-3000:]}") from None
 
 
 def _job_with_server_gone_after_round_2(tmp_path: Path, tmp_path_factory, wait_s: float, log: Path,
-                                        extra_env: dict[str, str] | None = None):
+                                        extra_env: dict[str, str] | None = None, failpoints: str = ""):
     """A 4-round job logging to a real server that is stopped once round 2 is logged; returns the
-    job's process (running on) and the job's command, environment and URI."""
+    job's process (running on, with ``failpoints`` besides) and the job's command, environment
+    and URI."""
     port = free_port()
     uri = f"http://127.0.0.1:{port}"
     with_store(tmp_path, tmp_path_factory, "server.db")
@@ -208,7 +205,7 @@ def _job_with_server_gone_after_round_2(tmp_path: Path, tmp_path_factory, wait_s
                                f"mlflow.server_wait_s={wait_s:g}", tracking=False)
     env.update(extra_env or {})
     with log.open("w") as output:
-        process = subprocess.Popen(command, cwd=tmp_path, env={**env, FAILPOINTS: "after_mlflow@2:pause"},
+        process = subprocess.Popen(command, cwd=tmp_path, env={**env, FAILPOINTS: f"after_mlflow@2:pause,{failpoints}"},
                                    stdout=output, stderr=subprocess.STDOUT)
     try:
         _wait_until_paused(process, log)
@@ -219,20 +216,22 @@ def _job_with_server_gone_after_round_2(tmp_path: Path, tmp_path_factory, wait_s
 
 
 def test_tracking_server_restarting_while_the_job_waits_for_it(tmp_path, tmp_path_factory):
-    """The server dies after round 2 of 4 is logged and comes back 8 s later (MLflow's own
-    retries, at this project's settings, give up after about 6 s): the job waits for it, logs
-    round 3 when it answers, runs round 4 and ends FINISHED, exit 0, with every round in the run
-    once and in the CSV once, in one attempt."""
+    """The server dies after round 2 of 4 is logged and is started again once round 3's metrics
+    found it gone, MLflow's own retries spent (the job stops itself there, so the server comes
+    back while the job waits however fast either is): the job waits for it, logs round 3 when it
+    answers, runs round 4 and ends FINISHED, exit 0, with every round in the run once and in the
+    CSV once, in one attempt."""
     from mlflow import MlflowClient
 
     log = tmp_path / "output.txt"
-    process, _, _, port = _job_with_server_gone_after_round_2(tmp_path, tmp_path_factory, 240, log)
+    process, _, _, port = _job_with_server_gone_after_round_2(tmp_path, tmp_path_factory, 240, log,
+                                                              failpoints="server_unanswered@1:pause")
     uri = f"http://127.0.0.1:{port}"
     server = None
     try:
-        time.sleep(8)
-        assert process.poll() is None, log.read_text()[-3000:]  # waiting, not failed
+        _wait_until_paused(process, log)  # round 3's metrics unanswered: the job waits from here
         server = _start_server(tmp_path, port)
+        process.send_signal(signal.SIGCONT)
         assert process.wait(timeout=300) == 0, log.read_text()[-3000:]
     finally:
         if process.poll() is None:
