@@ -2,7 +2,7 @@
 
 Scoring inside the graph means a chunk's ``(B, T, C)`` samples never reach the host: the
 compiled function returns B scores. Each op mirrors its numpy original in ``functions.py`` (in
-float64, so scores agree to round-off; ``tests/test_acquisition_graph.py`` checks that) and is
+float64, so scores agree to round-off; the compiled-scoring tests hold each op to it) and is
 keyed by that original, so a user who re-registers a name with their own function gets their
 own function. Importing this module imports TensorFlow.
 """

@@ -132,8 +132,8 @@ class CheckpointStore:
                                           for i, array in enumerate(arrays)})
             checkpoint.model_file = name
             failpoint("checkpoint_model_saved", checkpoint.rounds_done)  # the JSON still names the previous file
-        # Written every round and growing with the history: a shallow dict (asdict copies the
-        # whole tree) and json's C encoder (indent selects the Python one), 10x faster at 100 rounds.
+        # Written every round and growing with the history, so kept cheap: a shallow dict (asdict
+        # copies the whole tree) and json's C encoder (indent selects the Python one).
         record = {item.name: getattr(checkpoint, item.name) for item in fields(checkpoint)}
         atomic_write_text(folder / "checkpoint.json", json.dumps(record, separators=(",", ":")))
         failpoint("checkpoint_saved", checkpoint.rounds_done)  # the previous model file not yet removed

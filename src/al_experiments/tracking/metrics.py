@@ -1,6 +1,6 @@
 """tf_al's simple ``Metrics`` CSV writer and the history helpers built on it.
 
-Format (tf_al_layout.md §3.5): ``<base_path>/<filename>.csv``, header = the configured keys in
+tf_al 0.1.1's format: ``<base_path>/<filename>.csv``, header = the configured keys in
 order, space delimiter, ``"`` quoting (minimal), CRLF lines. Unlike tf_al, ``write_line`` really
 appends, ``save_history``/``read_history`` work (they raised NameError), ``aggregates_per_key``
 takes the union of the keys, and every write is atomic.

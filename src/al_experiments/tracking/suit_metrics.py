@@ -1,6 +1,6 @@
 """``ExperimentSuitMetrics``: tf_al's metrics directory (one CSV per experiment + ``.meta.json``).
 
-The file layout is tf_al 0.1.1's (see ``tf_al_layout.md`` §3) so old readers keep working; its
+The file layout is tf_al 0.1.1's (``docs/tf_al_differences.md``) so old readers keep working; its
 bugs are fixed:
 
 - every experiment keeps one column set: a row with new keys rewrites the file under a merged

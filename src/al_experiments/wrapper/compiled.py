@@ -31,8 +31,8 @@ tf = import_tensorflow()
 # keep the cores busy, small enough to bound memory (a 28x28 CNN at 8192 rows needs ~1 GB).
 DEFAULT_ROWS_PER_PASS = 8192
 # A narrow network's sampler takes more rows per pass, up to this many, while each activation of
-# the pass stays within PASS_BYTES: a call costs about a millisecond beyond its arithmetic, which
-# for a small MLP was a quarter of scoring its pool.
+# the pass stays within PASS_BYTES: each call has a fixed cost beyond its arithmetic, which for a
+# small MLP is a large share of scoring its pool.
 MAX_ROWS_PER_PASS = 65536
 PASS_BYTES = 64 * 2**20
 

@@ -15,15 +15,15 @@ from al_experiments.wrapper.keras_metrics import is_accuracy, metric_name
 
 
 # Layers whose training step XLA compiles, on CPU, into a few fused kernels instead of about 200
-# executor operations (a 64-128-10 network's step: 450 us as a graph, 120 us under XLA). Exact
-# types, each computing every example on its own (padded batch rows change nothing), and no
-# convolution or pooling: XLA's CPU convolutions ran Gal et al.'s CNN step 50x slower than
-# TensorFlow's own kernels. Dropout is applied by ``compiled.training_pass`` (see ``xla_trainable``).
+# executor operations, whose dispatch dominates a small dense network's step. Exact types, each
+# computing every example on its own (padded batch rows change nothing), and no convolution or
+# pooling: XLA's CPU convolutions are far slower than TensorFlow's own kernels (Gal et al.'s
+# CNN). Dropout is applied by ``compiled.training_pass`` (see ``xla_trainable``).
 XLA_LAYERS = (
     "Dense EinsumDense Flatten Reshape Permute RepeatVector Activation ReLU LeakyReLU PReLU ELU "
     "Softmax LayerNormalization UnitNormalization Rescaling Identity Dropout"
 ).split()
-# Steps per XLA call: a call from the graph costs about 200 us, so several steps share one; the
+# Steps per XLA call: a call from the graph has a fixed cost, so several steps share one; the
 # gathered minibatches of one call stay within this many bytes.
 XLA_CHUNK_STEPS = 64
 XLA_CHUNK_BYTES = 64 * 2**20
@@ -95,7 +95,7 @@ class Trainer:
         # One flat loop over every step of every epoch: with a few dozen labels an epoch is
         # one to three steps, and a loop per epoch cost as much again as its steps. The
         # loops are tf.while_loop, traced without autograph (whose conversion of Keras'
-        # layer code cost seconds per process).
+        # layer code is slow, and paid again in every process).
         n = tf.shape(x)[0]
         steps = (n + batch_size - 1) // batch_size
         orders = _epoch_orders(n, epochs, seed)

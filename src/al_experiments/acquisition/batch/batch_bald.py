@@ -42,9 +42,9 @@ __all__ = [
     "joint_mutual_information",
 ]
 
-# Elements of one (candidates * C, configurations) block, i.e. two float32 buffers of 4 MiB: the
-# fastest size measured (2 cores, 1.25 MiB L2 each); smaller blocks slow the GEMM, larger ones
-# push the log/dot passes out of cache.
+# Elements of one (candidates * C, configurations) block, i.e. two float32 buffers of 4 MiB:
+# much smaller blocks starve the GEMM, much larger ones push the log/dot passes out of the
+# cache; a new size is measured (benchmarks/bench_batch_bald.py) on the machines it runs on.
 _BLOCK_ELEMS = 1 << 20
 # Configurations per block at most; more are split into equal parts.
 _MAX_CONFIG_BLOCK = 4096
@@ -56,8 +56,8 @@ _LAZY_CHUNK = 256
 _LAZY_TOL = {np.dtype(np.float32): 1e-3, np.dtype(np.float64): 1e-8}
 
 # Per dtype: (flush, eps). Entries below `flush` are set to 0 before the matrix product, so that
-# no product of two entries is subnormal (a subnormal operand made the float32 GEMM 140x slower
-# here); `eps` is added to every joint probability so that log never sees 0. Both change an
+# no product of two entries is subnormal (a subnormal operand slows a float32 GEMM by orders of
+# magnitude); `eps` is added to every joint probability so that log never sees 0. Both change an
 # entropy by far less than the dtype's rounding error.
 _GUARDS = {
     np.dtype(np.float32): (1e-18, 1e-30),
