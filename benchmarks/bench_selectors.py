@@ -7,6 +7,7 @@ Default sizes: N = 10,000 candidates, C = 10 classes, batch 10.
 * BADGE (``badge``) with D = 128 embeddings.
 * Core-set (``k_center_greedy``) with D = 128 and 1,000 labelled points.
 * PowerBALD (``stochastic_top_k`` on BALD scores of the EPIG pool samples), for scale.
+* The cold-start selectors TypiClust and ProbCover on the embeddings, 20 of them labelled.
 
 Each row is the median wall time of --repeats runs (after one warm-up run), and the peak memory
 the call allocates beyond its inputs, measured with tracemalloc (numpy reports its buffers to
@@ -28,6 +29,8 @@ import numpy as np
 from al_experiments.acquisition.batch.badge import badge
 from al_experiments.acquisition.batch.coreset import k_center_greedy
 from al_experiments.acquisition.batch.epig import epig_scores
+from al_experiments.acquisition.batch.probcover import probcover
+from al_experiments.acquisition.batch.typiclust import typiclust
 from al_experiments.acquisition.functions import bald
 from al_experiments.acquisition.selection import top_k
 from al_experiments.acquisition.batch.stochastic import stochastic_top_k
@@ -79,6 +82,8 @@ def main(argv: list[str] | None = None) -> None:
         (f"Core-set (D={d}, {n_labelled} labelled)",
          lambda: k_center_greedy(embeddings, labelled, batch)),
         ("PowerBALD (scores given)", lambda: stochastic_top_k(bald_scores, batch, rng=0)),
+        (f"TypiClust (D={d})", lambda: typiclust(embeddings[20:], embeddings[:20], batch, rng=0)),
+        (f"ProbCover (D={d})", lambda: probcover(embeddings[20:], embeddings[:20], batch, rng=0, num_classes=c)),
     ]
     rows = []
     print(f"N = {n:,} candidates, C = {c}, batch {batch}, median of {args.repeats} runs")
