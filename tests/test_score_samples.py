@@ -81,7 +81,7 @@ def test_in_graph_consistent_scores_equal_the_numpy_scores_of_the_same_samples(m
     x = inputs(37, seed=5)
     v = view(mc, x, "consistent", chunk_size=8)
     in_graph = v.scores(name)  # reduced inside the compiled consistent sampler
-    samples = mc.consistent_samples(x, 10, v._joint_seed)
+    samples = v.joint_samples()  # the round's one parameter draw, the in-graph scores' too
     np.testing.assert_allclose(in_graph, get_query(name).scores(samples), rtol=0, atol=1e-6)
     # Once the joint samples are there (a joint strategy asked first), they are reused.
     w = view(mc, x, "consistent", chunk_size=8)
