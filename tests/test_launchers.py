@@ -106,7 +106,7 @@ def test_slurm_preemption_requeues_and_the_job_resumes(slurm_cluster, tmp_path):
     # fast the machine; the requeued attempt starts after round 2 and never reaches the point.
     env[FAILPOINTS] = "after_checkpoint@2:wait"
     process = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 240
+    deadline = time.monotonic() + 240  # a hang guard only: the checkpoint is the event waited for
     while rounds_checkpointed(tmp_path / ".al-state") < 2:
         assert process.poll() is None and time.monotonic() < deadline, "the job never reached round 2"
         time.sleep(0.2)
