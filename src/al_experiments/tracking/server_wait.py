@@ -106,7 +106,8 @@ class ServerWait:
     waiting again at every call; an answer ends that.
 
     ``clock`` (seconds, monotonic) and ``sleep`` are the wait's time: a test gives its own to
-    check the bound without spending it."""
+    check the bound without spending it. The failpoint ``server_unanswered@<n>`` marks a call's
+    n-th try that found the server gone (MLflow's own retries spent)."""
 
     def __init__(self, uri: str, wait_s: float = DEFAULT_WAIT_S, *, poll_s: float = POLL_S,
                  clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep) -> None:
@@ -141,7 +142,7 @@ class ServerWait:
                 if not is_unreachable(exc):
                     raise
                 unanswered += 1
-                failpoint("server_unanswered", unanswered)  # MLflow's own retries spent
+                failpoint("server_unanswered", unanswered)
                 now = self._clock()
                 if deadline is None:
                     budget = 0.0 if self.given_up else self.wait_s
