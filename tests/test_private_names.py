@@ -87,9 +87,12 @@ def reach_ins(path: Path, tree: ast.AST, own: set[str]) -> list[tuple[int, str, 
     """(line, name, what) for each private reach of this module into a dependency."""
     found = []
     stdlib_aliases = set()
+    module_aliases: dict[str, str] = {}  # a name bound to a dependency's module: that module
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             for alias in node.names:
+                bound = alias.asname or alias.name.split(".")[0]  # import a.b binds a; import a.b as c, c
+                module_aliases[bound] = alias.name if alias.asname else bound
                 if alias.name.split(".")[0] in sys.stdlib_module_names:
                     stdlib_aliases.add(alias.asname or alias.name.split(".")[0])
                 if private_module(alias.name):
@@ -103,6 +106,9 @@ def reach_ins(path: Path, tree: ast.AST, own: set[str]) -> list[tuple[int, str, 
                 found += [(node.lineno, alias.name, "imports a private name") for alias in node.names
                           if is_private(alias.name)]
     for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) \
+                and private_module(f"{module_aliases.get(node.value.id, '')}.{node.attr}"):
+            found.append((node.lineno, f"{module_aliases[node.value.id]}.{node.attr}", "reads a private module"))
         if isinstance(node, ast.Attribute) and is_private(node.attr) and node.attr not in NAMED_TUPLE_API:
             root = node.value
             while isinstance(root, ast.Attribute):
@@ -161,6 +167,8 @@ def test_every_allowed_reach_in_is_still_there_and_has_a_reason():
     ("from mlflow.utils._spark import x", "mlflow.utils._spark"),
     ("from omegaconf import _utils", "_utils"),
     ("import keras\nkeras.layers._private_thing", "_private_thing"),
+    ("import keras\nkeras.src.layers.Dense", "keras.src"),
+    ("import tensorflow as tf\ntf.python.ops", "tensorflow.python"),
     ("def f(model):\n    return model._flatten_layers()", "_flatten_layers"),
     ("def f(o):\n    return getattr(o, '_velocities', None)", "_velocities"),
     ("import importlib\nimportlib.import_module('hydra._internal.core_plugins.basic_sweeper')",
