@@ -51,6 +51,15 @@ def test_good_commands_and_hydra_flags_pass():
     check_command(["-m", "query=random,bald", "seed=range(3)", "+experiment=smoke", "hydra/launcher=local"])
     check_command(["--help"])  # Hydra's own flags are Hydra's business
     check_command(["--cfg", "job", "loop.step_size=abc"])
+    for flag in (["--version"], ["-i"], ["--info", "searchpath"], ["--hydra-help"], ["-sc"], ["-c", "all"]):
+        check_command([*flag, "loop.step_size=abc"])
+
+
+@pytest.mark.parametrize("option", [["--config-name", "config"], ["-cn", "config"], ["-cd", "."],
+                                    ["--experimental-rerun", "config.pickle"], ["-p", "loop"]])
+def test_an_option_s_value_is_not_read_as_an_override_and_the_overrides_are_still_checked(option):
+    with pytest.raises(ConfigError, match=r"^loop.step_size=abc is invalid"):
+        check_command(["-m", *option, "loop.step_size=abc"])
 
 
 def test_every_swept_value_is_composed_once():

@@ -76,3 +76,69 @@ def test_a_presets_sweep_axes_count_with_the_command_lines():
     overrides = swept_with_preset(config)
     assert overrides == ["dataset=digits,breast_cancer", "+budget=small,large", "+experiment=benchmark_laptop", "seed=0,2"]
     assert sweep_size(overrides) == 2 * 2 * 2  # the command line's seeds, not the preset's four
+
+
+def test_jobs_are_every_combination_with_a_later_value_of_a_key_winning_in_its_place():
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parse = OverridesParser.create().parse_overrides
+    jobs = sweeper_module().job_overrides(parse(["seed=range(0,4)", "query=random,bald", "+x=1", "seed=5,6"]))
+    assert jobs == [["seed=5", "query=random", "+x=1"], ["seed=5", "query=bald", "+x=1"],
+                    ["seed=6", "query=random", "+x=1"], ["seed=6", "query=bald", "+x=1"]]
+    with pytest.raises(Exception, match=r"^loop.step_size=interval\(1,5\) cannot be swept"):
+        sweeper_module().job_overrides(parse(["loop.step_size=interval(1,5)"]))
+
+
+APP = '''
+import json, os, sys
+import hydra
+from hydra.core.hydra_config import HydraConfig
+
+@hydra.main(version_base="1.3", config_path=None, config_name="app")
+def main(cfg):
+    with open(os.path.join(sys.argv[-1].split("=", 1)[1], "jobs.txt"), "a") as out:
+        out.write(json.dumps([HydraConfig.get().job.num, cfg.a, cfg.b]) + "\\n")
+
+if __name__ == "__main__":
+    from dataclasses import dataclass
+    from hydra.core.config_store import ConfigStore
+
+    @dataclass
+    class Schema:  # typed, so that a=oops cannot compose
+        a: int = 0
+        b: str = "x"
+        out: str = ""
+
+    ConfigStore.instance().store(name="schema", node=Schema)
+    ConfigStore.instance().store(name="app", node={
+        "defaults": ["schema", "_self_", {"override hydra/sweeper": "compose_once"}]})
+    main()
+'''
+
+
+def run_app(tmp_path, *overrides):
+    import json
+    import subprocess
+    import sys
+
+    from al_experiments import conf
+
+    (tmp_path / "app.py").write_text(APP)
+    search = f"hydra.searchpath=[pkg://{conf.__name__}]"
+    done = subprocess.run([sys.executable, str(tmp_path / "app.py"), "-m", search, f"hydra.sweep.dir={tmp_path}/sweep",
+                           *overrides, f"out={tmp_path}"], capture_output=True, text=True, cwd=tmp_path)
+    jobs = tmp_path / "jobs.txt"
+    return done, [json.loads(line) for line in jobs.read_text().splitlines()] if jobs.exists() else []
+
+
+def test_a_sweep_runs_every_job_once_in_batches_of_max_batch_size(tmp_path):
+    done, jobs = run_app(tmp_path, "a=1,2,3", "b=x,y", "hydra.sweeper.max_batch_size=4", "hydra.sweeper.params={a: '7,8'}")
+    assert done.returncode == 0, done.stderr
+    assert jobs == [[0, 1, "x"], [1, 1, "y"], [2, 2, "x"], [3, 2, "y"], [4, 3, "x"], [5, 3, "y"]]
+    assert (tmp_path / "sweep" / "multirun.yaml").exists()
+
+
+def test_a_job_whose_config_cannot_compose_stops_the_sweep_before_any_job_runs(tmp_path):
+    done, jobs = run_app(tmp_path, "a=1,oops")
+    assert done.returncode != 0 and jobs == []
+    assert "oops" in done.stderr

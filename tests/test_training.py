@@ -37,6 +37,24 @@ def test_the_own_adam_step_gives_keras_weights_optimizer_state_and_history_bit_f
     assert int(ours[1][0]) == 7 * 6  # the step count advanced as by Keras
 
 
+def test_adam_s_slots_are_found_by_their_public_names_and_hold_what_keras_adam_wrote():
+    """The own step finds Adam's moments among ``optimizer.variables`` by the names Keras gives
+    them: if a Keras upgrade renames or reorders them, this fails (the trainer would quietly fall
+    back to Keras' slower ``apply_gradients``)."""
+    net = network(keras.layers.Dense(5))
+    optimizer = keras.optimizers.Adam(learning_rate=0.01, beta_1=0.8, beta_2=0.9)
+    variables = net.trainable_variables
+    optimizer.build(variables)
+    assert adam_step(optimizer, variables) is not None
+    gradients = [np.random.default_rng(i).normal(size=v.shape).astype(np.float32) for i, v in enumerate(variables)]
+    optimizer.apply_gradients(zip([tf.constant(g) for g in gradients], variables))
+    momentums, velocities = training.adam_slots(optimizer, variables)
+    assert len(momentums) == len(velocities) == len(variables) == 6
+    for gradient, momentum, velocity in zip(gradients, momentums, velocities):
+        np.testing.assert_allclose(np.array(momentum), 0.2 * gradient, rtol=1e-6)
+        np.testing.assert_allclose(np.array(velocity), 0.1 * gradient ** 2, rtol=1e-5)
+
+
 @pytest.mark.parametrize("optimizer", [
     keras.optimizers.Adam(weight_decay=0.01), keras.optimizers.Adam(clipnorm=1.0), keras.optimizers.Adam(amsgrad=True),
     keras.optimizers.Adam(keras.optimizers.schedules.ExponentialDecay(0.01, 10, 0.9)),
@@ -46,6 +64,44 @@ def test_anything_but_plain_adam_goes_through_keras(optimizer):
     variables = [keras.Variable(np.zeros(3, np.float32))]
     optimizer.build(variables)
     assert adam_step(optimizer, variables) is None
+
+
+# ---------------------------------------------------------------- against Keras' own fit
+
+
+@pytest.mark.parametrize("xla", [False, True])
+@pytest.mark.parametrize("loss", ["sparse_categorical_crossentropy", keras.losses.SparseCategoricalCrossentropy()])
+def test_the_trainer_trains_as_keras_fit_does(loss, xla):
+    """The compiled trainer (graph and XLA paths, own Adam step) ends with the weights Keras'
+    own ``fit`` gives the same network from the same initial weights, on the same batches in the
+    same order (each epoch's order fed to ``fit`` without its shuffle), with Adam, a regulariser
+    and a short last batch in every epoch. Run on the installed Keras: the pins in
+    pyproject.toml allow the versions this was run on, and this test is what to run on a new one.
+    """
+    rng = np.random.default_rng(1)
+    x, y = rng.normal(size=(45, 6)).astype(np.float32), rng.integers(0, 3, 45)
+    epochs, batch_size, seed = 4, 8, 3
+    results = []
+    for ours in (True, False):
+        net = network(regularizer=keras.regularizers.l2(0.01))
+        net.compile(optimizer=keras.optimizers.Adam(0.01), loss=loss, metrics=["accuracy"])
+        if ours:
+            trainer = Trainer(net, loss, ["accuracy"], xla=xla)
+            assert trainer.uses_xla is xla
+            history = trainer.fit(x, y, epochs=epochs, batch_size=batch_size, seed=seed)["loss"]
+        else:
+            orders = training._epoch_orders(tf.constant(len(x)), tf.constant(epochs), tf.constant(seed)).numpy()
+            history = [net.fit(x[order], y[order], batch_size=batch_size, epochs=1, shuffle=False,
+                               verbose=0).history["loss"][0] for order in orders]
+        results.append(([np.array(w) for w in net.get_weights()], history, int(net.optimizer.iterations)))
+    (ours_weights, ours_loss, ours_steps), (keras_weights, keras_loss, keras_steps) = results
+    assert ours_steps == keras_steps == epochs * 6
+    for a, b in zip(ours_weights, keras_weights):  # XLA fuses some arithmetic: rounding apart
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6)
+    assert not np.allclose(keras_weights[0], network().get_weights()[0])  # it did train
+    # Each epoch's loss as Keras reports it: the regularisation penalty included, batches
+    # weighted by their rows.
+    np.testing.assert_allclose(ours_loss, keras_loss, rtol=1e-6)
 
 
 # ---------------------------------------------------------------- the XLA path

@@ -10,6 +10,7 @@ project's one-sentence message; a command that passes is then run by Hydra as us
 
 from __future__ import annotations
 
+import argparse
 import os
 import re
 from collections.abc import Iterator, Sequence
@@ -27,12 +28,27 @@ _TYPE_WORDS = {"Integer": "a whole number", "Float": "a number", "Boolean": "tru
                "String": "a string"}
 
 
+def command_parser() -> argparse.ArgumentParser:
+    """The options of ``hydra.main``'s command line that matter here: those that run no job, and
+    those that take a value (so the value is not read as an override). Any other option is left
+    to Hydra, which refuses an unknown one itself."""
+    parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    for flag in (["--help", "-h"], ["--hydra-help"], ["--version"], ["--shell-completion", "-sc"],
+                 ["--resolve"], ["--run", "-r"], ["--multirun", "-m"]):
+        parser.add_argument(*flag, action="store_true")
+    parser.add_argument("--cfg", "-c")
+    parser.add_argument("--info", "-i", nargs="?", const="all")
+    for flag in (["--package", "-p"], ["--config-path", "-cp"], ["--config-name", "-cn"],
+                 ["--config-dir", "-cd"], ["--experimental-rerun"]):
+        parser.add_argument(*flag)
+    parser.add_argument("overrides", nargs="*")
+    return parser
+
+
 def check_command(argv: Sequence[str]) -> None:
     """Raise ``ConfigError`` if the ``al-run`` arguments ``argv`` cannot compose or validate."""
-    from hydra._internal.utils import get_args_parser  # the parser hydra.main itself uses
-
-    args, _ = get_args_parser().parse_known_args(list(argv))
-    if args.help or args.hydra_help or args.info or args.shell_completion or args.cfg:
+    args, _ = command_parser().parse_known_args(list(argv))
+    if args.help or args.hydra_help or args.version or args.info or args.shell_completion or args.cfg:
         return  # Hydra answers these itself and runs no job
     overrides = list(args.overrides or [])
     for job_overrides in _jobs_to_check(overrides):

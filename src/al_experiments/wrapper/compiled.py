@@ -127,7 +127,8 @@ def mean_over_samples(probs):
 def nested_layers(model, include_self: bool = False) -> list:
     """Every layer inside ``model``, recursively. Keras 3 has no public recursive walk; its own
     ``_flatten_layers`` (what weight tracking uses) is the one place this reaches inside, and an
-    object without it gives its public top-level ``layers``."""
+    object without it gives its public top-level ``layers``. The Keras versions it was tested on
+    bound the project's pins; tests/test_private_names.py checks what it returns."""
     flatten = getattr(model, "_flatten_layers", None)
     if flatten is not None:
         return list(flatten(include_self=include_self, recursive=True))

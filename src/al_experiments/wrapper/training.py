@@ -68,7 +68,8 @@ class Trainer:
         self._train_fns: dict[tuple, Callable] = {}
 
     def _step(self, xb, yb, weights=None):
-        """One gradient step on a minibatch: ``(sum of the batch's losses, correct predictions)``.
+        """One gradient step on a minibatch: ``(the batch's loss, regularisation included, times
+        its rows; correct predictions)``: the loss that Keras' ``fit`` reports, weighted by rows.
 
         With ``weights`` (1 for a real row, 0 for padding) the loss is the mean over the real
         rows and the network runs layer by layer, applying dropout itself (see ``xla_trainable``).
@@ -89,7 +90,7 @@ class Trainer:
             objective = tf.cast(batch_loss, variables[0].dtype) + tf.cast(reg, variables[0].dtype)
         self._apply_gradients(tape.gradient(objective, variables))
         correct = _correct(yb, pred, weights) if self._n_metrics else tf.constant(0.0)
-        return batch_loss * count, correct
+        return tf.cast(objective, tf.float32) * count, correct
 
     def _train_graph(self, x, y, epochs, batch_size, seed):
         # One flat loop over every step of every epoch: with a few dozen labels an epoch is
@@ -265,8 +266,8 @@ def adam_step(optimizer, variables: list) -> Callable | None:
              and not config.get("loss_scale_factor") and not config.get("weight_decay")
              and all(config.get(key) is None for key in ("clipnorm", "clipvalue", "global_clipnorm"))
              and all(getattr(variable, "constraint", None) is None for variable in variables))
-    slots = getattr(optimizer, "_momentums", None), getattr(optimizer, "_velocities", None)
-    if not plain or slots[0] is None or slots[1] is None or len(slots[0]) != len(variables):
+    slots = adam_slots(optimizer, variables) if plain else None
+    if slots is None:
         return None
     momentums, velocities = slots
     # Built for these weights in this order, all of one dtype (the correction is computed in it).
@@ -289,6 +290,25 @@ def adam_step(optimizer, variables: list) -> Callable | None:
             variable.assign_sub(tf.divide(tf.multiply(m, alpha), tf.add(tf.sqrt(v), epsilon)))
         optimizer.iterations.assign_add(1)
     return step
+
+
+def adam_slots(optimizer, variables: list) -> tuple[list, list] | None:
+    """Adam's momentum and velocity of each of ``variables``, in their order, found among the
+    optimizer's public ``variables`` by the names Keras gives them (``add_variable_from_reference``:
+    the weight's path with ``/`` as ``_``, then ``_momentum`` or ``_velocity``); None unless
+    each weight has exactly one of each."""
+    by_name: dict[str, list] = {}
+    for slot in optimizer.variables:
+        by_name.setdefault(slot.name, []).append(slot)
+    momentums, velocities = [], []
+    for variable in variables:
+        stem = variable.path.replace("/", "_")
+        momentum, velocity = by_name.get(f"{stem}_momentum", []), by_name.get(f"{stem}_velocity", [])
+        if len(momentum) != 1 or len(velocity) != 1:
+            return None
+        momentums.append(momentum[0])
+        velocities.append(velocity[0])
+    return momentums, velocities
 
 
 def _correct(y, pred, weights=None):
