@@ -17,6 +17,8 @@ from typing import Optional
 
 import numpy as np
 
+from al_experiments.utils.npz import UnreadableArchive, read_npz
+
 __all__ = [
     "RawData", "DatasetFileError", "content_hash", "load_digits", "load_breast_cancer", "load_npz", "load_idx",
     "load_mnist", "load_fashion_mnist", "FASHION_MNIST_DEBIAN_DIR",
@@ -91,16 +93,15 @@ def load_npz(path: Optional[str]) -> RawData:
     if not os.path.isfile(path):
         raise DatasetFileError(f"The dataset file {path!r} does not exist: {_NPZ_HINT}.")
     try:
-        with np.load(path, allow_pickle=False) as data:
-            missing = [k for k in ("x_train", "y_train", "x_test", "y_test") if k not in data.files]
-            if missing:
-                raise DatasetFileError(
-                    f"The dataset file {path!r} lacks the arrays {', '.join(missing)}: "
-                    f"it must hold x_train, y_train, x_test and y_test; {_NPZ_HINT}."
-                )
-            arrays = {k: data[k] for k in ("x_train", "y_train", "x_test", "y_test")}
-    except (OSError, ValueError) as exc:
-        raise DatasetFileError(f"The dataset file {path!r} is not a readable .npz file ({exc}); {_NPZ_HINT}.") from None
+        arrays = read_npz(path)
+    except UnreadableArchive as exc:
+        raise DatasetFileError(f"The dataset file {path!r} {exc.reason}: {_NPZ_HINT}.") from None
+    missing = [k for k in ("x_train", "y_train", "x_test", "y_test") if k not in arrays]
+    if missing:
+        raise DatasetFileError(
+            f"The dataset file {path!r} lacks the arrays {', '.join(missing)}: "
+            f"it must hold x_train, y_train, x_test and y_test; {_NPZ_HINT}."
+        )
     return RawData(
         arrays["x_train"].astype("float32"), _class_numbers(arrays["y_train"], "y_train", path),
         arrays["x_test"].astype("float32"), _class_numbers(arrays["y_test"], "y_test", path), path=path,

@@ -18,7 +18,7 @@ import numpy as np
 
 from al_experiments.config import Config
 from al_experiments.utils.seeding import derive_seed
-from al_experiments.validation import check_whole, reject_unknown_kwargs
+from al_experiments.validation import WHOLE_AT_LEAST_1, optional, reject_unknown_kwargs
 from al_experiments.wrapper.model import Model
 
 log = logging.getLogger(__name__)
@@ -260,7 +260,7 @@ def _member_networks(model: Any, members: int | None) -> list[Any]:
     """One network per member: the given sequence, M builder calls, or the network plus clones."""
     import keras
 
-    check_whole("members", members, 1, optional=True)
+    optional(WHOLE_AT_LEAST_1).check("members", members)
     if isinstance(model, Sequence):
         networks = list(model)
         if not networks or (members is not None and members != len(networks)):
