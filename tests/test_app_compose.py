@@ -279,7 +279,7 @@ def test_init_size_larger_than_pool_is_rejected_when_building():
 
 @pytest.mark.parametrize("overrides, match", [
     (["query=batch_bald", "query.options.num_samples=0"], r"query\.options: num_samples=0 is invalid"),
-    (["query=power_bald", "query.options.temperature=-1"], r"query\.options: temperature must be"),
+    (["query=power_bald", "query.options.temperature=-1"], r"query\.options: temperature=-1 is invalid: it must be a finite number > 0\."),
     (["query=bald", "query.options.stochastic=gumbel"], r"query\.options: stochastic='gumbel'"),
     (["query=epig", "query.options.target=test"], r"query\.options: target='test'"),
     (["query=coreset", "+query.options.temperature=1"], r"query\.options: .*'coreset' got unknown option"),

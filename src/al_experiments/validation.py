@@ -124,6 +124,8 @@ class Interval(Constraint):
 
     def describe(self, words: Mapping[str, str] = PYTHON_WORDS) -> str:
         noun = "a whole number" if self.kind is Integral else "a number"
+        if self.kind is Real and (self.low is None or self.high is None):
+            noun = "a finite number"  # infinity is refused: no setting here means "unbounded"
         if self.low is not None and self.high is not None:
             left, right = _BRACKETS[self.closed]
             return f"{noun} in {left}{self.low}, {self.high}{right}"
