@@ -255,7 +255,7 @@ def test_wrapper_arguments_are_checked_when_building():
     from al_experiments.app.build import build_model
 
     cfg = compose("config", overrides=["model.wrapper.reset=cold"])
-    with pytest.raises(ConfigError, match="model.wrapper is invalid: reset must be one of"):
+    with pytest.raises(ConfigError, match="model.wrapper is invalid: reset='cold' is invalid: it must be one of 'reinit', 'initial', 'warm'"):
         build_model(cfg, (8, 8), 10)
 
 

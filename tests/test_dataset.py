@@ -125,9 +125,9 @@ def test_split_is_reproducible_by_seed():
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        ({"test_size": 1.5}, "test_size must be a fraction"),
+        ({"test_size": 1.5}, r"test_size=1\.5 is invalid: it must be a number in \(0, 1\) or a whole number in \[0, 100\)\."),
         ({"test_size": 0.6, "val_size": 0.6}, "do not fit"),
-        ({"val_size": -3}, "val_size must be"),
+        ({"val_size": -3}, r"val_size=-3 is invalid: it must be a number in \(0, 1\)"),
     ],
 )
 def test_impossible_split_sizes_raise(kwargs, message):

@@ -84,8 +84,8 @@ def test_the_options_change_the_pool_and_keep_test_and_validation_as_the_data_ha
 
 
 @pytest.mark.parametrize("overrides, match", [
-    (["dataset.minority_keep=0"], r"dataset\.minority_keep=0\.0 must be a fraction in \(0, 1\]"),
-    (["dataset.target_size=2.5"], r"dataset\.target_size=2\.5 must be 0 \(none\)"),
+    (["dataset.minority_keep=0"], r"dataset\.minority_keep=0\.0 is invalid: it must be a number in \(0, 1\]\."),
+    (["dataset.target_size=2.5"], r"dataset\.target_size=2\.5 is invalid: it must be a number in \[0, 1\) or a whole count >= 1\."),
     (["query=epig", "query.options.target=test_distribution"], r"set dataset\.target_size"),
 ])
 def test_bad_scenario_settings_are_one_sentence(overrides, match):
@@ -180,8 +180,8 @@ def test_scenario_options_shape_the_pool_and_leave_test_and_validation_true():
 
 
 @pytest.mark.parametrize("overrides, message", [
-    (["dataset.imbalance_ratio=0.5"], "dataset.imbalance_ratio=0.5 must be >= 1"),
-    (["dataset.label_noise=1.0"], "dataset.label_noise=1.0 must be a fraction"),
+    (["dataset.imbalance_ratio=0.5"], "dataset.imbalance_ratio=0.5 is invalid: it must be a finite number >= 1."),
+    (["dataset.label_noise=1.0"], "dataset.label_noise=1.0 is invalid: it must be a number in [0, 1)."),
     (["dataset.ood_fraction=0.2"], "dataset.ood_fraction needs dataset.ood_classes"),
     (["dataset.ood_classes=[1]", "dataset.test_classes=[2,3]"], "set one of them"),
 ])

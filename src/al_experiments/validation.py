@@ -77,8 +77,9 @@ class Constraint:
     def describe(self, words: Mapping[str, str] = PYTHON_WORDS) -> str:
         raise NotImplementedError
 
-    def invalid_value(self) -> Any:
-        """A value this constraint refuses (for the tests that try every declaration)."""
+    def invalid_values(self) -> list[Any]:
+        """Values this constraint refuses, out of range and of a wrong type (for the tests that
+        try every declaration)."""
         raise NotImplementedError
 
     def check(self, name: str, value: Any, words: Mapping[str, str] = PYTHON_WORDS) -> None:
@@ -135,12 +136,17 @@ class Interval(Constraint):
             return f"{noun} {'<=' if self._high_closed() else '<'} {self.high}"
         return noun
 
-    def invalid_value(self) -> Any:
+    def invalid_values(self) -> list[Any]:
+        values: list[Any] = ["1"]  # a string, even of a number
         if self.low is not None:
-            return self.low if not self._low_closed() else self.low - 1
+            values.append(self.low if not self._low_closed() else self.low - 1)
         if self.high is not None:
-            return self.high if not self._high_closed() else self.high + 1
-        return "invalid"
+            values.append(self.high if not self._high_closed() else self.high + 1)
+        if self.kind is Integral:
+            values += [1.5, float(self.low if self.low is not None else 0) + 1.0, True]
+        else:
+            values += [float("nan"), True]
+        return [value for value in values if not self.accepts(value)]
 
 
 class Options(Constraint):
@@ -155,8 +161,8 @@ class Options(Constraint):
     def describe(self, words: Mapping[str, str] = PYTHON_WORDS) -> str:
         return "one of " + ", ".join(repr(option) for option in self.options)
 
-    def invalid_value(self) -> Any:
-        return "not-an-option"
+    def invalid_values(self) -> list[Any]:
+        return ["not-an-option", None]
 
 
 class IsNone(Constraint):
@@ -168,8 +174,8 @@ class IsNone(Constraint):
     def describe(self, words: Mapping[str, str] = PYTHON_WORDS) -> str:
         return words["none"]
 
-    def invalid_value(self) -> Any:
-        return "not-none"
+    def invalid_values(self) -> list[Any]:
+        return ["not-none"]
 
 
 class Boolean(Constraint):
@@ -181,8 +187,8 @@ class Boolean(Constraint):
     def describe(self, words: Mapping[str, str] = PYTHON_WORDS) -> str:
         return f"{words['true']} or {words['false']}"
 
-    def invalid_value(self) -> Any:
-        return "yes"
+    def invalid_values(self) -> list[Any]:
+        return ["yes", 1]
 
 
 class WholeCount(Constraint):
@@ -198,8 +204,8 @@ class WholeCount(Constraint):
     def describe(self, words: Mapping[str, str] = PYTHON_WORDS) -> str:
         return f"a whole count >= {self.low}"
 
-    def invalid_value(self) -> Any:
-        return self.low + 0.5
+    def invalid_values(self) -> list[Any]:
+        return [self.low + 0.5, self.low - 1, True]
 
 
 class RandomSource(Constraint):
@@ -215,8 +221,8 @@ class RandomSource(Constraint):
     def describe(self, words: Mapping[str, str] = PYTHON_WORDS) -> str:
         return f"{words['none']}, a whole number >= 0 or a numpy Generator (or SeedSequence)"
 
-    def invalid_value(self) -> Any:
-        return -1
+    def invalid_values(self) -> list[Any]:
+        return [-1, 1.5, "0", np.random.RandomState(0)]
 
 
 class AnyOf(Constraint):
@@ -232,12 +238,9 @@ class AnyOf(Constraint):
         parts = [constraint.describe(words) for constraint in self.constraints]
         return ", ".join(parts[:-1]) + " or " + parts[-1] if len(parts) > 1 else parts[0]
 
-    def invalid_value(self) -> Any:
-        candidates = [constraint.invalid_value() for constraint in self.constraints]
-        for candidate in [*candidates, "invalid", -1.5]:
-            if not self.accepts(candidate):
-                return candidate
-        raise ValueError("AnyOf accepts every example value; give the test one by hand.")
+    def invalid_values(self) -> list[Any]:
+        candidates = [value for constraint in self.constraints for value in constraint.invalid_values()]
+        return [value for value in [*candidates, "invalid"] if not self.accepts(value)]
 
 
 class ListOf(Constraint):
@@ -252,8 +255,8 @@ class ListOf(Constraint):
     def describe(self, words: Mapping[str, str] = PYTHON_WORDS) -> str:
         return f"a non-empty list, each item {self.item.describe(words)}"
 
-    def invalid_value(self) -> Any:
-        return [self.item.invalid_value()]
+    def invalid_values(self) -> list[Any]:
+        return [[], [self.item.invalid_values()[0]]]
 
 
 def optional(constraint: Constraint) -> AnyOf:
