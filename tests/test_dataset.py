@@ -122,6 +122,19 @@ def test_split_is_reproducible_by_seed():
     np.testing.assert_array_equal(a.x_test, b.x_test)
 
 
+@pytest.mark.parametrize("seed", [-1, 2**32, 1.5, "7"])
+def test_a_split_seed_out_of_range_is_refused_before_scikit_learn_sees_it(seed):
+    x, y = data(100)
+    with pytest.raises(ValueError) as err:
+        Dataset(x, y, test_size=0.2, seed=seed)
+    assert str(err.value) == f"seed={seed!r} is invalid: it must be a whole number in [0, 4294967295] or None."
+
+
+def test_the_largest_seed_splits():
+    x, y = data(100)
+    assert len(Dataset(x, y, test_size=0.2, val_size=0.1, train_size=50, seed=2**32 - 1).x_train) == 50
+
+
 @pytest.mark.parametrize(
     "kwargs, message",
     [
