@@ -74,7 +74,7 @@ from al_experiments.validation import (  # noqa: E402
 # Every module that declares parameters (none imports TensorFlow): importing them fills the list
 # of declarations the test below walks, so a new declaration is tested without being named here.
 for _module in ("al_experiments.acquisition", "al_experiments.loop", "al_experiments.suit",
-                "al_experiments.dataset", "al_experiments.pool"):
+                "al_experiments.dataset", "al_experiments.pool", "al_experiments.datasets.scenarios"):
     importlib.import_module(_module)
 DECLARED = [pytest.param(function, name, constraint, id=f"{function.__module__}.{function.__qualname__}:{name}")
             for function, name, constraint in declared_parameters()]
@@ -86,6 +86,7 @@ def test_every_module_with_checks_declares_some():
             "al_experiments.acquisition.batch.batch_bald", "al_experiments.acquisition.batch.coreset",
             "al_experiments.acquisition.batch.epig", "al_experiments.acquisition.batch.stochastic",
             "al_experiments.loop", "al_experiments.suit", "al_experiments.dataset", "al_experiments.pool",
+            "al_experiments.datasets.scenarios",
             "al_experiments.acquisition.acquisition_function"} <= modules
 
 

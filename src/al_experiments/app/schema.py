@@ -22,6 +22,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
 from al_experiments.app.errors import ConfigError
+from al_experiments.datasets.scenarios import IMBALANCE_RATIO, KEEP_FRACTION, LABEL_NOISE_RATE
 from al_experiments.validation import (
     FRACTION_OPEN,
     NON_NEGATIVE,
@@ -355,10 +356,9 @@ VALUE_CONSTRAINTS: dict[str, Constraint] = {
     "dataset.val_size": _SPLIT_SIZE,
     "dataset.target_size": _SPLIT_SIZE,
     "dataset.train_subset": optional(WHOLE_AT_LEAST_1),
-    "dataset.minority_keep": Interval(Real, 0, 1, closed="right"),
-    # head class over tail class; 1 keeps the pool as it is
-    "dataset.imbalance_ratio": Interval(Real, 1, None, closed="left"),
-    "dataset.label_noise": Interval(Real, 0, 1, closed="left"),  # the fraction of wrong labels
+    "dataset.minority_keep": KEEP_FRACTION,
+    "dataset.imbalance_ratio": IMBALANCE_RATIO,
+    "dataset.label_noise": LABEL_NOISE_RATE,
     "dataset.ood_fraction": optional(FRACTION_OPEN),
     "dataset.repeat": WHOLE_AT_LEAST_1,
     "dataset.repeat_noise": NON_NEGATIVE,  # a standard deviation

@@ -47,10 +47,10 @@ def gradient_embedding_factors(
     the lowest class) and ``h`` the embeddings (N, D), both float64."""
     try:
         p = np.asarray(probs, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError):
         raise ValueError(
-            f"BADGE needs probabilities of shape (N, C); got {type(probs).__name__} that numpy "
-            f"cannot turn into a float array ({exc}): pass a numeric array of softmax rows."
+            f"BADGE needs probabilities of shape (N, C); got a {type(probs).__name__} whose values are not all "
+            "numbers (or whose rows differ in length): pass a numeric array of softmax rows."
         ) from None
     if p.ndim == 3:
         raise ValueError(
