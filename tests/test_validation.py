@@ -166,3 +166,54 @@ def test_rng_from_is_numpy_default_rng_after_one_check():
     np.testing.assert_array_equal(rng_from(7).random(3), np.random.default_rng(7).random(3))
     with pytest.raises(InvalidParameterError, match=r"^rng=-1 is invalid: it must be None, a whole number >= 0"):
         rng_from(-1)
+
+
+# ----------------------------------------------------------------------------- the config's values
+def _config_with(key: str):
+    """The default config, or one whose network has ``key`` where the default's has not."""
+    from hydra import compose, initialize_config_module
+    from omegaconf import OmegaConf
+
+    from al_experiments.app.schema import register_configs
+
+    register_configs()
+    with initialize_config_module("al_experiments.conf", version_base=None):
+        for overrides in ([], ["model=mc_dropout_cnn"]):
+            cfg = compose("config", overrides=overrides)
+            if OmegaConf.select(cfg, key, default=KeyError) is not KeyError:
+                return cfg
+    raise AssertionError(f"no shipped config has {key}")
+
+
+def _schema_cases():
+    from al_experiments.app.schema import VALUE_CONSTRAINTS
+
+    return [pytest.param(key, constraint, id=key) for key, constraint in VALUE_CONSTRAINTS.items()]
+
+
+@pytest.mark.parametrize("key, constraint", _schema_cases())
+def test_every_declared_config_value_is_refused_in_the_one_form(key, constraint):
+    """The schema's declarations read back: each key gets every invalid value its node's type can
+    hold (a value the type refuses never reaches ``validate``), refused with the one sentence in
+    the config's words."""
+    from omegaconf import OmegaConf
+    from omegaconf.errors import ValidationError
+
+    from al_experiments.app.errors import ConfigError
+    from al_experiments.app.schema import validate
+
+    tried = 0
+    for bad in constraint.invalid_values():
+        cfg = _config_with(key)
+        try:
+            OmegaConf.update(cfg, key, bad)
+        except ValidationError:
+            continue  # the node's type already refuses it, at compose
+        stored = OmegaConf.select(cfg, key)
+        if constraint.accepts(stored):
+            continue  # converted by the node's type into an accepted value ("1" -> 1)
+        with pytest.raises(ConfigError) as err:
+            validate(cfg)
+        assert str(err.value) == invalid_message(key, stored, constraint, YAML_WORDS)
+        tried += 1
+    assert tried, f"no invalid value of {key} reached validate"

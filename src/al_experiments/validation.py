@@ -149,6 +149,13 @@ class Interval(Constraint):
         return [value for value in values if not self.accepts(value)]
 
 
+def _equal(value: Any, option: Any) -> bool:
+    try:
+        return bool(value == option)
+    except (TypeError, ValueError):  # a value whose == is not a plain answer is no option
+        return False
+
+
 class Options(Constraint):
     """One of a fixed set of values (compared with ``==``, bools never standing for numbers)."""
 
@@ -156,7 +163,9 @@ class Options(Constraint):
         self.options = tuple(options)
 
     def accepts(self, value: Any) -> bool:
-        return any(value == option and _is_bool(value) == _is_bool(option) for option in self.options)
+        if isinstance(value, np.ndarray):
+            return False  # an array compares element by element, never as one option
+        return any(_is_bool(value) == _is_bool(option) and _equal(value, option) for option in self.options)
 
     def describe(self, words: Mapping[str, str] = PYTHON_WORDS) -> str:
         return "one of " + ", ".join(repr(option) for option in self.options)

@@ -158,8 +158,7 @@ class DeepEnsemble(Model):
         if sample_size is not None and int(sample_size) != len(self._members):
             log.debug("DeepEnsemble ignores sample_size=%s: its %d members are its samples.",
                       sample_size, len(self._members))
-        if batch_size is not None and int(batch_size) < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
+        optional(WHOLE_AT_LEAST_1).check("batch_size", batch_size)
         from al_experiments.wrapper.compiled import DEFAULT_ROWS_PER_PASS
 
         size = int(batch_size or DEFAULT_ROWS_PER_PASS)  # rows per member pass, as for one sample

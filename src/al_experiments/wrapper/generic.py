@@ -67,7 +67,7 @@ from typing import Any
 import numpy as np
 
 from al_experiments.utils.seeding import derive_seed
-from al_experiments.validation import WHOLE_AT_LEAST_1, class_labels
+from al_experiments.validation import WHOLE_AT_LEAST_1, class_labels, optional
 from al_experiments.wrapper.keras_metrics import class_probabilities
 from al_experiments.wrapper.model import Model
 
@@ -369,8 +369,7 @@ class GenericModelMixin:
         return np.concatenate(parts, axis=0) if parts else np.zeros((0,))
 
     def _chunks(self, inputs: Any, batch_size: int | None) -> Iterator[tuple[int, int, Any]]:
-        if batch_size is not None and int(batch_size) < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
+        optional(WHOLE_AT_LEAST_1).check("batch_size", batch_size)
         size = int(batch_size or DEFAULT_ROWS)
         n = len(inputs)
         for start in range(0, n, size):
