@@ -157,16 +157,23 @@ def load_idx(path: Optional[str]) -> RawData:
 
 def _read_idx(path: str) -> np.ndarray:
     opener = gzip.open if path.endswith(".gz") else open
-    with opener(path, "rb") as handle:
-        raw = handle.read()
+    try:
+        with opener(path, "rb") as handle:
+            raw = handle.read()
+    except (OSError, EOFError):  # gzip's errors for a file that is not, or no longer, whole gzip
+        raise DatasetFileError(f"{path!r} is not a readable gzip file (truncated or damaged); re-download it.") from None
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_DTYPES:
         raise DatasetFileError(f"{path!r} is not an IDX file (bad magic number); re-download it.")
-    ndim = raw[3]
-    shape = struct.unpack(f">{ndim}I", raw[4:4 + 4 * ndim])
+    ndim, offset = raw[3], 4 + 4 * raw[3]
+    if len(raw) < offset:
+        raise DatasetFileError(f"{path!r} is truncated inside its header; re-download it.")
+    shape = struct.unpack(f">{ndim}I", raw[4:offset])
     dtype = np.dtype(_IDX_DTYPES[raw[2]])
-    data = np.frombuffer(raw, dtype=dtype, offset=4 + 4 * ndim)
-    if data.size != int(np.prod(shape)):
-        raise DatasetFileError(f"{path!r} is truncated: expected {int(np.prod(shape))} values; re-download it.")
+    expected = int(np.prod(shape)) * dtype.itemsize
+    if len(raw) - offset != expected:
+        raise DatasetFileError(f"{path!r} holds {len(raw) - offset} bytes of values where its header announces "
+                               f"{expected}: it is truncated or damaged; re-download it.")
+    data = np.frombuffer(raw, dtype=dtype, offset=offset)
     return data.reshape(shape).astype(dtype.newbyteorder("="))
 
 
