@@ -305,8 +305,7 @@ def rng_from(seed: Any, name: str = "rng") -> np.random.Generator:
 _DECLARED: list[Callable[..., Any]] = []
 
 
-def validate_params(constraints: Mapping[str, Constraint],
-                    words: Mapping[str, str] = PYTHON_WORDS) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+def validate_params(constraints: Mapping[str, Constraint]) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Decorate a function (or ``__init__``) so the arguments named in ``constraints`` are
     checked before it runs; the declaration is kept as ``parameter_constraints`` and listed by
     ``declared_parameters``. Arguments are bound partially, so a refused value is reported even
@@ -329,7 +328,7 @@ def validate_params(constraints: Mapping[str, Constraint],
             values = dict(bound.arguments)
             for name in keywords:  # names passed through **kwargs are checked as their own
                 values.update(values.pop(name, {}))
-            check_params(constraints, values, words)
+            check_params(constraints, values)
             return function(*args, **kwargs)
 
         checked.parameter_constraints = dict(constraints)  # type: ignore[attr-defined]
