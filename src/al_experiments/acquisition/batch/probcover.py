@@ -29,7 +29,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 from scipy import sparse
 
-from numbers import Real
+from numbers import Integral, Real
 
 from al_experiments.validation import (
     POSITIVE,
@@ -113,8 +113,7 @@ def greedy_cover(balls: sparse.spmatrix, n_candidates: int, batch_size: int, *,
         raise ValueError(f"balls must be a square (M, M) matrix; got shape {graph.shape}.")
     if graph.dtype != bool:
         graph = (graph != 0).tocsr()  # stored zeros are not members
-    if n_candidates > m:
-        raise ValueError(f"n_candidates={n_candidates} is more than the {m} rows of balls.")
+    Interval(Integral, 0, m).check("n_candidates", n_candidates)  # at most the rows of balls
     n = int(n_candidates)
     b = min(int(batch_size), n)
     gen = np.random.default_rng(rng)

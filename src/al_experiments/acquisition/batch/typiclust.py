@@ -25,10 +25,12 @@ Where this differs from the authors' code (avihu111/TypiClust, ``deep-al/pycls/a
 
 from __future__ import annotations
 
+from numbers import Integral
+
 import numpy as np
 from numpy.typing import ArrayLike
 
-from al_experiments.validation import RNG, WHOLE_AT_LEAST_0, WHOLE_AT_LEAST_1, optional, validate_params
+from al_experiments.validation import RNG, WHOLE_AT_LEAST_0, WHOLE_AT_LEAST_1, Interval, optional, validate_params
 
 from .features import check_feature_sets, kmeans_labels, stacked_points
 
@@ -49,8 +51,7 @@ def typicality(features: ArrayLike, neighbours: int | None = None) -> np.ndarray
     x = check_feature_sets(features, None, names=("features", "labelled_features"))[0]
     m = len(x)
     k = max(0, min(MAX_NEIGHBOURS, m - 1)) if neighbours is None else neighbours
-    if k > m - 1:
-        raise ValueError(f"neighbours={k} is more than the {m - 1} other rows: lower neighbours.")
+    Interval(Integral, 0, max(0, m - 1)).check("neighbours", k)  # at most the other rows
     if k == 0:
         return np.zeros(m)
     # kneighbors() without X leaves each row out of its own neighbours, even among duplicates.
