@@ -255,8 +255,12 @@ def test_round_off_outside_unit_interval_is_clipped():
 
 
 def test_non_numeric_rejected():
-    with pytest.raises(ValueError, match="numeric"):
+    with pytest.raises(ValueError, match="numeric") as err:
         check_probs([[["a", "b"]]])
+    assert "could not convert" not in str(err.value)  # numpy's own sentence stays out
+    with pytest.raises(ValueError, match="rows differ in length") as err:
+        check_probs([[[0.5, 0.5]], [[1.0]]])
+    assert "inhomogeneous" not in str(err.value)
 
 
 # ---- property tests -------------------------------------------------------------------------

@@ -50,6 +50,9 @@ def test_a_refused_sweep_leaves_no_store_and_no_folder(tmp_path, args, message):
 @pytest.mark.parametrize("args, needle", [
     (["loop.init_size=100000"], "loop.init_size=100000 is larger than the training pool"),
     (["loop.step_size=0"], "loop.step_size=0 is invalid"),
+    # Checked up front: scikit-learn's own sentence about random_state used to end such a job.
+    (["seed=-1"], "seed=-1 is invalid: it must be a whole number in [0, 4294967295]."),
+    (["dataset.split_seed=-1"], "dataset.split_seed=-1 is invalid: it must be a whole number in [0, 4294967295] or null."),
     (["dataset=npz", "dataset.loader.path=/nonexistent/mnist.npz"], "The dataset file '/nonexistent/mnist.npz' does not exist"),
     (["dataset=idx", "dataset.loader.path=/nonexistent"], "is missing in '/nonexistent'"),
 ])
@@ -84,7 +87,15 @@ def _hostile_npz(folder, case: str) -> str:
     elif case == "test_shape":
         x_test = rng.random((30, 5)).astype("float32")
     path = folder / f"{case}.npz"
+    if case == "object_arrays":
+        np.savez(path, x_train=x, y_train=np.array([{"label": 0}] * len(y), dtype=object), x_test=x_test,
+                 y_test=y_test)
+        return str(path)
     np.savez(path, x_train=x, y_train=y, x_test=x_test, y_test=y_test)
+    if case == "truncated":
+        path.write_bytes(path.read_bytes()[:1000])
+    elif case == "not_an_archive":
+        path.write_text("x,y\n0.1,1\n")
     return str(path)
 
 
@@ -97,6 +108,11 @@ def _hostile_npz(folder, case: str) -> str:
     ("two_label_columns", "Train inputs and targets differ in length (200 vs 400)"),
     ("too_small", "has 25 points, fewer than loop.init_size=20 plus one round of loop.step_size=10"),
     ("test_shape", "The test inputs have shape (5,) per point but the train inputs (8,)"),
+    # numpy's advice about allow_pickle used to end these.
+    ("truncated", "truncated.npz' is not a numpy .npz archive, or it is truncated or damaged: download MNIST"),
+    ("not_an_archive", "not_an_archive.npz' is not a numpy .npz archive, or it is truncated or damaged"),
+    ("object_arrays", "object_arrays.npz' is damaged, or holds Python objects (pickled arrays), which are never "
+                      "loaded since loading them can run code: download MNIST"),
 ])
 def test_hostile_data_fails_before_work_with_one_sentence(tmp_path, case, needle):
     result = run_in_process(tmp_path, *QUICK, "dataset=npz", f"dataset.path={_hostile_npz(tmp_path, case)}")

@@ -255,7 +255,7 @@ def test_wrapper_arguments_are_checked_when_building():
     from al_experiments.app.build import build_model
 
     cfg = compose("config", overrides=["model.wrapper.reset=cold"])
-    with pytest.raises(ConfigError, match="model.wrapper is invalid: reset must be one of"):
+    with pytest.raises(ConfigError, match="model.wrapper is invalid: reset='cold' is invalid: it must be one of 'reinit', 'initial', 'warm'"):
         build_model(cfg, (8, 8), 10)
 
 
@@ -279,7 +279,7 @@ def test_init_size_larger_than_pool_is_rejected_when_building():
 
 @pytest.mark.parametrize("overrides, match", [
     (["query=batch_bald", "query.options.num_samples=0"], r"query\.options: num_samples=0 is invalid"),
-    (["query=power_bald", "query.options.temperature=-1"], r"query\.options: temperature must be"),
+    (["query=power_bald", "query.options.temperature=-1"], r"query\.options: temperature=-1 is invalid: it must be a finite number > 0\."),
     (["query=bald", "query.options.stochastic=gumbel"], r"query\.options: stochastic='gumbel'"),
     (["query=epig", "query.options.target=test"], r"query\.options: target='test'"),
     (["query=coreset", "+query.options.temperature=1"], r"query\.options: .*'coreset' got unknown option"),

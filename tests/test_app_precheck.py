@@ -30,7 +30,7 @@ from al_experiments.app.precheck import _jobs_to_check, check_command
                            "--config-dir DIR holding experiment/<name>.yaml."),
     # the project's own value checks, on every value of a sweep
     (["-m", "loop.step_size=10,0"], "loop.step_size=0 is invalid: it must be a whole number >= 1."),
-    (["-m", "seed=0,1", "model.fit.min_steps=0"], "model.fit.min_steps=0 is invalid: it must be a whole number >= 1."),
+    (["-m", "seed=0,1", "model.fit.min_steps=0"], "model.fit.min_steps=0 is invalid: it must be a whole number >= 1 or null."),
 ])
 def test_mistakes_are_one_sentence(argv, message):
     with pytest.raises(ConfigError) as info:

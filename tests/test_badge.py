@@ -119,7 +119,7 @@ def test_batch_size_rules():
     assert out.shape == (0,) and out.dtype == np.int64
     assert sorted(badge(probs, h, 10, rng=0)) == [0, 1, 2, 3]
     assert badge(np.empty((0, 3)), np.empty((0, 2)), 5).shape == (0,)
-    with pytest.raises(ValueError, match="batch_size must be >= 0"):
+    with pytest.raises(ValueError, match=r"^batch_size=-1 is invalid: it must be a whole number >= 0\.$"):
         badge(probs, h, -1)
 
 
@@ -139,7 +139,7 @@ def test_errors():
     bad[1, 1] = np.nan
     with pytest.raises(ValueError, match="NaN/inf"):
         badge(probs, bad, 1)
-    with pytest.raises(ValueError, match="centre_index"):
+    with pytest.raises(ValueError, match=r"^centre_index=4 is invalid: it must be a whole number in \[-4, 4\)\.$"):
         gradient_embedding_sq_distances(probs, h, 4)
-    with pytest.raises(ValueError, match="rng must be a numpy Generator"):
+    with pytest.raises(ValueError, match="rng='seed' is invalid: it must be None, a whole number >= 0 or a numpy Generator"):
         badge(probs, h, 2, rng="seed")

@@ -125,7 +125,7 @@ def test_one_class_in_the_labelled_set_is_one_sentence(cancer):
     with pytest.raises(ValueError, match=r"The labelled set holds one class only \(1\), which the wrapped SVC "
                                          r"cannot be fit on .*loop.init_strategy=balanced"):
         ActiveLearningLoop(Model(SVC()), ds, "margin", step_size=1, max_rounds=1, seed=0).run()
-    with pytest.raises(ValueError, match="init_strategy='any' is not a way to draw the initial set"):
+    with pytest.raises(ValueError, match="init_strategy='any' is invalid: it must be one of 'balanced'"):
         Dataset(x_train, y_train, init_size=4, init_strategy="any")
 
 

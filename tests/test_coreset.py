@@ -134,7 +134,7 @@ def test_batch_size_rules():
     assert k_center_greedy(x, x[:1], 10).dtype == np.int64
     assert sorted(k_center_greedy(x, x[:1], 10)) == [0, 1, 2]
     assert k_center_greedy(np.empty((0, 2)), None, 3).shape == (0,)
-    with pytest.raises(ValueError, match="batch_size must be >= 0"):
+    with pytest.raises(ValueError, match=r"^batch_size=-1 is invalid: it must be a whole number >= 0\.$"):
         k_center_greedy(x, None, -1)
 
 
@@ -148,9 +148,9 @@ def test_errors():
         k_center_greedy(x, np.zeros((2, 2)), 1)
     with pytest.raises(ValueError, match="NaN/inf"):
         k_center_greedy(np.array([[0.0, np.nan]]), None, 1)
-    with pytest.raises(ValueError, match="chunk_size must be >= 1"):
+    with pytest.raises(ValueError, match=r"^chunk_size=0 is invalid: it must be a whole number >= 1\.$"):
         k_center_greedy(x, None, 1, chunk_size=0)
-    with pytest.raises(ValueError, match="rng must be a numpy Generator"):
+    with pytest.raises(ValueError, match="rng='seed' is invalid: it must be None, a whole number >= 0 or a numpy Generator"):
         k_center_greedy(x, None, 1, rng="seed")
     with pytest.raises(ValueError, match="numeric"):
         k_center_greedy([["a", "b"]], None, 1)

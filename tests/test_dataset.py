@@ -122,12 +122,25 @@ def test_split_is_reproducible_by_seed():
     np.testing.assert_array_equal(a.x_test, b.x_test)
 
 
+@pytest.mark.parametrize("seed", [-1, 2**32, 1.5, "7"])
+def test_a_split_seed_out_of_range_is_refused_before_scikit_learn_sees_it(seed):
+    x, y = data(100)
+    with pytest.raises(ValueError) as err:
+        Dataset(x, y, test_size=0.2, seed=seed)
+    assert str(err.value) == f"seed={seed!r} is invalid: it must be a whole number in [0, 4294967295] or None."
+
+
+def test_the_largest_seed_splits():
+    x, y = data(100)
+    assert len(Dataset(x, y, test_size=0.2, val_size=0.1, train_size=50, seed=2**32 - 1).x_train) == 50
+
+
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        ({"test_size": 1.5}, "test_size must be a fraction"),
+        ({"test_size": 1.5}, r"test_size=1\.5 is invalid: it must be a number in \(0, 1\) or a whole number in \[0, 100\)\."),
         ({"test_size": 0.6, "val_size": 0.6}, "do not fit"),
-        ({"val_size": -3}, "val_size must be"),
+        ({"val_size": -3}, r"val_size=-3 is invalid: it must be a number in \(0, 1\)"),
     ],
 )
 def test_impossible_split_sizes_raise(kwargs, message):

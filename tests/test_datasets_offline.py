@@ -85,6 +85,31 @@ def test_no_path_says_how_to_get_the_data(loader, needle):
     assert "\n" not in str(info.value)
 
 
+@pytest.mark.parametrize("damage, message", [
+    # gzip's, struct's and numpy's own errors used to end these.
+    ("not_gzip", "is not a readable gzip file (truncated or damaged); re-download it."),
+    ("cut_gzip", "is not a readable gzip file (truncated or damaged); re-download it."),
+    ("cut_header", "is truncated inside its header; re-download it."),
+    ("cut_values", "holds 479 bytes of values where its header announces 600: it is truncated or damaged; "
+                   "re-download it."),
+])
+def test_a_damaged_idx_file_is_one_sentence(tmp_path, damage, message):
+    folder = write_idx(tmp_path, arrays(), gzipped=True)
+    path = folder / (IDX_NAMES["x"] + ".gz")
+    raw = gzip.decompress(path.read_bytes())
+    if damage == "not_gzip":
+        path.write_bytes(raw)
+    elif damage == "cut_gzip":
+        path.write_bytes(path.read_bytes()[:40])
+    elif damage == "cut_header":
+        path.write_bytes(gzip.compress(raw[:10]))
+    else:
+        path.write_bytes(gzip.compress(raw[:-121]))
+    with pytest.raises(DatasetFileError) as err:
+        load_idx(str(folder))
+    assert str(err.value) == f"{str(path)!r} {message}"
+
+
 def test_missing_files_are_one_sentence(tmp_path):
     missing = str(tmp_path / "nope")
     with pytest.raises(DatasetFileError, match=r"MNIST was not found at .*nope.*keras\.datasets\.mnist"):

@@ -60,9 +60,27 @@ def test_a_damaged_checkpoint_gives_one_sentence_and_is_left_alone(tmp_path, con
     path = store.folder("abc") / "checkpoint.json"
     path.parent.mkdir(parents=True)
     path.write_text(content)
-    with pytest.raises(CorruptCheckpoint, match="cannot be read .* resume=false"):
+    with pytest.raises(CorruptCheckpoint, match="is damaged or was not written by a checkpoint; .* resume=false"):
         store.load("abc")
     assert path.read_text() == content
+
+
+@pytest.mark.parametrize("damage", ["truncate", "objects"])
+def test_a_damaged_model_state_is_one_sentence_not_numpys(tmp_path, damage):
+    store = CheckpointStore(tmp_path)
+    store.save(checkpoint(rounds=1), {"weights": [np.arange(5000.0)]})
+    loaded = store.load("abc")
+    path = store.folder("abc") / loaded.model_file
+    if damage == "truncate":
+        path.write_bytes(path.read_bytes()[:1000])
+        reason = "is not a numpy .npz archive, or it is truncated or damaged"
+    else:
+        np.savez(path, **{"weights/0": np.array([{}], dtype=object)})
+        reason = ("is damaged, or holds Python objects (pickled arrays), which are never loaded since loading "
+                  "them can run code")
+    with pytest.raises(CorruptCheckpoint) as err:
+        store.load_model_state(loaded)
+    assert str(err.value) == f"The model state {path} {reason}; pass resume=false to run the job afresh."
 
 
 def test_checkpoint_of_another_format_version_is_refused(tmp_path):

@@ -32,13 +32,14 @@ def test_k_clamped_zero_and_negative():
     out = top_k([0.2, 0.1], 0)
     assert out.shape == (0,) and out.dtype == np.int64
     assert top_k([], 3).shape == (0,)
-    with pytest.raises(ValueError, match="k must be >= 0"):
+    with pytest.raises(ValueError, match=r"^k=-1 is invalid: it must be a whole number >= 0\.$"):
         top_k([0.2, 0.1], -1)
 
 
 def test_k_must_be_integer():
-    with pytest.raises(ValueError, match="integer"):
-        top_k([0.2, 0.1], 1.5)
+    for bad in (1.5, 2.0, True, "2"):  # a float, even whole, or a bool is not a count
+        with pytest.raises(ValueError, match=r"k=.* is invalid: it must be a whole number >= 0\."):
+            top_k([0.2, 0.1], bad)
     np.testing.assert_array_equal(top_k([0.2, 0.1], np.int64(1)), [0])
 
 

@@ -83,10 +83,10 @@ def test_batch_builtins_are_registered_with_their_options():
 @pytest.mark.parametrize("name, options, match", [
     ("batch_bald", {"num_samples": 0}, "num_samples=0 is invalid"),
     ("batch_bald", {"prefilter": 2.5}, "prefilter=2.5 is invalid"),
-    ("epig", {"target": "test"}, "target='test' is not a target set"),
+    ("epig", {"target": "test"}, "target='test' is invalid: it must be one of 'pool', 'validation', 'test_distribution'"),
     ("epig", {"target_size": 0}, "target_size=0"),
-    ("power_bald", {"temperature": 0}, "temperature must be a finite number > 0"),
-    ("bald", {"stochastic": "gumbel"}, "not a stochastic selection mode; use one of power, softmax, softrank"),
+    ("power_bald", {"temperature": 0}, "temperature=0 is invalid: it must be a finite number > 0"),
+    ("bald", {"stochastic": "gumbel"}, "stochastic='gumbel' is invalid: it must be one of 'power', 'softmax', 'softrank' or null"),
     ("bald", {"stochastic": "power", "temperature": float("nan")}, "temperature"),
 ])
 def test_option_values_out_of_range_are_one_sentence_errors(name, options, match):

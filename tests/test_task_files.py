@@ -74,6 +74,29 @@ def test_a_changed_foreign_or_missing_task_file_is_refused(tmp_path):
         build_dataset(compose("config", overrides=[*SCENARIO, f"dataset.task_dir={tmp_path / 'none'}"]))
 
 
+@pytest.mark.parametrize("case, message", [
+    ("text", "is not a numpy .npz archive, or it is truncated or damaged: delete it so the sweep writes it again."),
+    ("truncated", "is not a numpy .npz archive, or it is truncated or damaged: delete it so the sweep writes it again."),
+    ("objects", "is damaged, or holds Python objects (pickled arrays), which are never loaded since loading them "
+                "can run code: delete it so the sweep writes it again."),
+    ("no_header", "has no readable header, so it is not a task file: delete it so the sweep writes it again."),
+])
+def test_a_damaged_task_file_is_one_sentence_not_numpys(tmp_path, case, message):
+    path = tmp_path / "task.npz"
+    if case == "objects":
+        np.savez(path, header=np.array([{"format": 1}], dtype=object))
+    else:
+        np.savez(path, pool=np.arange(3000))
+    if case == "text":
+        path.write_text("not an archive")
+    elif case == "truncated":
+        path.write_bytes(path.read_bytes()[:500])
+    with pytest.raises(TaskFileError) as err:
+        Task.load(path, "0" * 16)
+    assert str(err.value) == f"The task file {path} {message}"
+    assert "allow_pickle" not in str(err.value)
+
+
 def test_the_header_says_what_the_rows_are(tmp_path):
     task = build_dataset(compose("config", overrides=SCENARIO))[2]
     task.save(tmp_path / "t.npz")

@@ -345,7 +345,7 @@ def test_initial_policy_restores_the_first_weights(data):
 
 
 def test_unknown_reset_policy_raises():
-    with pytest.raises(ValueError, match="reinit, initial, warm"):
+    with pytest.raises(ValueError, match=r"^reset='sometimes' is invalid: it must be one of 'reinit', 'initial', 'warm'\.$"):
         McDropout(network(), reset="sometimes")
 
 

@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
+from numbers import Integral, Real
 from typing import Any
 
 import numpy as np
 
 from al_experiments.pool import INIT_STRATEGIES
 from al_experiments.utils.seeding import seed_or_global
-from al_experiments.validation import as_index_array, check_pair, check_whole, class_labels
+from al_experiments.validation import (
+    SEED,
+    WHOLE_AT_LEAST_0,
+    AnyOf,
+    Interval,
+    Options,
+    as_index_array,
+    check_pair,
+    class_labels,
+    optional,
+    validate_params,
+)
 
 Split = tuple[Any, Any]
 
@@ -42,6 +54,8 @@ class Dataset:
             batch (``copies_selected``). None: no copies known.
     """
 
+    @validate_params({"init_size": WHOLE_AT_LEAST_0, "seed": optional(SEED),
+                      "init_strategy": Options(INIT_STRATEGIES)})
     def __init__(
         self,
         inputs: Any,
@@ -85,16 +99,12 @@ class Dataset:
         if target is not None:
             self.x_target, self.y_target = _unpack("target", target, x_train)
 
-        check_whole("init_size", init_size, 0)
         if init_size > len(x_train):
             raise ValueError(
                 f"init_size={init_size} is larger than the train pool ({len(x_train)} points); "
                 "lower init_size or add data."
             )
         self.init_size = int(init_size)
-        if init_strategy not in INIT_STRATEGIES:
-            raise ValueError(f"init_strategy={init_strategy!r} is not a way to draw the initial set; use one of "
-                             f"{', '.join(INIT_STRATEGIES)}.")
         self.init_strategy = init_strategy
         self.copy_of = None
         if copy_of is not None:
@@ -209,13 +219,9 @@ def _unpack(name: str, split: Any, x_train: Any) -> Split:
 def _count(size: float | int | None, total: int, name: str) -> int:
     if size is None:
         return 0
-    if isinstance(size, float) and 0 < size < 1:
-        return int(round(size * total))
-    if isinstance(size, (int, np.integer)) and 0 <= size < total:
-        return int(size)
-    raise ValueError(
-        f"{name} must be a fraction in (0, 1) or a count in [0, {total}), got {size!r}."
-    )
+    count = Interval(Integral, 0, total, closed="left")
+    AnyOf(Interval(Real, 0, 1, closed="neither"), count).check(name, size)
+    return int(size) if count.accepts(size) else int(round(size * total))
 
 
 def _split(inputs, targets, train_size, test_size, val_size, seed):
@@ -246,8 +252,8 @@ def _split(inputs, targets, train_size, test_size, val_size, seed):
         x, x_te, y, y_te = take(x, y, n_test, seed)
         test = (x_te, y_te)
     if n_val:
-        x, x_va, y, y_va = take(x, y, n_val, seed + 1)
+        x, x_va, y, y_va = take(x, y, n_val, (seed + 1) % 2**32)
         val = (x_va, y_va)
     if n_train < len(x):
-        x, _, y, _ = take(x, y, len(x) - n_train, seed + 2)
+        x, _, y, _ = take(x, y, len(x) - n_train, (seed + 2) % 2**32)
     return x, y, test, val

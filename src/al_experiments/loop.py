@@ -20,10 +20,14 @@ from al_experiments.pool import Pool
 from al_experiments.utils.seeding import round_rng, seed_or_global
 from al_experiments.wrapper.interface import as_active_model
 from al_experiments.validation import (
+    SEED,
+    WHOLE_AT_LEAST_0,
+    WHOLE_AT_LEAST_1,
     check_labels,
-    check_whole,
+    optional,
     reject_unknown_kwargs,
     signature_names,
+    validate_params,
 )
 
 log = logging.getLogger(__name__)
@@ -56,6 +60,8 @@ class ActiveLearningLoop:
             RNG, so ``np.random.seed`` makes a loop reproducible as in tf_al.
     """
 
+    @validate_params({"step_size": WHOLE_AT_LEAST_1, "max_rounds": optional(WHOLE_AT_LEAST_0),
+                      "seed": optional(SEED)})
     def __init__(
         self,
         model: Any,
@@ -71,8 +77,6 @@ class ActiveLearningLoop:
                               signature_names(ActiveLearningLoop.__init__) | set(LOOP_KEYWORDS))
         oracle = kwargs.pop("oracle", None)
         seed = kwargs.pop("seed", None)
-        check_whole("step_size", step_size, 1)
-        check_whole("max_rounds", max_rounds, 0, optional=True)
         if isinstance(query_fn, (list, tuple)):
             raise ValueError("ActiveLearningLoop runs one query function; use ExperimentSuit for several.")
         self.query_fn = query_fn if isinstance(query_fn, AcquisitionFunction) else AcquisitionFunction(query_fn)

@@ -13,7 +13,14 @@ from typing import Any, Sequence
 import numpy as np
 
 from al_experiments.utils.seeding import generator_or_global
-from al_experiments.validation import as_index_array, class_labels, reject_empty_indices
+from al_experiments.validation import (
+    WHOLE_AT_LEAST_0,
+    Options,
+    as_index_array,
+    class_labels,
+    reject_empty_indices,
+    validate_params,
+)
 
 # How an initial set is drawn: ``balanced`` over classes where the targets allow, uniformly
 # ``random``, or by a cold-start strategy on the raw inputs (no model exists yet), which looks at
@@ -199,6 +206,7 @@ class Pool:
         self.annotate(chosen)
         return chosen
 
+    @validate_params({"size": WHOLE_AT_LEAST_0, "strategy": Options(INIT_STRATEGIES)})
     def choose_initial(self, size: int, rng: np.random.Generator | None = None,
                        strategy: str = "balanced") -> np.ndarray:
         """Pick ``size`` unlabelled indices (ascending) by ``strategy``: ``balanced`` over classes
@@ -206,12 +214,7 @@ class Pool:
         ``probcover`` on the flattened inputs, with the labelled points as the labelled set.
         The cold-start ones look at no label; ProbCover's ball radius uses the number of classes.
         """
-        if strategy not in INIT_STRATEGIES:
-            raise ValueError(f"strategy={strategy!r} is not a way to draw the initial set; use one of "
-                             f"{', '.join(INIT_STRATEGIES)}.")
         available = self.get_unlabeled_indices()
-        if size < 0:
-            raise ValueError(f"The initial set size must be >= 0, got {size}.")
         if size > len(available):
             raise ValueError(
                 f"Cannot label {size} initial points: only {len(available)} are unlabelled; "

@@ -11,7 +11,19 @@ from al_experiments.acquisition.acquisition_function import AcquisitionFunction
 from al_experiments.dataset import Dataset
 from al_experiments.loop import ActiveLearningLoop
 from al_experiments.utils.seeding import seed_everything
-from al_experiments.validation import check_whole, reject_unknown_kwargs, signature_names
+from al_experiments.validation import (
+    NON_NEGATIVE,
+    SEED,
+    WHOLE_AT_LEAST_0,
+    WHOLE_AT_LEAST_1,
+    AnyOf,
+    IsNone,
+    ListOf,
+    optional,
+    reject_unknown_kwargs,
+    signature_names,
+    validate_params,
+)
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +50,9 @@ class ExperimentSuit:
         verbose: Log progress.
     """
 
+    @validate_params({"step_size": WHOLE_AT_LEAST_1, "max_rounds": optional(WHOLE_AT_LEAST_0),
+                      "runs": WHOLE_AT_LEAST_1, "seed": AnyOf(SEED, ListOf(SEED), IsNone()),
+                      "acceptance_timeout": optional(NON_NEGATIVE)})
     def __init__(
         self,
         models: Any,
@@ -71,17 +86,10 @@ class ExperimentSuit:
         self.query_fns = [q if isinstance(q, AcquisitionFunction) else AcquisitionFunction(q) for q in names]
         if not isinstance(dataset, Dataset):
             raise ValueError("ExperimentSuit needs a Dataset as its third argument.")
-        check_whole("runs", runs, 1)
         if seed is None:
             self.seeds: list[int | None] = [None] * runs
-        elif isinstance(seed, int) and not isinstance(seed, bool):
-            self.seeds = [seed]
-        elif isinstance(seed, list) and all(isinstance(s, int) for s in seed) and seed:
-            self.seeds = list(seed)
         else:
-            raise ValueError(f"seed must be an int, a non-empty list of ints or None, got {seed!r}.")
-        if acceptance_timeout is not None and (not isinstance(acceptance_timeout, (int, float)) or acceptance_timeout < 0):
-            raise ValueError(f"acceptance_timeout must be a number of seconds >= 0 or None, got {acceptance_timeout!r}.")
+            self.seeds = list(seed) if isinstance(seed, list) else [seed]
         self.dataset = dataset
         self.step_size = step_size
         self.max_rounds = max_rounds

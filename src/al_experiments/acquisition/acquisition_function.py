@@ -18,7 +18,7 @@ from al_experiments.acquisition.registry import canonical_query_name, get_query
 from al_experiments.acquisition.round import IndexedInputs, RoundView, check_samples
 from al_experiments.acquisition.strategy import check_options
 from al_experiments.utils.seeding import generator_or_global
-from al_experiments.validation import check_whole
+from al_experiments.validation import WHOLE_AT_LEAST_1, optional, validate_params
 
 log = logging.getLogger(__name__)
 
@@ -46,13 +46,12 @@ class AcquisitionFunction:
             copies of a point tie). ``samples_used()`` says what the strategy runs on.
     """
 
+    @validate_params({"batch_size": optional(WHOLE_AT_LEAST_1), "pool_subset": optional(WHOLE_AT_LEAST_1)})
     def __init__(self, fn_name: str, batch_size: int | None = None, verbose: bool = False,
                  pool_subset: int | None = None, options: dict[str, Any] | None = None,
                  samples: str = "independent", **kwargs: Any) -> None:
         self.name = canonical_query_name(fn_name)
         self.strategy = get_query(self.name)
-        check_whole("batch_size", batch_size, 1, optional=True)
-        check_whole("pool_subset", pool_subset, 1, optional=True)
         self.batch_size = batch_size
         self.pool_subset = pool_subset
         self.samples = check_samples(samples)
@@ -97,6 +96,7 @@ class AcquisitionFunction:
         fresh.fn = self.fn
         return fresh
 
+    @validate_params({"step_size": WHOLE_AT_LEAST_1})
     def __call__(self, model: Any, pool: Any, step_size: int = 20,
                  rng: np.random.Generator | None = None, dataset: Any = None,
                  **kwargs: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -105,7 +105,6 @@ class AcquisitionFunction:
         Returns ``(indices, scores)`` in ascending score order, best last, as tf_al did (a batch
         strategy without scores of its own reports its pick order, first pick highest).
         """
-        check_whole("step_size", step_size, 1)
         rng = generator_or_global(rng)
         candidates = pool.get_unlabeled_indices()
         if len(candidates) == 0:

@@ -15,33 +15,42 @@ from typing import Any
 
 import numpy as np
 
-from al_experiments.validation import check_whole
+from al_experiments.validation import WHOLE_AT_LEAST_1, Options, validate_params
 
+from .batch import batch_bald as _batch_bald
 from .batch.badge import badge as _badge
-from .batch.batch_bald import batch_bald_with_scores
 from .batch.coreset import k_center_greedy
-from .batch.epig import epig_scores
-from .batch.probcover import DEFAULT_PURITY, check_delta, check_purity
+from .batch.epig import TARGET_SOURCES, epig_scores
+from .batch.probcover import DEFAULT_PURITY, DELTA, PURITY
 from .batch.probcover import probcover as _probcover
-from .batch.stochastic import take_batch
+from .batch.stochastic import STOCHASTIC_CONSTRAINTS, take_batch
 from .batch.typiclust import typiclust as _typiclust
 
 __all__ = ["BUILTINS", "FIXED_SAMPLES", "samples_used"]
 
+# Where the distance-based cold-start strategies find their features: the model's deterministic
+# embeddings, or the raw inputs flattened (no model output).
+FEATURE_SOURCES = ("embedding", "input")
 
+
+# Each selector declares the ranges of its options, so a bad query.options value stops a job at
+# its config check (``strategy.check_options`` reads the declarations) as well as at a call.
+@validate_params(_batch_bald.OPTIONS)
 def batch_bald(view: Any, batch_size: int, rng: np.random.Generator, num_samples: int = 10_000,
                prefilter: int | None = None, lazy: bool = True):
     """BatchBALD (Kirsch et al. 2019): greedy joint mutual information on consistent samples."""
-    chosen, joint = batch_bald_with_scores(view.joint_samples(), batch_size, num_samples=num_samples, rng=rng,
+    chosen, joint = _batch_bald.batch_bald_with_scores(view.joint_samples(), batch_size, num_samples=num_samples, rng=rng,
                                            prefilter=prefilter, lazy=lazy)
     return chosen, np.diff(joint, prepend=0.0)  # each pick's gain in joint mutual information
 
 
+@validate_params({"temperature": STOCHASTIC_CONSTRAINTS["temperature"]})
 def power_bald(view: Any, batch_size: int, rng: np.random.Generator, temperature: float = 1.0) -> np.ndarray:
     """PowerBALD (Kirsch et al. 2023): sample the batch with probability proportional to BALD^(1/temperature)."""
     return _power(view, "bald", batch_size, rng, temperature)
 
 
+@validate_params({"temperature": STOCHASTIC_CONSTRAINTS["temperature"]})
 def power_entropy(view: Any, batch_size: int, rng: np.random.Generator, temperature: float = 1.0) -> np.ndarray:
     """PowerEntropy: sample the batch with probability proportional to entropy^(1/temperature)."""
     return _power(view, "max_entropy", batch_size, rng, temperature)
@@ -63,6 +72,7 @@ def badge(view: Any, batch_size: int, rng: np.random.Generator) -> np.ndarray:
     return _badge(view.predictive(), view.embeddings(), batch_size, rng=rng)
 
 
+@validate_params({"target_size": WHOLE_AT_LEAST_1, "target": Options(TARGET_SOURCES), **STOCHASTIC_CONSTRAINTS})
 def epig(view: Any, batch_size: int, rng: np.random.Generator, target_size: int = 100,
          target: str = "pool", stochastic: str | None = None, temperature: float = 1.0):
     """EPIG (Bickford Smith et al. 2023): expected information gain about predictions on a target set."""
@@ -71,6 +81,7 @@ def epig(view: Any, batch_size: int, rng: np.random.Generator, target_size: int 
     return chosen, scores[chosen]
 
 
+@validate_params({"features": Options(FEATURE_SOURCES), "min_cluster_size": WHOLE_AT_LEAST_1})
 def typiclust(view: Any, batch_size: int, rng: np.random.Generator, features: str = "embedding",
               min_cluster_size: int = 5) -> np.ndarray:
     """TypiClust (Hacohen et al. 2022): the most typical point of each largest cluster without a label."""
@@ -78,6 +89,7 @@ def typiclust(view: Any, batch_size: int, rng: np.random.Generator, features: st
     return _typiclust(candidates, labelled, batch_size, rng=rng, min_cluster_size=min_cluster_size)
 
 
+@validate_params({"features": Options(FEATURE_SOURCES), "delta": DELTA, "purity": PURITY})
 def probcover(view: Any, batch_size: int, rng: np.random.Generator, features: str = "embedding",
               delta: float | None = None, purity: float = DEFAULT_PURITY) -> np.ndarray:
     """ProbCover (Yehuda et al. 2022): greedy coverage of the points by balls of radius delta."""
@@ -85,11 +97,6 @@ def probcover(view: Any, batch_size: int, rng: np.random.Generator, features: st
     num_classes = _num_classes(view) if delta is None else None
     return _probcover(candidates, labelled, batch_size, rng=rng, delta=delta, num_classes=num_classes,
                       purity=purity)
-
-
-# Where the distance-based cold-start strategies find their features: the model's deterministic
-# embeddings, or the raw inputs flattened (no model output).
-FEATURE_SOURCES = ("embedding", "input")
 
 
 def _feature_sets(view: Any, features: str) -> tuple[np.ndarray, np.ndarray]:
@@ -114,49 +121,6 @@ def _num_classes(view: Any) -> int:
     return max(2, int(count))
 
 
-def _whole_at_least(settings: dict[str, Any], key: str, minimum: int, optional: bool = False) -> None:
-    check_whole(key, settings[key], minimum, optional=optional, none_word="null")
-
-
-def _check_batch_bald(settings: dict[str, Any]) -> None:
-    _whole_at_least(settings, "num_samples", 1)
-    _whole_at_least(settings, "prefilter", 1, optional=True)
-    if not isinstance(settings["lazy"], bool):
-        raise ValueError(f"lazy={settings['lazy']!r} is invalid: it must be true or false.")
-
-
-def _check_power(settings: dict[str, Any]) -> None:
-    from al_experiments.acquisition.strategy import check_stochastic
-
-    check_stochastic("power", settings["temperature"])
-
-
-def _check_epig(settings: dict[str, Any]) -> None:
-    from al_experiments.acquisition.round import TARGET_SOURCES
-
-    _whole_at_least(settings, "target_size", 1)
-    if settings["target"] not in TARGET_SOURCES:
-        raise ValueError(f"target={settings['target']!r} is not a target set; use one of "
-                         f"{', '.join(TARGET_SOURCES)}.")
-
-
-def _check_features(settings: dict[str, Any]) -> None:
-    if settings["features"] not in FEATURE_SOURCES:
-        raise ValueError(f"features={settings['features']!r} is not a feature space; use one of "
-                         f"{', '.join(FEATURE_SOURCES)}.")
-
-
-def _check_typiclust(settings: dict[str, Any]) -> None:
-    _check_features(settings)
-    _whole_at_least(settings, "min_cluster_size", 1)
-
-
-def _check_probcover(settings: dict[str, Any]) -> None:
-    _check_features(settings)
-    check_delta(settings["delta"])
-    check_purity(settings["purity"])
-
-
 # What a built-in batch strategy's choice rests on where it does not follow ``samples`` (the
 # power strategies do: they rank per-point scores).
 FIXED_SAMPLES = {"batch_bald": "consistent", "epig": "consistent", "coreset": "deterministic",
@@ -169,21 +133,21 @@ def samples_used(strategy: Any, samples: str, settings: dict[str, Any] | None = 
     built-in on the raw inputs: ``features=input`` in ``settings``)."""
     if not strategy.needs_samples:
         return "none"
-    if strategy.kind == "batch" and BUILTINS.get(strategy.name, (None,))[0] is strategy.fn:
+    if strategy.kind == "batch" and BUILTINS.get(strategy.name) is strategy.fn:
         if (settings or {}).get("features") == "input":
             return "none"
         return FIXED_SAMPLES.get(strategy.name, samples)
     return samples
 
 
-# name -> (selector, check of its settings)
+# name -> selector (its options' ranges are declared on it)
 BUILTINS = {
-    "batch_bald": (batch_bald, _check_batch_bald),
-    "power_bald": (power_bald, _check_power),
-    "power_entropy": (power_entropy, _check_power),
-    "coreset": (coreset, None),
-    "badge": (badge, None),
-    "epig": (epig, _check_epig),
-    "typiclust": (typiclust, _check_typiclust),
-    "probcover": (probcover, _check_probcover),
+    "batch_bald": batch_bald,
+    "power_bald": power_bald,
+    "power_entropy": power_entropy,
+    "coreset": coreset,
+    "badge": badge,
+    "epig": epig,
+    "typiclust": typiclust,
+    "probcover": probcover,
 }

@@ -53,10 +53,10 @@ def check_probs(probs: ArrayLike) -> np.ndarray:
     """
     try:
         arr = np.asarray(probs, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError):
         raise ValueError(
-            f"{_SHAPE_HINT}; got an object numpy cannot turn into a float array "
-            f"({type(probs).__name__}: {exc}): pass a numeric array of softmax outputs."
+            f"{_SHAPE_HINT}; got a {type(probs).__name__} whose values are not all numbers (or whose rows differ "
+            "in length): pass a numeric array of softmax outputs."
         ) from None
 
     if arr.ndim == 2:
@@ -99,9 +99,10 @@ def check_embeddings(x: ArrayLike, name: str = "embeddings", empty_dim: int | No
     With ``empty_dim`` set, a 1-D empty input (``[]``) is read as ``(0, empty_dim)``."""
     try:
         arr = np.asarray(x, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError):
         raise ValueError(
-            f"{name} must be a numeric (rows, D) array; got {type(x).__name__} ({exc}): pass "
+            f"{name} must be a numeric (rows, D) array; got a {type(x).__name__} whose values are not all numbers "
+            "(or whose rows differ in length): pass "
             "the model's embedding vectors as a float array."
         ) from None
     if empty_dim is not None and arr.ndim == 1 and arr.size == 0:

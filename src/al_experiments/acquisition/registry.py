@@ -284,5 +284,5 @@ _register_builtins()
 
 from . import batch_strategies as _batch_strategies  # noqa: E402  (built on the registry's kinds)
 
-for _name, (_selector, _check) in _batch_strategies.BUILTINS.items():
-    _register(_name, _selector, True, (), "", False, batch=True, check=_check)
+for _name, _selector in _batch_strategies.BUILTINS.items():
+    _register(_name, _selector, True, (), "", False, batch=True)

@@ -16,8 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from al_experiments.validation import check_whole
+from al_experiments.validation import WHOLE_AT_LEAST_1, Options
 
+from .batch.epig import TARGET_SOURCES
 from .batch.features import flat_features
 from .functions import DECISION_SCORES
 from .registry import get_query
@@ -25,7 +26,6 @@ from .strategy import QueryStrategy
 
 __all__ = ["RoundView", "IndexedInputs", "point_scores", "TARGET_SOURCES", "SAMPLE_KINDS", "check_samples"]
 
-TARGET_SOURCES = ("pool", "validation", "test_distribution")
 # Which predictive samples per-point scores are computed on. ``consistent``: sample t is one
 # parameter draw (one set of dropout masks) for every candidate of the round, so copies of a
 # point get tied scores and top-k takes them together (the BatchBALD authors' BALD);
@@ -269,9 +269,8 @@ class RoundView:
         """Consistent samples ``(M, T, C)`` of a target set, drawn with the same parameter draws
         as ``joint_samples``: ``size`` unlabelled pool points drawn afresh each round
         (``source="pool"``), or up to ``size`` points of the validation split."""
-        if source not in TARGET_SOURCES:
-            raise ValueError(f"target={source!r} is not a target set; use one of {', '.join(TARGET_SOURCES)}.")
-        check_whole("target_size", size, 1)
+        Options(TARGET_SOURCES).check("target", source)
+        WHOLE_AT_LEAST_1.check("target_size", size)
         key = ("target", int(size), source)
         if key not in self._cache:
             self._cache[key] = self._consistent(self._target_inputs(int(size), source))

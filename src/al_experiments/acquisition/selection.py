@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import operator
-
 import numpy as np
 from numpy.typing import ArrayLike
 
-__all__ = ["top_k", "as_generator", "check_batch_size"]
+from al_experiments.validation import WHOLE_AT_LEAST_0, validate_params
+
+__all__ = ["top_k"]
 
 
+@validate_params({"k": WHOLE_AT_LEAST_0})
 def top_k(scores: ArrayLike, k: int) -> np.ndarray:
     """Positions of the ``k`` highest scores, best first, as an int64 array.
 
@@ -24,14 +25,13 @@ def top_k(scores: ArrayLike, k: int) -> np.ndarray:
             f"top_k needs a 1-D vector of scores, one per pool point; got shape {s.shape}: "
             "score each point once (e.g. reduce the sample axis first)."
         )
-    k = check_batch_size(k, s.size, name="k")
     if np.isnan(s).any():
         raise ValueError(
             f"scores contain {int(np.isnan(s).sum())} NaN value(s), so there is no ranking: "
             "fix the query function or its inputs so every point gets a real score."
         )
     n = s.size
-    k = min(k, n)
+    k = min(int(k), n)
     if k == 0:
         return np.empty(0, dtype=np.int64)
 
@@ -46,31 +46,3 @@ def top_k(scores: ArrayLike, k: int) -> np.ndarray:
     # lexsort: last key is primary -> descending score, then ascending position.
     order = np.lexsort((chosen, -s[chosen]))
     return chosen[order].astype(np.int64, copy=False)
-
-
-def as_generator(rng: np.random.Generator | int | None) -> np.random.Generator:
-    """Return ``rng`` as a numpy ``Generator``: a Generator is used as is, an int seed or ``None``
-    (fresh OS entropy) goes through ``np.random.default_rng``."""
-    if isinstance(rng, np.random.Generator):
-        return rng
-    if rng is None or (isinstance(rng, (int, np.integer)) and not isinstance(rng, bool)):
-        try:
-            return np.random.default_rng(rng)
-        except ValueError:
-            pass  # negative seed: fall through to the error below
-    raise ValueError(
-        f"rng must be a numpy Generator, a non-negative int seed or None; got {rng!r}: pass "
-        "np.random.default_rng(seed) or the seed itself."
-    )
-
-
-def check_batch_size(batch_size: int, n: int, name: str = "batch_size") -> int:
-    """``batch_size`` as an int clamped to the ``n`` candidates; one sentence when it is not a
-    whole number >= 0."""
-    try:
-        b = operator.index(batch_size)
-    except TypeError:
-        raise ValueError(f"{name} must be an integer number of points; got {batch_size!r}.") from None
-    if b < 0:
-        raise ValueError(f"{name} must be >= 0 (the number of points to select); got {name}={b}.")
-    return min(b, n)

@@ -21,12 +21,18 @@ from typing import Any, Callable, NamedTuple, Union
 import numpy as np
 from numpy.typing import ArrayLike
 
+from al_experiments.validation import (
+    WHOLE_AT_LEAST_0,
+    YAML_WORDS,
+    check_params,
+    rng_from,
+)
+
 from . import functions as _f
-from .batch.stochastic import take_batch
-from .selection import as_generator, check_batch_size
+from .batch.stochastic import STOCHASTIC_CONSTRAINTS, take_batch
 
 __all__ = ["QueryStrategy", "BatchStrategy", "Selection", "Strategy", "SCORE_OPTIONS",
-           "check_options", "check_stochastic"]
+           "check_options"]
 
 # Settings every score-based strategy takes: how the batch is taken from the scores.
 SCORE_OPTIONS: dict[str, Any] = {"stochastic": None, "temperature": 1.0}
@@ -59,26 +65,13 @@ def check_options(strategy: "Strategy", options: dict[str, Any]) -> dict[str, An
             f"it takes: {takes}."
         )
     settings = {**accepted, **options}
-    if "temperature" in settings:
-        check_stochastic(settings.get("stochastic", "power"), settings["temperature"])
+    # Options are what query.options sets, so the messages use the config's words (null, true).
+    check_params(STOCHASTIC_CONSTRAINTS, settings, YAML_WORDS)
+    check_params(getattr(strategy.fn, "parameter_constraints", {}), settings, YAML_WORDS)
     check = getattr(strategy, "check", None)
     if check is not None:
         check(settings)
     return settings
-
-
-def check_stochastic(mode: str | None, temperature: Any) -> None:
-    """One sentence for a stochastic selection mode or temperature that cannot be used."""
-    from al_experiments.acquisition.batch.stochastic import STOCHASTIC_MODES
-
-    if mode is not None and mode not in STOCHASTIC_MODES:
-        raise ValueError(
-            f"stochastic={mode!r} is not a stochastic selection mode; use one of "
-            f"{', '.join(STOCHASTIC_MODES)}, or null for the plain top k."
-        )
-    if (isinstance(temperature, bool) or not isinstance(temperature, (int, float))
-            or not np.isfinite(temperature) or temperature <= 0):
-        raise ValueError(f"temperature must be a finite number > 0; got {temperature!r}.")
 
 
 @dataclass(frozen=True)
@@ -110,7 +103,7 @@ class QueryStrategy:
         ``stochastic`` (``power`` | ``softmax`` | ``softrank``) a seeded Gumbel-top-k draw at
         ``temperature``."""
         settings = check_options(self, options)
-        rng = as_generator(rng)
+        rng = rng_from(rng)
         if self.needs_samples:
             scores = view.scores(self)
         else:
@@ -164,8 +157,7 @@ class QueryStrategy:
             n = int(n)
             if n < 0:
                 raise ValueError(f"n must be >= 0; got n={n}.")
-            generator = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
-            out = self.fn(n, generator)
+            out = self.fn(n, rng_from(rng))
             expected = n
         return self._check_output(out, expected)
 
@@ -239,8 +231,9 @@ class BatchStrategy:
                **options: Any) -> Selection:
         """Run the selector and check what it returned: distinct candidate positions."""
         settings = check_options(self, options)
-        k = check_batch_size(batch_size, len(view))
-        out = self.fn(view, k, as_generator(rng), **settings)
+        WHOLE_AT_LEAST_0.check("batch_size", batch_size)
+        k = min(int(batch_size), len(view))
+        out = self.fn(view, k, rng_from(rng), **settings)
         positions, scores = out if isinstance(out, tuple) else (out, None)
         return _checked_selection(self.name, positions, scores, k, len(view))
 

@@ -16,11 +16,28 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Dict, List, Optional
 
+from numbers import Real
+
 from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING, DictConfig
+from omegaconf import MISSING, DictConfig, OmegaConf
 
 from al_experiments.app.errors import ConfigError
-from al_experiments.validation import check_whole
+from al_experiments.datasets.scenarios import IMBALANCE_RATIO, KEEP_FRACTION, LABEL_NOISE_RATE
+from al_experiments.validation import (
+    FRACTION_OPEN,
+    NON_NEGATIVE,
+    POSITIVE,
+    SEED,
+    WHOLE_AT_LEAST_0,
+    WHOLE_AT_LEAST_1,
+    YAML_WORDS,
+    AnyOf,
+    Constraint,
+    Interval,
+    WholeCount,
+    invalid_message,
+    optional,
+)
 
 
 class Scaling(Enum):
@@ -310,6 +327,47 @@ def _plain(value: Any) -> bool:
 
 
 # ----------------------------------------------------------------------------- value checks
+_PROBABILITY_TO_DROP = optional(Interval(Real, 0, 1, closed="left"))
+# 0 (none), a fraction of the data, or a count (a float node holds 300 as 300.0).
+_SPLIT_SIZE = AnyOf(Interval(Real, 0, 1, closed="left"), WholeCount(1))
+
+# The ranges of config values that types cannot express, declared once: ``validate`` checks each
+# (a key whose node is absent, e.g. a network's dropout for a network without one, is skipped).
+VALUE_CONSTRAINTS: dict[str, Constraint] = {
+    "seed": SEED,
+    "loop.step_size": WHOLE_AT_LEAST_1,
+    "loop.init_size": WHOLE_AT_LEAST_0,
+    "loop.max_rounds": optional(WHOLE_AT_LEAST_0),
+    "query.sample_size": WHOLE_AT_LEAST_1,
+    "query.batch_size": optional(WHOLE_AT_LEAST_1),
+    "query.pool_subset": optional(WHOLE_AT_LEAST_1),
+    "model.fit.epochs": WHOLE_AT_LEAST_1,
+    "model.fit.batch_size": WHOLE_AT_LEAST_1,
+    "model.fit.min_steps": optional(WHOLE_AT_LEAST_1),
+    "model.fit.patience": optional(WHOLE_AT_LEAST_1),
+    "model.fit.epoch_samples": optional(WHOLE_AT_LEAST_1),
+    "model.eval.sample_size": WHOLE_AT_LEAST_1,
+    "model.optimizer.learning_rate": POSITIVE,
+    "model.network.dropout": _PROBABILITY_TO_DROP,
+    "model.network.conv_dropout": _PROBABILITY_TO_DROP,
+    "model.network.dense_dropout": _PROBABILITY_TO_DROP,
+    "dataset.split_seed": optional(SEED),
+    "dataset.test_size": _SPLIT_SIZE,
+    "dataset.val_size": _SPLIT_SIZE,
+    "dataset.target_size": _SPLIT_SIZE,
+    "dataset.train_subset": optional(WHOLE_AT_LEAST_1),
+    "dataset.minority_keep": KEEP_FRACTION,
+    "dataset.imbalance_ratio": IMBALANCE_RATIO,
+    "dataset.label_noise": LABEL_NOISE_RATE,
+    "dataset.ood_fraction": optional(FRACTION_OPEN),
+    "dataset.repeat": WHOLE_AT_LEAST_1,
+    "dataset.repeat_noise": NON_NEGATIVE,  # a standard deviation
+    "mlflow.timeout_s": POSITIVE,
+    "mlflow.server_wait_s": NON_NEGATIVE,  # 0: do not wait
+}
+_ABSENT = object()
+
+
 def validate(cfg: DictConfig) -> None:
     """Check the values types cannot express; raise ``ConfigError`` naming the fix.
 
@@ -321,11 +379,11 @@ def validate(cfg: DictConfig) -> None:
     from al_experiments.acquisition import UnknownQueryError, get_query
     from al_experiments.acquisition.strategy import check_options
 
-    loop, query, model, data = cfg.loop, cfg.query, cfg.model, cfg.dataset
-    _at_least("loop.step_size", loop.step_size, 1)
-    _at_least("loop.init_size", loop.init_size, 0)
-    if loop.max_rounds is not None:
-        _at_least("loop.max_rounds", loop.max_rounds, 0)
+    for key, constraint in VALUE_CONSTRAINTS.items():
+        value = OmegaConf.select(cfg, key, default=_ABSENT)
+        if value is not _ABSENT and not constraint.accepts(value):
+            raise ConfigError(invalid_message(key, value, constraint, YAML_WORDS))
+    query, model, data = cfg.query, cfg.model, cfg.dataset
     try:
         strategy = get_query(query.name)
     except UnknownQueryError as exc:
@@ -339,45 +397,16 @@ def validate(cfg: DictConfig) -> None:
             "query.options.target=validation needs a validation split: set dataset.val_size "
             "(e.g. 100) or use query.options.target=pool."
         )
-    _at_least("query.sample_size", query.sample_size, 1)
-    if query.batch_size is not None:
-        _at_least("query.batch_size", query.batch_size, 1)
-    if query.pool_subset is not None:
-        _at_least("query.pool_subset", query.pool_subset, 1)
-    _at_least("model.fit.epochs", model.fit.epochs, 1)
-    _at_least("model.fit.batch_size", model.fit.batch_size, 1)
-    for key in ("min_steps", "patience", "epoch_samples"):
-        if model.fit[key] is not None:
-            _at_least(f"model.fit.{key}", model.fit[key], 1)
     if model.fit.patience is not None and not data.val_size:
         raise ConfigError(
             f"model.fit.patience={model.fit.patience} stops training on the validation split, but there is "
             "none: set dataset.val_size (e.g. 100), or model.fit.patience=null."
         )
-    _at_least("model.eval.sample_size", model.eval.sample_size, 1)
-    if model.optimizer.learning_rate <= 0:
-        raise ConfigError(
-            f"model.optimizer.learning_rate={model.optimizer.learning_rate} must be > 0."
-        )
-    if not 0 < data.minority_keep <= 1:
-        raise ConfigError(f"dataset.minority_keep={data.minority_keep} must be a fraction in (0, 1].")
-    if data.target_size < 0 or (data.target_size >= 1 and data.target_size != int(data.target_size)):
-        raise ConfigError(f"dataset.target_size={data.target_size} must be 0 (none), a fraction in (0, 1) "
-                          "or a whole count.")
     if query.options.get("target") == "test_distribution" and not data.target_size:
         raise ConfigError(
             "query.options.target=test_distribution draws targets from a split of the test distribution: set "
             "dataset.target_size (e.g. 1000), or use query.options.target=pool."
         )
-    if data.train_subset is not None:
-        _at_least("dataset.train_subset", data.train_subset, 1)
-    if not data.imbalance_ratio >= 1:
-        raise ConfigError(f"dataset.imbalance_ratio={data.imbalance_ratio} must be >= 1 (head class over tail "
-                          "class; 1 keeps the pool as it is), e.g. 10.")
-    if not 0 <= data.label_noise < 1:
-        raise ConfigError(f"dataset.label_noise={data.label_noise} must be a fraction in [0, 1) of wrong labels.")
-    if data.ood_fraction is not None and not 0 < data.ood_fraction < 1:
-        raise ConfigError(f"dataset.ood_fraction={data.ood_fraction} must be a fraction in (0, 1), or null.")
     if data.ood_fraction is not None and not data.ood_classes:
         raise ConfigError("dataset.ood_fraction needs dataset.ood_classes: name the classes that are out of "
                           "distribution, e.g. dataset.ood_classes=[8,9].")
@@ -389,25 +418,8 @@ def validate(cfg: DictConfig) -> None:
             f"model={model.name} needs exactly one of model.network (a Keras network builder) and "
             "model.estimator (a classical model such as sklearn.svm.SVC); set one and null the other."
         )
-    for key in ("dropout", "conv_dropout", "dense_dropout"):
-        rate = model.network.get(key) if model.network is not None else None
-        if rate is not None and not 0 <= rate < 1:
-            raise ConfigError(f"model.network.{key}={rate} must be in [0, 1).")
-    for key in ("test_size", "val_size"):
-        size = data[key]
-        if size < 0 or (size >= 1 and size != int(size)):
-            raise ConfigError(
-                f"dataset.{key}={size} must be 0 (none), a fraction in (0, 1) or a whole count."
-            )
-    _at_least("dataset.repeat", data.repeat, 1)
-    if not data.repeat_noise >= 0:
-        raise ConfigError(f"dataset.repeat_noise={data.repeat_noise} must be >= 0 (a standard deviation).")
     if not cfg.mlflow.experiment_name.strip():
         raise ConfigError("mlflow.experiment_name is empty; give the MLflow experiment a name.")
-    if cfg.mlflow.timeout_s <= 0:
-        raise ConfigError(f"mlflow.timeout_s={cfg.mlflow.timeout_s} must be > 0 seconds.")
-    if cfg.mlflow.server_wait_s < 0:
-        raise ConfigError(f"mlflow.server_wait_s={cfg.mlflow.server_wait_s} must be >= 0 seconds (0: do not wait).")
     from al_experiments.tracking.mlflow_store import TrackingUnavailable, resolve_tracking_uri
 
     try:  # a credential in the URI, refused before Hydra saves the command line
@@ -415,9 +427,3 @@ def validate(cfg: DictConfig) -> None:
     except TrackingUnavailable as exc:
         raise ConfigError(str(exc)) from None
 
-
-def _at_least(key: str, value: int, minimum: int) -> None:
-    try:
-        check_whole(key, value, minimum)
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from None

@@ -17,6 +17,8 @@ from typing import Optional
 
 import numpy as np
 
+from al_experiments.utils.npz import UnreadableArchive, read_npz
+
 __all__ = [
     "RawData", "DatasetFileError", "content_hash", "load_digits", "load_breast_cancer", "load_npz", "load_idx",
     "load_mnist", "load_fashion_mnist", "FASHION_MNIST_DEBIAN_DIR",
@@ -91,16 +93,15 @@ def load_npz(path: Optional[str]) -> RawData:
     if not os.path.isfile(path):
         raise DatasetFileError(f"The dataset file {path!r} does not exist: {_NPZ_HINT}.")
     try:
-        with np.load(path, allow_pickle=False) as data:
-            missing = [k for k in ("x_train", "y_train", "x_test", "y_test") if k not in data.files]
-            if missing:
-                raise DatasetFileError(
-                    f"The dataset file {path!r} lacks the arrays {', '.join(missing)}: "
-                    f"it must hold x_train, y_train, x_test and y_test; {_NPZ_HINT}."
-                )
-            arrays = {k: data[k] for k in ("x_train", "y_train", "x_test", "y_test")}
-    except (OSError, ValueError) as exc:
-        raise DatasetFileError(f"The dataset file {path!r} is not a readable .npz file ({exc}); {_NPZ_HINT}.") from None
+        arrays = read_npz(path)
+    except UnreadableArchive as exc:
+        raise DatasetFileError(f"The dataset file {path!r} {exc.reason}: {_NPZ_HINT}.") from None
+    missing = [k for k in ("x_train", "y_train", "x_test", "y_test") if k not in arrays]
+    if missing:
+        raise DatasetFileError(
+            f"The dataset file {path!r} lacks the arrays {', '.join(missing)}: "
+            f"it must hold x_train, y_train, x_test and y_test; {_NPZ_HINT}."
+        )
     return RawData(
         arrays["x_train"].astype("float32"), _class_numbers(arrays["y_train"], "y_train", path),
         arrays["x_test"].astype("float32"), _class_numbers(arrays["y_test"], "y_test", path), path=path,
@@ -156,16 +157,23 @@ def load_idx(path: Optional[str]) -> RawData:
 
 def _read_idx(path: str) -> np.ndarray:
     opener = gzip.open if path.endswith(".gz") else open
-    with opener(path, "rb") as handle:
-        raw = handle.read()
+    try:
+        with opener(path, "rb") as handle:
+            raw = handle.read()
+    except (OSError, EOFError):  # gzip's errors for a file that is not, or no longer, whole gzip
+        raise DatasetFileError(f"{path!r} is not a readable gzip file (truncated or damaged); re-download it.") from None
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_DTYPES:
         raise DatasetFileError(f"{path!r} is not an IDX file (bad magic number); re-download it.")
-    ndim = raw[3]
-    shape = struct.unpack(f">{ndim}I", raw[4:4 + 4 * ndim])
+    ndim, offset = raw[3], 4 + 4 * raw[3]
+    if len(raw) < offset:
+        raise DatasetFileError(f"{path!r} is truncated inside its header; re-download it.")
+    shape = struct.unpack(f">{ndim}I", raw[4:offset])
     dtype = np.dtype(_IDX_DTYPES[raw[2]])
-    data = np.frombuffer(raw, dtype=dtype, offset=4 + 4 * ndim)
-    if data.size != int(np.prod(shape)):
-        raise DatasetFileError(f"{path!r} is truncated: expected {int(np.prod(shape))} values; re-download it.")
+    expected = int(np.prod(shape)) * dtype.itemsize
+    if len(raw) - offset != expected:
+        raise DatasetFileError(f"{path!r} holds {len(raw) - offset} bytes of values where its header announces "
+                               f"{expected}: it is truncated or damaged; re-download it.")
+    data = np.frombuffer(raw, dtype=dtype, offset=offset)
     return data.reshape(shape).astype(dtype.newbyteorder("="))
 
 

@@ -21,12 +21,30 @@ and records which source rows each split holds (``datasets.task``).
 
 from __future__ import annotations
 
+from numbers import Integral, Real
+
 import numpy as np
 
+from al_experiments.validation import (
+    FRACTION_OPEN,
+    NON_NEGATIVE,
+    WHOLE_AT_LEAST_1,
+    Interval,
+    Options,
+    validate_params,
+)
+
 __all__ = ["repeat_pool", "thin_classes", "relabel_other", "split_off", "long_tail", "flip_labels", "ood_share",
-           "LABEL_NOISE_KINDS"]
+           "LABEL_NOISE_KINDS", "KEEP_FRACTION", "IMBALANCE_RATIO", "LABEL_NOISE_RATE"]
+
+LABEL_NOISE_KINDS = ("symmetric", "pairwise")
+# The scenarios' settings, declared once for these functions and the config schema.
+KEEP_FRACTION = Interval(Real, 0, 1, closed="right")  # of a minority class's pool points
+IMBALANCE_RATIO = Interval(Real, 1, None, closed="left")  # head class over tail class; 1: as it is
+LABEL_NOISE_RATE = Interval(Real, 0, 1, closed="left")  # the fraction of wrong labels
 
 
+@validate_params({"repeat": WHOLE_AT_LEAST_1, "noise": NON_NEGATIVE})
 def repeat_pool(x: np.ndarray, y: np.ndarray, repeat: int, noise: float,
                 rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """The pool with every point ``repeat`` times (copies follow the originals as blocks), each
@@ -41,6 +59,7 @@ def repeat_pool(x: np.ndarray, y: np.ndarray, repeat: int, noise: float,
     return x_rep, y_rep, np.tile(np.arange(len(x), dtype=np.int64), int(repeat))
 
 
+@validate_params({"keep": KEEP_FRACTION})
 def thin_classes(x: np.ndarray, y: np.ndarray, classes: list[int], keep: float,
                  rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """``x, y`` with only a random ``keep`` fraction (at least one point) of each class in
@@ -71,8 +90,7 @@ def split_off(x: np.ndarray, y: np.ndarray, size: int,
     """``(rest, part)``: ``size`` points of ``x, y`` set aside, stratified by class (each class
     in proportion, the remainder to the largest shares), in their original order."""
     y = np.asarray(y)
-    if not 0 < size < len(y):
-        raise ValueError(f"cannot set aside {size} of {len(y)} points; choose a size between 1 and {len(y) - 1}.")
+    Interval(Integral, 1, len(y), closed="left").check("size", size)
     labels, counts = np.unique(y, return_counts=True)
     share = counts * size / len(y)
     quota = np.floor(share).astype(int)
@@ -84,6 +102,7 @@ def split_off(x: np.ndarray, y: np.ndarray, size: int,
     return (x[~part], y[~part]), (x[part], y[part])
 
 
+@validate_params({"ratio": IMBALANCE_RATIO})
 def long_tail(x: np.ndarray, y: np.ndarray, ratio: float,
               rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """A long-tailed pool (the exponential profile of Cui et al. 2019): the class of rank ``r``
@@ -91,8 +110,6 @@ def long_tail(x: np.ndarray, y: np.ndarray, ratio: float,
     ``round(n * ratio ** (-r / (C - 1)))`` random points (at least one), ``n`` the smallest class
     count, so head / tail is ``ratio`` whatever the classes' own sizes; order is kept."""
     y = np.asarray(y)
-    if ratio < 1:
-        raise ValueError(f"an imbalance ratio of {ratio} is below 1; use 1 for a pool as it is or a ratio such as 10.")
     labels, counts = np.unique(y, return_counts=True)
     if ratio == 1 or len(labels) < 2:
         return x, y
@@ -105,9 +122,8 @@ def long_tail(x: np.ndarray, y: np.ndarray, ratio: float,
     return x[kept], y[kept]
 
 
-LABEL_NOISE_KINDS = ("symmetric", "pairwise")
-
-
+@validate_params({"rate": LABEL_NOISE_RATE, "kind": Options(LABEL_NOISE_KINDS),
+                  "num_classes": Interval(Integral, 2, None, closed="left")})
 def flip_labels(y: np.ndarray, rate: float, kind: str, num_classes: int,
                 rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """The oracle's answers with exactly ``round(rate * N)`` random labels wrong, and which ones.
@@ -116,12 +132,6 @@ def flip_labels(y: np.ndarray, rate: float, kind: str, num_classes: int,
     noise, Han et al. 2018): class ``c`` is always mistaken for ``c + 1 mod C``.
     """
     y = np.asarray(y).astype(np.int64)
-    if not 0 <= rate < 1:
-        raise ValueError(f"a label-noise rate of {rate} is not a fraction in [0, 1).")
-    if kind not in LABEL_NOISE_KINDS:
-        raise ValueError(f"label noise {kind!r} is not one of {', '.join(LABEL_NOISE_KINDS)}.")
-    if num_classes < 2:
-        raise ValueError("label noise needs at least two classes.")
     flipped = np.zeros(len(y), dtype=bool)
     flipped[rng.choice(len(y), int(round(rate * len(y))), replace=False)] = True
     noisy = y.copy()
@@ -132,13 +142,12 @@ def flip_labels(y: np.ndarray, rate: float, kind: str, num_classes: int,
     return noisy, flipped
 
 
+@validate_params({"fraction": FRACTION_OPEN})
 def ood_share(x: np.ndarray, y: np.ndarray, ood_label: int, fraction: float,
               rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """``x, y`` subsampled so that points labelled ``ood_label`` are ``fraction`` of them (the
     side in excess is thinned at random, the other kept whole); order is kept."""
     y = np.asarray(y)
-    if not 0 < fraction < 1:
-        raise ValueError(f"an out-of-distribution fraction of {fraction} is not in (0, 1).")
     ood = y == ood_label
     n_ood, n_in = int(ood.sum()), int((~ood).sum())
     if n_ood == 0 or n_in == 0:

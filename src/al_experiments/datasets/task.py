@@ -20,6 +20,7 @@ from typing import Optional
 import numpy as np
 
 from al_experiments.utils.atomic import atomic_write_with
+from al_experiments.utils.npz import UnreadableArchive, read_npz
 
 __all__ = ["Task", "TaskFileError", "SPLITS", "TASKS_FOLDER", "noise_generator", "split_generator", "source_inputs",
            "FORMAT"]
@@ -106,11 +107,13 @@ class Task:
             raise TaskFileError(f"The task file {path} does not exist: run the sweep once without dataset.task_dir "
                                 "to write it, or point dataset.task_dir at the folder that holds it.")
         try:
-            with np.load(path, allow_pickle=False) as data:
-                header = json.loads(str(data["header"]))
-                arrays = {name: data[name] for name in data.files if name != "header"}
-        except (OSError, ValueError, KeyError) as exc:
-            raise TaskFileError(f"The task file {path} is not readable ({exc}); write it again.") from None
+            arrays = read_npz(path)
+            header = json.loads(str(arrays.pop("header")))
+        except UnreadableArchive as exc:
+            raise TaskFileError(f"The task file {path} {exc.reason}: delete it so the sweep writes it again.") from None
+        except (KeyError, ValueError):  # no header, or one that is not JSON
+            raise TaskFileError(f"The task file {path} has no readable header, so it is not a task file: delete it "
+                                "so the sweep writes it again.") from None
         if header.get("format") != FORMAT:
             raise TaskFileError(f"The file {path} is not a task file of this version ({header.get('format')!r}).")
         if header["source_hash"] != source_hash:

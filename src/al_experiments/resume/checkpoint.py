@@ -20,6 +20,7 @@ import numpy as np
 
 from al_experiments.utils.atomic import atomic_write_text, atomic_write_with
 from al_experiments.utils.failpoints import failpoint
+from al_experiments.utils.npz import UnreadableArchive, read_npz
 
 FORMAT_VERSION = 1
 
@@ -94,10 +95,10 @@ class CheckpointStore:
         try:
             content = json.loads(text)
             checkpoint = Checkpoint(**content)
-        except (ValueError, TypeError) as exc:
+        except (ValueError, TypeError):  # not JSON, or not the fields of a Checkpoint
             raise CorruptCheckpoint(
-                f"The checkpoint {path} cannot be read ({exc}); delete that folder to run the job "
-                "afresh, or pass resume=false."
+                f"The checkpoint {path} is damaged or was not written by a checkpoint; delete that folder "
+                "to run the job afresh, or pass resume=false."
             ) from None
         if checkpoint.version != FORMAT_VERSION:
             raise CorruptCheckpoint(
@@ -111,15 +112,20 @@ class CheckpointStore:
             return None
         path = self.folder(checkpoint.identity) / checkpoint.model_file
         try:
-            with np.load(path) as arrays:
-                groups: dict[str, list[np.ndarray]] = {}
-                for key in sorted(arrays.files, key=lambda k: (k.split("/")[0], int(k.split("/")[1]))):
-                    group, _ = key.split("/")
-                    groups.setdefault(group, []).append(arrays[key])
-                return groups
-        except (OSError, ValueError, KeyError) as exc:
+            arrays = read_npz(path)
+            groups: dict[str, list[np.ndarray]] = {}
+            for key in sorted(arrays, key=lambda k: (k.split("/")[0], int(k.split("/")[1]))):
+                group, _ = key.split("/")
+                groups.setdefault(group, []).append(arrays[key])
+            return groups
+        except UnreadableArchive as exc:
             raise CorruptCheckpoint(
-                f"The model state {path} cannot be read ({exc}); pass resume=false to run the job afresh."
+                f"The model state {path} {exc.reason}; pass resume=false to run the job afresh."
+            ) from None
+        except (ValueError, IndexError):  # names that are not <group>/<position>
+            raise CorruptCheckpoint(
+                f"The model state {path} holds arrays not written by a checkpoint; pass resume=false to run "
+                "the job afresh."
             ) from None
 
     def save(self, checkpoint: Checkpoint, model_state: dict[str, list[np.ndarray]] | None = None) -> None:

@@ -11,6 +11,8 @@ import zlib
 
 import numpy as np
 
+from al_experiments.validation import rng_from
+
 
 def seed_everything(seed: int) -> None:
     """Seed Python's ``random``, NumPy's global RNG and TensorFlow/Keras (if importable)."""
@@ -43,7 +45,8 @@ def seed_or_global(seed: int | None) -> int:
     return int(np.random.randint(0, 2**31 - 1)) if seed is None else int(seed)
 
 
-def generator_or_global(rng: np.random.Generator | None) -> np.random.Generator:
-    """``rng``, or when None a generator seeded from NumPy's global RNG (see ``seed_or_global``)."""
-    return np.random.default_rng(seed_or_global(None)) if rng is None else rng
+def generator_or_global(rng: np.random.Generator | int | None) -> np.random.Generator:
+    """``rng`` as a Generator (``numpy.random.default_rng`` after the one seed check), or when
+    None one seeded from NumPy's global RNG (see ``seed_or_global``)."""
+    return np.random.default_rng(seed_or_global(None)) if rng is None else rng_from(rng)
 

@@ -24,6 +24,7 @@ from typing import Any, Callable
 import numpy as np
 
 from al_experiments.utils.tf_import import import_tensorflow
+from al_experiments.validation import WHOLE_AT_LEAST_1
 
 tf = import_tensorflow()
 
@@ -298,8 +299,7 @@ class Sampler:
 
     def chunk_size(self, samples: int, batch_size: int | None) -> int:
         if batch_size is not None:
-            if batch_size < 1:
-                raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
+            WHOLE_AT_LEAST_1.check("batch_size", batch_size)
             return int(batch_size)
         return max(1, self._rows_per_pass // max(1, samples if self._stochastic else 1))
 
@@ -309,8 +309,7 @@ class Sampler:
         yield from self._chunked(inputs, samples, batch_size, mean_over_samples)
 
     def _chunked(self, inputs: Any, samples: int, batch_size: int | None, reduction: Callable | None):
-        if samples < 1:
-            raise ValueError(f"sample_size must be >= 1, got {samples}.")
+        WHOLE_AT_LEAST_1.check("sample_size", samples)
         fn = self._function(samples if self._stochastic else 1, reduction)
         size = self.chunk_size(samples, batch_size)
         n = len(inputs)

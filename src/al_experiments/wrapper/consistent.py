@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from al_experiments.utils.tf_import import import_tensorflow
+from al_experiments.validation import WHOLE_AT_LEAST_1, optional
 
 tf = import_tensorflow()
 from al_experiments.wrapper.compiled import (  # noqa: E402
@@ -408,10 +409,8 @@ class ConsistentSampler:
         """Yield ``(start, stop, probs)`` with probs ``(stop - start, T, C)`` (or what ``fn``, a
         compiled function of the same arguments, returns); the noise is drawn once for all
         chunks."""
-        if samples < 1:
-            raise ValueError(f"sample_size must be >= 1, got {samples}.")
-        if batch_size is not None and batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
+        WHOLE_AT_LEAST_1.check("sample_size", samples)
+        optional(WHOLE_AT_LEAST_1).check("batch_size", batch_size)
         size = int(batch_size) if batch_size is not None else max(1, DEFAULT_ROWS_PER_PASS // samples)
         noise = self.noise(samples, seed)
         t = tf.constant(int(samples), tf.int32)

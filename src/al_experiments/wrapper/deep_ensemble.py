@@ -18,7 +18,7 @@ import numpy as np
 
 from al_experiments.config import Config
 from al_experiments.utils.seeding import derive_seed
-from al_experiments.validation import check_whole, reject_unknown_kwargs
+from al_experiments.validation import WHOLE_AT_LEAST_1, optional, reject_unknown_kwargs
 from al_experiments.wrapper.model import Model
 
 log = logging.getLogger(__name__)
@@ -158,8 +158,7 @@ class DeepEnsemble(Model):
         if sample_size is not None and int(sample_size) != len(self._members):
             log.debug("DeepEnsemble ignores sample_size=%s: its %d members are its samples.",
                       sample_size, len(self._members))
-        if batch_size is not None and int(batch_size) < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
+        optional(WHOLE_AT_LEAST_1).check("batch_size", batch_size)
         from al_experiments.wrapper.compiled import DEFAULT_ROWS_PER_PASS
 
         size = int(batch_size or DEFAULT_ROWS_PER_PASS)  # rows per member pass, as for one sample
@@ -260,7 +259,7 @@ def _member_networks(model: Any, members: int | None) -> list[Any]:
     """One network per member: the given sequence, M builder calls, or the network plus clones."""
     import keras
 
-    check_whole("members", members, 1, optional=True)
+    optional(WHOLE_AT_LEAST_1).check("members", members)
     if isinstance(model, Sequence):
         networks = list(model)
         if not networks or (members is not None and members != len(networks)):

@@ -7,6 +7,7 @@ from typing import Any, Callable
 import numpy as np
 
 from al_experiments.utils.tf_import import import_tensorflow
+from al_experiments.validation import WHOLE_AT_LEAST_1, optional
 
 tf = import_tensorflow()
 from al_experiments.wrapper.compiled import (  # noqa: E402
@@ -93,8 +94,7 @@ class Embedder:
 
     def embed(self, inputs: Any, batch_size: int | None = None, return_probs: bool = False):
         """``(N, D)`` embeddings, with ``(N, C)`` probabilities when ``return_probs``."""
-        if batch_size is not None and batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
+        optional(WHOLE_AT_LEAST_1).check("batch_size", batch_size)
         size = int(batch_size) if batch_size is not None else DEFAULT_ROWS_PER_PASS
         fn = self._function(bool(return_probs))
         dtype = self._x_spec.dtype.as_numpy_dtype

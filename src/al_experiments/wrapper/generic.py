@@ -67,7 +67,7 @@ from typing import Any
 import numpy as np
 
 from al_experiments.utils.seeding import derive_seed
-from al_experiments.validation import class_labels
+from al_experiments.validation import WHOLE_AT_LEAST_1, class_labels, optional
 from al_experiments.wrapper.keras_metrics import class_probabilities
 from al_experiments.wrapper.model import Model
 
@@ -369,8 +369,7 @@ class GenericModelMixin:
         return np.concatenate(parts, axis=0) if parts else np.zeros((0,))
 
     def _chunks(self, inputs: Any, batch_size: int | None) -> Iterator[tuple[int, int, Any]]:
-        if batch_size is not None and int(batch_size) < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
+        optional(WHOLE_AT_LEAST_1).check("batch_size", batch_size)
         size = int(batch_size or DEFAULT_ROWS)
         n = len(inputs)
         for start in range(0, n, size):
@@ -381,8 +380,7 @@ class GenericModelMixin:
         """Yield ``(start, stop, probs)`` with probs ``(stop - start, T, C)``: T calls of the
         object per chunk for a stochastic wrapper, one call repeated T times otherwise."""
         sample_size = int(sample_size)
-        if sample_size < 1:
-            raise ValueError(f"sample_size must be >= 1, got {sample_size}.")
+        WHOLE_AT_LEAST_1.check("sample_size", sample_size)
         stochastic = self.stochastic()
         method = self._predict_fn(stochastic)
         for start, stop, chunk in self._chunks(inputs, batch_size):
@@ -405,8 +403,7 @@ class GenericModelMixin:
         """Mean class probabilities ``(N, C)`` over ``sample_size`` samples (one call if deterministic)."""
         sample_size = int(kwargs.pop("sample_size", 1))
         batch_size = kwargs.pop("batch_size", None)
-        if sample_size < 1:
-            raise ValueError(f"sample_size must be >= 1, got {sample_size}.")
+        WHOLE_AT_LEAST_1.check("sample_size", sample_size)
         if not self.stochastic():
             sample_size = 1
         return self.predictive_samples(inputs, sample_size, batch_size).mean(axis=1)
@@ -425,8 +422,7 @@ class GenericModelMixin:
         the same parameter draw for every input of a seed); a deterministic wrapper without it
         repeats its prediction T times."""
         sample_size = int(sample_size)
-        if sample_size < 1:
-            raise ValueError(f"sample_size must be >= 1, got {sample_size}.")
+        WHOLE_AT_LEAST_1.check("sample_size", sample_size)
         own = getattr(self._model, "consistent_samples", None)
         if not callable(own):
             if not self.stochastic():

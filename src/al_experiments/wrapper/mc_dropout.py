@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 
 from al_experiments.config import Config
+from al_experiments.validation import WHOLE_AT_LEAST_1
 from al_experiments.wrapper.model import Model
 
 
@@ -27,8 +28,7 @@ class McDropout(Model):
         return True
 
     def __call__(self, inputs: Any, sample_size: int = 10, batch_size: int | None = None, **kwargs: Any) -> np.ndarray:
-        if sample_size < 1:
-            raise ValueError(f"sample_size must be >= 1, got {sample_size}.")
+        WHOLE_AT_LEAST_1.check("sample_size", sample_size)
         return self.predictive_samples(inputs, sample_size, batch_size)
 
     def evaluate(self, inputs: Any, targets: Any, sample_size: int = 10, **kwargs: Any) -> dict[str, float]:

@@ -23,7 +23,13 @@ import numpy as np
 from al_experiments.config import Config
 from al_experiments.utils.seeding import derive_seed
 from al_experiments.utils.tf_import import import_tensorflow
-from al_experiments.validation import check_whole, reject_unknown_kwargs, signature_names
+from al_experiments.validation import (
+    WHOLE_AT_LEAST_1,
+    Options,
+    optional,
+    reject_unknown_kwargs,
+    signature_names,
+)
 from al_experiments.wrapper.interface import ActiveModel
 from al_experiments.wrapper.keras_metrics import (
     is_class_metric,
@@ -108,8 +114,7 @@ class Model(PredictionMixin, WeightsMixin, ActiveModel):
         self._classification = bool(kwargs.pop("classification", True))
         self._is_binary = bool(kwargs.pop("is_binary", False)) and self._classification
         reset = kwargs.pop("reset", "reinit")
-        if reset not in RESET_POLICIES:
-            raise ValueError(f"reset must be one of {', '.join(RESET_POLICIES)}; got {reset!r}.")
+        Options(RESET_POLICIES).check("reset", reset)
         self.reset_policy = reset
         self.fast_fit = bool(kwargs.pop("fast_fit", True))
         self.xla = bool(kwargs.pop("xla", True))
@@ -405,10 +410,9 @@ class TrainingProtocol:
         monitor = params.pop("monitor", None) or "accuracy"
         epoch_samples = params.pop("epoch_samples", None)
         validation = params.pop("validation_data", None) if patience is not None else None
-        check_whole("patience", patience, 1, optional=True)
-        check_whole("epoch_samples", epoch_samples, 1, optional=True)
-        if monitor not in MONITORS:
-            raise ValueError(f"monitor={monitor!r} is not a validation score; use one of {', '.join(MONITORS)}.")
+        optional(WHOLE_AT_LEAST_1).check("patience", patience)
+        optional(WHOLE_AT_LEAST_1).check("epoch_samples", epoch_samples)
+        Options(MONITORS).check("monitor", monitor)
         return cls(patience, monitor, epoch_samples, None if validation is None else tuple(validation))
 
     @property
@@ -424,7 +428,7 @@ def epochs_for_steps(size: int, batch_size: int, epochs: int, min_steps: int) ->
     fresh weights to fit even 20 points, and an underfit network's uncertainty is noise. A step
     budget keeps the small early rounds trained as well as the later ones.
     """
-    check_whole("min_steps", min_steps, 1)
+    WHOLE_AT_LEAST_1.check("min_steps", min_steps)
     steps_per_epoch = max(1, math.ceil(size / max(1, batch_size)))
     return max(int(epochs), math.ceil(min_steps / steps_per_epoch))
 

@@ -11,6 +11,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from al_experiments.validation import WHOLE_AT_LEAST_1
 from al_experiments.wrapper.keras_metrics import class_probabilities
 
 
@@ -54,8 +55,7 @@ class PredictionMixin:
         batch_size = kwargs.pop("batch_size", None)
         if not self._draws_samples_itself():
             # Averaged inside the compiled call: the (N, T, C) samples never reach the host.
-            if sample_size < 1:
-                raise ValueError(f"sample_size must be >= 1, got {sample_size}.")
+            WHOLE_AT_LEAST_1.check("sample_size", sample_size)
             sampler = self._sampler(self.stochastic())
             parts = [mean for _, _, mean in sampler.mean_chunks(inputs, sample_size, batch_size)]
             if parts:
@@ -89,8 +89,7 @@ class PredictionMixin:
         subclass that draws its samples its own way raises ValueError.
         """
         sample_size = int(sample_size)
-        if sample_size < 1:
-            raise ValueError(f"sample_size must be >= 1, got {sample_size}.")
+        WHOLE_AT_LEAST_1.check("sample_size", sample_size)
         if self._draws_samples_itself():
             raise ValueError(
                 f"Consistent samples are not available for {type(self).__name__}, which draws its "

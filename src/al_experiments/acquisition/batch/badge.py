@@ -18,11 +18,14 @@ largest gradient norm), not an implicit centre at the origin; the draw is seeded
 
 from __future__ import annotations
 
+from numbers import Integral
+
 import numpy as np
 from numpy.typing import ArrayLike
 
+from al_experiments.validation import RNG, WHOLE_AT_LEAST_0, Interval, validate_params
+
 from ..functions import check_embeddings, check_probs
-from ..selection import as_generator, check_batch_size
 
 __all__ = ["badge", "gradient_embedding_sq_distances", "gradient_embedding_factors"]
 
@@ -44,10 +47,10 @@ def gradient_embedding_factors(
     the lowest class) and ``h`` the embeddings (N, D), both float64."""
     try:
         p = np.asarray(probs, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError):
         raise ValueError(
-            f"BADGE needs probabilities of shape (N, C); got {type(probs).__name__} that numpy "
-            f"cannot turn into a float array ({exc}): pass a numeric array of softmax rows."
+            f"BADGE needs probabilities of shape (N, C); got a {type(probs).__name__} whose values are not all "
+            "numbers (or whose rows differ in length): pass a numeric array of softmax rows."
         ) from None
     if p.ndim == 3:
         raise ValueError(
@@ -100,14 +103,12 @@ def gradient_embedding_sq_distances(
     """
     a, h = gradient_embedding_factors(probs, embeddings)
     n = a.shape[0]
-    if not isinstance(centre_index, (int, np.integer)) or not -n <= centre_index < n:
-        raise ValueError(
-            f"centre_index must be a position in 0..{n - 1}; got {centre_index!r}."
-        )
+    Interval(Integral, -n, n, closed="left").check("centre_index", centre_index)
     g_sq = np.einsum("ij,ij->i", a, a) * np.einsum("ij,ij->i", h, h)
     return _sq_dist_to(a, h, g_sq, int(centre_index) % n)
 
 
+@validate_params({"batch_size": WHOLE_AT_LEAST_0, "rng": RNG})
 def badge(
     probs: ArrayLike,
     embeddings: ArrayLike,
@@ -131,8 +132,8 @@ def badge(
     """
     a, h = gradient_embedding_factors(probs, embeddings)
     n = a.shape[0]
-    b = check_batch_size(batch_size, n)
-    gen = as_generator(rng)
+    b = min(int(batch_size), n)
+    gen = np.random.default_rng(rng)
     if b == 0:
         return np.empty(0, dtype=np.int64)
 

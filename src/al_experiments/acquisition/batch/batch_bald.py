@@ -26,11 +26,12 @@ only the candidates whose gain can still beat the best one are scored (see :func
 from __future__ import annotations
 
 import math
-import operator
 
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike
 from scipy.special import entr, logsumexp
+
+from al_experiments.validation import RNG, WHOLE_AT_LEAST_0, WHOLE_AT_LEAST_1, Boolean, optional, validate_params
 
 from ..functions import bald, check_probs
 from ..selection import top_k
@@ -65,6 +66,12 @@ _GUARDS = {
 }
 
 
+# BatchBALD's settings: joint label configurations per step, the top-BALD points kept (None:
+# all), lazy greedy or not.
+OPTIONS = {"num_samples": WHOLE_AT_LEAST_1, "prefilter": optional(WHOLE_AT_LEAST_1), "lazy": Boolean()}
+
+
+@validate_params({"batch_size": WHOLE_AT_LEAST_0, "rng": RNG, **OPTIONS})
 def batch_bald(
     probs: ArrayLike,
     batch_size: int,
@@ -108,6 +115,7 @@ def batch_bald(
     )[0]
 
 
+@validate_params({"batch_size": WHOLE_AT_LEAST_0, "rng": RNG, **OPTIONS})
 def batch_bald_with_scores(
     probs: ArrayLike,
     batch_size: int,
@@ -126,16 +134,10 @@ def batch_bald_with_scores(
     """
     p = check_probs(probs)
     n, t, c = p.shape
-    k = _check_count(batch_size, "batch_size", "the number of points to select")
-    num_samples = _check_count(num_samples, "num_samples", "the number of joint configurations")
-    if num_samples < 1:
-        raise ValueError(
-            f"num_samples must be >= 1 (joint label configurations per step); got {num_samples}: "
-            "use e.g. the default 10_000."
-        )
+    num_samples = int(num_samples)
     dt = _check_dtype(dtype)
     gen = np.random.default_rng(rng)
-    k = min(k, n)
+    k = min(int(batch_size), n)
     if k == 0:
         return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float64)
 
@@ -143,7 +145,7 @@ def batch_bald_with_scores(
     if prefilter is None:
         cand = np.arange(n, dtype=np.int64)
     else:
-        m = _check_count(prefilter, "prefilter", "the number of top-BALD points to keep")
+        m = int(prefilter)
         if m < k:
             raise ValueError(
                 f"prefilter={m} keeps fewer candidates than batch_size={k}: pass prefilter >= "
@@ -195,6 +197,7 @@ def batch_bald_with_scores(
     return np.array(chosen, dtype=np.int64), np.array(scores)
 
 
+@validate_params({"num_samples": WHOLE_AT_LEAST_1, "rng": RNG})
 def joint_mutual_information(
     selected: ArrayLike,
     candidates: ArrayLike,
@@ -217,9 +220,7 @@ def joint_mutual_information(
             f"selected points have (T, C) = {sel.shape[1:]} but candidates have "
             f"{cands.shape[1:]}: pass samples of the same T draws and C classes for both."
         )
-    num_samples = _check_count(num_samples, "num_samples", "the number of joint configurations")
-    if num_samples < 1:
-        raise ValueError(f"num_samples must be >= 1; got {num_samples}: use e.g. 10_000.")
+    num_samples = int(num_samples)
     dt = _check_dtype(dtype)
     n, t, c = sel.shape
     if c**n <= num_samples:
@@ -414,25 +415,6 @@ def _chunked(per_point, p: np.ndarray) -> np.ndarray:
     if n <= step:
         return per_point(p)
     return np.concatenate([per_point(p[i : i + step]) for i in range(0, n, step)])
-
-
-def _check_count(value: object, name: str, meaning: str) -> int:
-    """``value`` as a non-negative Python int, else ``ValueError`` naming it and the fix."""
-    if isinstance(value, (bool, np.bool_)):
-        raise ValueError(  # noqa: TRY004 -- the package reports bad arguments as ValueError
-            f"{name} must be an integer ({meaning}); got the boolean {value!r}: pass a whole "
-            "number such as 10."
-        )
-    try:
-        v = operator.index(value)
-    except TypeError:
-        raise ValueError(
-            f"{name} must be an integer ({meaning}); got {value!r} of type "
-            f"{type(value).__name__}: pass a whole number such as 10."
-        ) from None
-    if v < 0:
-        raise ValueError(f"{name} must be >= 0 ({meaning}); got {name}={v}: pass 0 or more.")
-    return v
 
 
 def _check_dtype(dtype: DTypeLike) -> np.dtype:

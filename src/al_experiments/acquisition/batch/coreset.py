@@ -16,12 +16,11 @@ Differences from the widely copied ``kcenter_greedy.py`` (google/active-learning
 
 from __future__ import annotations
 
-import operator
-
 import numpy as np
 from numpy.typing import ArrayLike
 
-from ..selection import as_generator, check_batch_size
+from al_experiments.validation import RNG, WHOLE_AT_LEAST_0, WHOLE_AT_LEAST_1, validate_params
+
 from .features import check_feature_sets
 
 __all__ = ["k_center_greedy", "min_sq_dist_to_set", "DEFAULT_CHUNK_SIZE"]
@@ -29,16 +28,6 @@ __all__ = ["k_center_greedy", "min_sq_dist_to_set", "DEFAULT_CHUNK_SIZE"]
 # Rows per block of the candidate-to-labelled distance table: blocks of at most
 # DEFAULT_CHUNK_SIZE x DEFAULT_CHUNK_SIZE float64 values (32 MiB).
 DEFAULT_CHUNK_SIZE = 2048
-
-
-def _check_chunk_size(chunk_size: int) -> int:
-    try:
-        c = operator.index(chunk_size)
-    except TypeError:
-        raise ValueError(f"chunk_size must be a positive integer; got {chunk_size!r}.") from None
-    if c < 1:
-        raise ValueError(f"chunk_size must be >= 1 (rows per block); got chunk_size={c}.")
-    return c
 
 
 def _sq_dist_to_point(x: np.ndarray, centre: np.ndarray, chunk_size: int) -> np.ndarray:
@@ -83,6 +72,7 @@ def min_sq_dist_to_set(x: np.ndarray, centres: np.ndarray, chunk_size: int) -> n
     return best
 
 
+@validate_params({"batch_size": WHOLE_AT_LEAST_0, "rng": RNG, "chunk_size": WHOLE_AT_LEAST_1})
 def k_center_greedy(
     embeddings: ArrayLike,
     labelled_embeddings: ArrayLike | None,
@@ -107,9 +97,9 @@ def k_center_greedy(
     """
     x, labelled = check_feature_sets(embeddings, labelled_embeddings)
     n = x.shape[0]
-    chunk = _check_chunk_size(chunk_size)
-    b = check_batch_size(batch_size, n)
-    gen = as_generator(rng)
+    chunk = int(chunk_size)
+    b = min(int(batch_size), n)
+    gen = np.random.default_rng(rng)
     if b == 0:
         return np.empty(0, dtype=np.int64)
 

@@ -22,15 +22,19 @@ O(N M T C^2).
 
 from __future__ import annotations
 
-import operator
-
 import numpy as np
 from numpy.typing import ArrayLike
 from scipy.special import entr
 
+from al_experiments.validation import WHOLE_AT_LEAST_1, optional, validate_params
+
 from ..functions import check_probs
 
-__all__ = ["epig_scores", "DEFAULT_MAX_BYTES"]
+__all__ = ["epig_scores", "DEFAULT_MAX_BYTES", "TARGET_SOURCES"]
+
+# Where EPIG's target points come from: unlabelled pool points, the validation split, or a split
+# of the test distribution.
+TARGET_SOURCES = ("pool", "validation", "test_distribution")
 
 # Upper bound on the working buffers of one chunk (n * C * M * C values each: one in float64,
 # where the entropy is taken in place, two in float32); about the peak extra memory of a call
@@ -38,6 +42,7 @@ __all__ = ["epig_scores", "DEFAULT_MAX_BYTES"]
 DEFAULT_MAX_BYTES = 128 * 2**20
 
 
+@validate_params({"chunk_size": optional(WHOLE_AT_LEAST_1)})
 def epig_scores(
     probs_pool: ArrayLike,
     probs_target: ArrayLike,
@@ -92,14 +97,7 @@ def epig_scores(
         per_point = c * m * c * work.itemsize * buffers
         chunk = max(1, DEFAULT_MAX_BYTES // per_point)
     else:
-        try:
-            chunk = operator.index(chunk_size)
-        except TypeError:
-            raise ValueError(
-                f"chunk_size must be a positive integer or None; got {chunk_size!r}."
-            ) from None
-        if chunk < 1:
-            raise ValueError(f"chunk_size must be >= 1 (pool points per matmul); got {chunk}.")
+        chunk = int(chunk_size)
     if n == 0:
         return np.empty(0, dtype=np.float64)
     chunk = min(chunk, n)

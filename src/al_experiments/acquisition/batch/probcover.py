@@ -29,36 +29,34 @@ import numpy as np
 from numpy.typing import ArrayLike
 from scipy import sparse
 
-from al_experiments.validation import check_whole
+from numbers import Integral, Real
 
-from ..selection import as_generator, check_batch_size
+from al_experiments.validation import (
+    POSITIVE,
+    RNG,
+    WHOLE_AT_LEAST_0,
+    WHOLE_AT_LEAST_1,
+    Interval,
+    optional,
+    validate_params,
+)
+
 from .coreset import DEFAULT_CHUNK_SIZE, min_sq_dist_to_set
 from .features import check_feature_sets, kmeans_labels, stacked_points
 
-__all__ = ["probcover", "purity_delta", "ball_graph", "greedy_cover", "check_delta", "check_purity",
+__all__ = ["probcover", "purity_delta", "ball_graph", "greedy_cover", "PURITY", "DELTA",
            "DEFAULT_PURITY"]
 
 DEFAULT_PURITY = 0.95  # the paper's alpha
 
 
-def check_purity(purity: float) -> float:
-    """``purity`` as a float if it is a fraction in (0, 1], else one sentence."""
-    if isinstance(purity, bool) or not isinstance(purity, (int, float)) or not 0.0 < purity <= 1.0:
-        raise ValueError(f"purity={purity!r} is invalid: it must be a fraction in (0, 1], e.g. 0.95.")
-    return float(purity)
+# The declared ranges of ProbCover's settings: a purity fraction, a ball radius (L2-normalised
+# feature units, at most 2) or None for the purity-based default.
+PURITY = Interval(Real, 0, 1, closed="right")
+DELTA = optional(POSITIVE)
 
 
-def check_delta(delta: float | None) -> None:
-    """One sentence unless ``delta`` is a finite radius > 0 or None (the purity default)."""
-    if delta is None:
-        return
-    if isinstance(delta, bool) or not isinstance(delta, (int, float)) or not np.isfinite(delta) or delta <= 0:
-        raise ValueError(
-            f"delta={delta!r} is invalid: it must be a finite ball radius > 0 (in L2-normalised "
-            "feature units, at most 2) or null for the purity-based default."
-        )
-
-
+@validate_params({"num_classes": WHOLE_AT_LEAST_1, "purity": PURITY, "rng": RNG})
 def purity_delta(points: ArrayLike, num_classes: int, purity: float = DEFAULT_PURITY,
                  rng: np.random.Generator | int | None = None) -> float:
     """The largest ball radius for which at least a ``purity`` fraction of the balls around
@@ -66,12 +64,11 @@ def purity_delta(points: ArrayLike, num_classes: int, purity: float = DEFAULT_PU
     ``rng``). Points are used as given (normalise them first for the paper's setting); inf when
     k-means finds a single cluster (every ball is then pure)."""
     x = check_feature_sets(points, None, names=("points", "labelled_points"))[0]
-    check_whole("num_classes", num_classes, 1)
-    alpha = check_purity(purity)
+    alpha = float(purity)
     m = len(x)
     if m == 0:
         raise ValueError("purity_delta needs at least one point.")
-    cluster = kmeans_labels(x, min(int(num_classes), m), as_generator(rng))
+    cluster = kmeans_labels(x, min(int(num_classes), m), np.random.default_rng(rng))
     nearest_other = np.full(m, np.inf)  # distance to the nearest point of another cluster
     for c in np.unique(cluster):
         inside = cluster == c
@@ -99,6 +96,7 @@ def ball_graph(points: np.ndarray, delta: float) -> sparse.csr_matrix:
     return graph.astype(bool).tocsr()
 
 
+@validate_params({"n_candidates": WHOLE_AT_LEAST_0, "batch_size": WHOLE_AT_LEAST_0, "rng": RNG})
 def greedy_cover(balls: sparse.spmatrix, n_candidates: int, batch_size: int, *,
                  covered: ArrayLike | None = None,
                  rng: np.random.Generator | int | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -115,12 +113,10 @@ def greedy_cover(balls: sparse.spmatrix, n_candidates: int, batch_size: int, *,
         raise ValueError(f"balls must be a square (M, M) matrix; got shape {graph.shape}.")
     if graph.dtype != bool:
         graph = (graph != 0).tocsr()  # stored zeros are not members
-    check_whole("n_candidates", n_candidates, 0)
-    if n_candidates > m:
-        raise ValueError(f"n_candidates={n_candidates} is more than the {m} rows of balls.")
+    Interval(Integral, 0, m).check("n_candidates", n_candidates)  # at most the rows of balls
     n = int(n_candidates)
-    b = check_batch_size(batch_size, n)
-    gen = as_generator(rng)
+    b = min(int(batch_size), n)
+    gen = np.random.default_rng(rng)
     uncovered = np.ones(m, dtype=bool) if covered is None else ~np.asarray(covered, dtype=bool)
     if uncovered.shape != (m,):
         raise ValueError(f"covered must hold one flag per point ({m}); got shape {uncovered.shape}.")
@@ -147,6 +143,8 @@ def greedy_cover(balls: sparse.spmatrix, n_candidates: int, batch_size: int, *,
     return picks, gains
 
 
+@validate_params({"batch_size": WHOLE_AT_LEAST_0, "rng": RNG, "delta": DELTA,
+                  "num_classes": optional(WHOLE_AT_LEAST_1), "purity": PURITY})
 def probcover(
     features: ArrayLike,
     labelled_features: ArrayLike | None,
@@ -171,15 +169,13 @@ def probcover(
     """
     x, labelled = check_feature_sets(features, labelled_features, names=("features", "labelled_features"))
     n = len(x)
-    b = check_batch_size(batch_size, n)
-    check_delta(delta)
-    check_purity(purity)
+    b = min(int(batch_size), n)
     if delta is None and num_classes is None:
         raise ValueError(
             "probcover needs delta or num_classes: pass the ball radius, or the number of classes "
             "for the purity-based default radius."
         )
-    gen = as_generator(rng)
+    gen = np.random.default_rng(rng)
     if b == 0:
         return np.empty(0, dtype=np.int64)
 

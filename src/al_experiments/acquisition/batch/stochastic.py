@@ -19,16 +19,26 @@ Differences from baal's ``PowerSampling`` family (on purpose):
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 from numpy.typing import ArrayLike
 
-from ..selection import as_generator, check_batch_size, top_k
+from al_experiments.validation import (
+    POSITIVE,
+    RNG,
+    WHOLE_AT_LEAST_0,
+    Options,
+    optional,
+    validate_params,
+)
 
-__all__ = ["STOCHASTIC_MODES", "stochastic_top_k", "take_batch"]
+from ..selection import top_k
+
+__all__ = ["STOCHASTIC_MODES", "STOCHASTIC_CONSTRAINTS", "stochastic_top_k", "take_batch"]
 
 STOCHASTIC_MODES = ("power", "softmax", "softrank")
+
+# How a batch is drawn from scores: the settings every score-based strategy takes.
+STOCHASTIC_CONSTRAINTS = {"stochastic": optional(Options(STOCHASTIC_MODES)), "temperature": POSITIVE}
 
 # Clamp for the "power" mode: log(tiny) is about -708, finite, so a zero score gets a
 # vanishingly small but well-defined probability.
@@ -43,6 +53,8 @@ def _ranks(s: np.ndarray) -> np.ndarray:
     return ranks
 
 
+@validate_params({"batch_size": WHOLE_AT_LEAST_0, "mode": Options(STOCHASTIC_MODES),
+                  "temperature": POSITIVE, "rng": RNG})
 def stochastic_top_k(
     scores: ArrayLike,
     batch_size: int,
@@ -72,27 +84,14 @@ def stochastic_top_k(
             f"stochastic_top_k needs a 1-D vector of scores, one per pool point; got shape "
             f"{s.shape}: score each point once (e.g. reduce the sample axis first)."
         )
-    if mode not in STOCHASTIC_MODES:
-        raise ValueError(
-            f"unknown stochastic acquisition mode {mode!r}: use one of "
-            f"{', '.join(repr(m) for m in STOCHASTIC_MODES)}."
-        )
-    try:
-        tau = float(temperature)
-    except (TypeError, ValueError):
-        raise ValueError(f"temperature must be a positive number; got {temperature!r}.") from None
-    if not (math.isfinite(tau) and tau > 0.0):
-        raise ValueError(
-            f"temperature must be finite and > 0; got {temperature!r}: use a small value such "
-            "as 1e-6 for (almost) plain top-k, or 1.0 for the published setting."
-        )
     if np.isnan(s).any():
         raise ValueError(
             f"scores contain {int(np.isnan(s).sum())} NaN value(s), so there is no ranking: "
             "fix the query function or its inputs so every point gets a real score."
         )
-    b = check_batch_size(batch_size, s.size)
-    gen = as_generator(rng)
+    tau = float(temperature)
+    b = min(int(batch_size), s.size)
+    gen = np.random.default_rng(rng)
     if b == 0:
         return np.empty(0, dtype=np.int64)
 
@@ -107,6 +106,7 @@ def stochastic_top_k(
     return top_k(keys, b)
 
 
+@validate_params({"batch_size": WHOLE_AT_LEAST_0, **STOCHASTIC_CONSTRAINTS, "rng": RNG})
 def take_batch(scores: ArrayLike, batch_size: int, stochastic: str | None = None,
                temperature: float = 1.0, rng: np.random.Generator | int | None = None) -> np.ndarray:
     """The batch a score strategy takes: the top ``batch_size`` scores, or with ``stochastic``

@@ -25,12 +25,13 @@ Where this differs from the authors' code (avihu111/TypiClust, ``deep-al/pycls/a
 
 from __future__ import annotations
 
+from numbers import Integral
+
 import numpy as np
 from numpy.typing import ArrayLike
 
-from al_experiments.validation import check_whole
+from al_experiments.validation import RNG, WHOLE_AT_LEAST_0, WHOLE_AT_LEAST_1, Interval, optional, validate_params
 
-from ..selection import as_generator, check_batch_size
 from .features import check_feature_sets, kmeans_labels, stacked_points
 
 __all__ = ["typiclust", "typicality", "MAX_CLUSTERS", "MAX_NEIGHBOURS"]
@@ -39,6 +40,7 @@ MAX_CLUSTERS = 500  # the authors' cap on the cluster count (k-means time grows 
 MAX_NEIGHBOURS = 20  # the paper's k for typicality
 
 
+@validate_params({"neighbours": optional(WHOLE_AT_LEAST_0)})
 def typicality(features: ArrayLike, neighbours: int | None = None) -> np.ndarray:
     """Typicality of every row: 1 / mean Euclidean distance to its ``neighbours`` nearest other
     rows (default min(20, rows - 1)). A lone row has typicality 0 (no neighbour to vouch for its
@@ -49,9 +51,7 @@ def typicality(features: ArrayLike, neighbours: int | None = None) -> np.ndarray
     x = check_feature_sets(features, None, names=("features", "labelled_features"))[0]
     m = len(x)
     k = max(0, min(MAX_NEIGHBOURS, m - 1)) if neighbours is None else neighbours
-    check_whole("neighbours", k, 0)
-    if k > m - 1:
-        raise ValueError(f"neighbours={k} is more than the {m - 1} other rows: lower neighbours.")
+    Interval(Integral, 0, max(0, m - 1)).check("neighbours", k)  # at most the other rows
     if k == 0:
         return np.zeros(m)
     # kneighbors() without X leaves each row out of its own neighbours, even among duplicates.
@@ -60,6 +60,8 @@ def typicality(features: ArrayLike, neighbours: int | None = None) -> np.ndarray
         return 1.0 / distances.mean(axis=1)
 
 
+@validate_params({"batch_size": WHOLE_AT_LEAST_0, "rng": RNG, "min_cluster_size": WHOLE_AT_LEAST_1,
+                  "max_clusters": WHOLE_AT_LEAST_1})
 def typiclust(
     features: ArrayLike,
     labelled_features: ArrayLike | None,
@@ -84,10 +86,8 @@ def typiclust(
     """
     x, labelled = check_feature_sets(features, labelled_features, names=("features", "labelled_features"))
     n = len(x)
-    b = check_batch_size(batch_size, n)
-    check_whole("min_cluster_size", min_cluster_size, 1)
-    check_whole("max_clusters", max_clusters, 1)
-    gen = as_generator(rng)
+    b = min(int(batch_size), n)
+    gen = np.random.default_rng(rng)
     if b == 0:
         return np.empty(0, dtype=np.int64)
 
