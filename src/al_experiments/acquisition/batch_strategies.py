@@ -25,6 +25,8 @@ from .batch.probcover import DEFAULT_PURITY, check_delta, check_purity
 from .batch.probcover import probcover as _probcover
 from .batch.stochastic import take_batch
 from .batch.typiclust import typiclust as _typiclust
+from .round import TARGET_SOURCES
+from .strategy import check_stochastic
 
 __all__ = ["BUILTINS", "FIXED_SAMPLES", "samples_used"]
 
@@ -126,14 +128,10 @@ def _check_batch_bald(settings: dict[str, Any]) -> None:
 
 
 def _check_power(settings: dict[str, Any]) -> None:
-    from al_experiments.acquisition.strategy import check_stochastic
-
     check_stochastic("power", settings["temperature"])
 
 
 def _check_epig(settings: dict[str, Any]) -> None:
-    from al_experiments.acquisition.round import TARGET_SOURCES
-
     _whole_at_least(settings, "target_size", 1)
     if settings["target"] not in TARGET_SOURCES:
         raise ValueError(f"target={settings['target']!r} is not a target set; use one of "

@@ -22,7 +22,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from . import functions as _f
-from .batch.stochastic import take_batch
+from .batch.stochastic import STOCHASTIC_MODES, take_batch
 from .selection import as_generator, check_batch_size
 
 __all__ = ["QueryStrategy", "BatchStrategy", "Selection", "Strategy", "SCORE_OPTIONS",
@@ -69,8 +69,6 @@ def check_options(strategy: "Strategy", options: dict[str, Any]) -> dict[str, An
 
 def check_stochastic(mode: str | None, temperature: Any) -> None:
     """One sentence for a stochastic selection mode or temperature that cannot be used."""
-    from al_experiments.acquisition.batch.stochastic import STOCHASTIC_MODES
-
     if mode is not None and mode not in STOCHASTIC_MODES:
         raise ValueError(
             f"stochastic={mode!r} is not a stochastic selection mode; use one of "
