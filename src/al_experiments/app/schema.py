@@ -14,12 +14,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
+from importlib.resources import files
 from typing import Any, Dict, List, Optional
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig
 
+from al_experiments import conf
+from al_experiments.acquisition import UnknownQueryError, available_queries, get_query
+from al_experiments.acquisition.strategy import check_options
 from al_experiments.app.errors import ConfigError
+from al_experiments.tracking.mlflow_store import TrackingUnavailable, resolve_tracking_uri
 from al_experiments.validation import check_whole
 
 
@@ -285,11 +290,6 @@ def register_strategy_configs() -> list[str]:
     ``query=<name> query.options.<option>=...`` works as for the built-ins; a ``query/<name>.yaml``
     in the user's config directory takes precedence.
     """
-    from importlib.resources import files
-
-    from al_experiments import conf
-    from al_experiments.acquisition import available_queries, get_query
-
     shipped = files(conf) / "query"
     cs = ConfigStore.instance()
     added = []
@@ -317,10 +317,6 @@ def validate(cfg: DictConfig) -> None:
     is built, since only then is the pool size known; arguments of ``_target_`` classes (e.g.
     ``model.wrapper.reset``) are checked by the classes themselves when built.
     """
-    # Only TF-free imports here: a bad value should be reported in a second, not after TF loads.
-    from al_experiments.acquisition import UnknownQueryError, get_query
-    from al_experiments.acquisition.strategy import check_options
-
     loop, query, model, data = cfg.loop, cfg.query, cfg.model, cfg.dataset
     _at_least("loop.step_size", loop.step_size, 1)
     _at_least("loop.init_size", loop.init_size, 0)
@@ -408,8 +404,6 @@ def validate(cfg: DictConfig) -> None:
         raise ConfigError(f"mlflow.timeout_s={cfg.mlflow.timeout_s} must be > 0 seconds.")
     if cfg.mlflow.server_wait_s < 0:
         raise ConfigError(f"mlflow.server_wait_s={cfg.mlflow.server_wait_s} must be >= 0 seconds (0: do not wait).")
-    from al_experiments.tracking.mlflow_store import TrackingUnavailable, resolve_tracking_uri
-
     try:  # a credential in the URI, refused before Hydra saves the command line
         resolve_tracking_uri(cfg.mlflow.tracking_uri)
     except TrackingUnavailable as exc:

@@ -20,10 +20,13 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import ssl
 import time
 import urllib.error
 import urllib.request
 from typing import Any
+
+import requests
 
 log = logging.getLogger(__name__)
 
@@ -65,9 +68,7 @@ def apply_http_defaults() -> None:
 def is_unreachable(exc: BaseException) -> bool:
     """True when ``exc`` (an MLflow error) means the server did not answer or answered that it
     cannot serve now (connection refused or reset, timeout, 5xx or 429 after MLflow's retries)."""
-    import requests
-
-    from mlflow.exceptions import MlflowException
+    from mlflow.exceptions import MlflowException  # slow to import: loaded on use
 
     if not isinstance(exc, MlflowException):
         return False
@@ -90,8 +91,6 @@ def health(uri: str, timeout_s: float):
     ``MLFLOW_TRACKING_CLIENT_CERT_PATH``."""
     context = None
     if uri.startswith("https:"):
-        import ssl
-
         context = ssl.create_default_context(cafile=os.environ.get("MLFLOW_TRACKING_SERVER_CERT_PATH") or None)
         if os.environ.get("MLFLOW_TRACKING_INSECURE_TLS", "").lower() == "true":
             context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
@@ -140,7 +139,7 @@ class PatientClient:
         return call
 
     def _patiently(self, method: Any, args: tuple, kwargs: dict) -> Any:
-        from mlflow.exceptions import MlflowException
+        from mlflow.exceptions import MlflowException  # slow to import: loaded on use
 
         waited_since = deadline = None
         while True:
