@@ -12,7 +12,6 @@ from __future__ import annotations
 import threading
 from typing import Any, Callable, Iterable, overload
 
-import numpy as np
 from numpy.typing import ArrayLike
 
 from al_experiments.validation import closest_match
