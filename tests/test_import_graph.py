@@ -23,8 +23,8 @@ ROOT = Path(al_experiments.__file__).parent
 # is gone, so its entry goes too.
 KNOWN_CYCLES: dict[frozenset[str], str] = {
     frozenset({"al_experiments.wrapper.model", "al_experiments.wrapper.generic"}):
-        "Model.__new__ hands non-Keras models to the generic wrapper, which subclasses Model; "
-        "the model backends by composition remove it.",
+        "generic imports Model, whose __new__ hands an object that is not a Keras model to a "
+        "class generic generates; the model backends by composition remove it.",
 }
 
 # Packages and modules that must not reach the app, the report, Hydra or MLflow: the loop and
