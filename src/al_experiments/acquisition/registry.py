@@ -20,8 +20,6 @@ from .plugins import PluginStrategy, load_entry_points
 from .strategy import BatchStrategy, QueryStrategy, Strategy
 
 __all__ = [
-    "QueryStrategy",
-    "BatchStrategy",
     "UnknownQueryError",
     "register_query",
     "register_batch_query",
