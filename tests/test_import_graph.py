@@ -106,9 +106,10 @@ class _Imports(ast.NodeVisitor):
             self._add(full if full in MODULES else base, node)
 
 
-def imports_of(module: str) -> list[Import]:
+def imports_of(module: str, source: str | None = None) -> list[Import]:
+    """The imports in ``module``'s file (or in ``source``, read as if it were that module)."""
     visitor = _Imports(module)
-    visitor.visit(ast.parse(MODULES[module].read_text(), str(MODULES[module])))
+    visitor.visit(ast.parse(MODULES[module].read_text() if source is None else source, str(MODULES[module])))
     return visitor.found
 
 
@@ -187,17 +188,32 @@ def in_area(module: str, areas: tuple[str, ...]) -> bool:
 
 
 def test_the_reader_sees_every_kind_of_import():
-    # A package's own relative import, a function-level one, and "from package import module".
-    assert _target("al_experiments.acquisition.registry") == "al_experiments.acquisition.registry"
-    assert _target("al_experiments.acquisition.no_such_name") == "al_experiments.acquisition"
-    assert _target("numpy.typing") == "numpy"
-    registry = {imp.target for imp in IMPORTS["al_experiments.acquisition.registry"]}
-    assert {"al_experiments.acquisition.strategy", "al_experiments.acquisition.plugins", "threading"} <= registry
-    round_imports = IMPORTS["al_experiments.acquisition.round"]
-    assert any(imp.target == "al_experiments.acquisition.graph_scores" and not imp.top_level
-               for imp in round_imports)
-    package = {imp.target for imp in IMPORTS["al_experiments.acquisition"]}
-    assert "al_experiments.acquisition.batch_strategies" in package  # "from . import batch_strategies"
+    source = """
+from . import strategy
+from .strategy import QueryStrategy
+from .no_such_module import name
+import numpy.typing
+
+def f():
+    from ..pool import Pool
+    import al_experiments.report.stats
+
+class C:
+    from al_experiments import validation
+"""
+    found = [(imp.target, imp.top_level) for imp in imports_of("al_experiments.acquisition.registry", source)]
+    assert found == [
+        ("al_experiments.acquisition.strategy", True),
+        ("al_experiments.acquisition.strategy", True),
+        ("al_experiments.acquisition", True),  # not a module: the package that would hold it
+        ("numpy", True),
+        ("al_experiments.pool", False),
+        ("al_experiments.report.stats", False),
+        ("al_experiments.validation", True),  # a class body runs when the module loads
+    ]
+    # In a package's __init__.py, "." is the package itself.
+    package = [imp.target for imp in imports_of("al_experiments.report", "from . import stats\nfrom .curves import x\n")]
+    assert package == ["al_experiments.report.stats", "al_experiments.report.curves"]
 
 
 def test_strongly_connected_components_find_every_cycle():
