@@ -13,8 +13,8 @@ time a name is not found or the names are listed, so ``query=<name>`` works in `
 ``AcquisitionFunction("<name>")`` in the Python API without importing the package by hand.
 
 This module only finds and loads entry points and says what each one gave; the registry
-(:func:`~al_experiments.acquisition.registry.load_strategy_plugins`) registers that, so a
-plug-in may use the registry's public functions while it is imported.
+(:func:`~al_experiments.acquisition.registry.load_strategy_plugins`) registers it. A plug-in
+may call the registry's public functions while it is imported.
 """
 
 from __future__ import annotations
