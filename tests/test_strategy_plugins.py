@@ -8,8 +8,12 @@ with ``entry_points.txt`` next to the package's modules) into a folder on ``sys.
 from __future__ import annotations
 
 import importlib
+import os
+import subprocess
 import sys
 import textwrap
+import threading
+import types
 from pathlib import Path
 
 import numpy as np
@@ -23,19 +27,21 @@ from al_experiments.acquisition import (
     StrategyPluginError,
     available_queries,
     get_query,
-    plugins,
+    registry,
     unregister_query,
 )
 from al_experiments.app.cli import CONF_DIR
 from al_experiments.app.errors import ConfigError
 from al_experiments.app.schema import register_configs, register_strategy_configs, validate
 
+from _app_helpers import QUICK, cli_command
+
 
 @pytest.fixture
 def site(tmp_path, monkeypatch):
     """A fresh site folder on sys.path; everything it registered is removed afterwards."""
     monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setattr(plugins, "_LOADED", None)
+    monkeypatch.setattr(registry, "_PLUGINS_LOADED", None)
     before_modules, before_names = set(sys.modules), set(available_queries(load_plugins=False))
     yield tmp_path
     for name in set(available_queries(load_plugins=False)) - before_names:
@@ -149,3 +155,92 @@ def test_installed_strategies_become_query_options_of_the_app(site):
     finally:
         GlobalHydra.instance().clear()
         ConfigStore.instance().repo["query"].pop("plugin_widest.yaml", None)
+
+
+# A plug-in that asks the registry while it is imported: it looks a built-in up, and registers
+# its strategy unless an earlier load already did. Each selection is written down, so a test can
+# tell that this strategy (not another) chose the points.
+POLITE_MODULE = """
+    import os
+
+    import numpy as np
+    from al_experiments.acquisition import available_queries, get_query, register_batch_query
+
+    BALD = get_query("bald")
+
+    def plugin_polite(view, batch_size, rng):
+        scores = view.scores(BALD)
+        chosen = np.argsort(-scores, kind="stable")[:batch_size]
+        with open(os.environ["PLUGIN_POLITE_LOG"], "a") as log:
+            log.write(" ".join(map(str, chosen)) + "\\n")
+        return chosen
+
+    if "plugin_polite" not in available_queries():
+        register_batch_query("plugin_polite", plugin_polite)
+"""
+
+
+def test_a_plugin_that_calls_the_registry_while_imported_runs_in_al_run(site, tmp_path):
+    install(site, "plugin-polite", {"plugin_polite": "plugin_polite_mod"}, {"plugin_polite_mod": POLITE_MODULE})
+    log = tmp_path / "selections.txt"
+    command, env = cli_command(tmp_path, *QUICK, "query=plugin_polite")
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(site), env.get("PYTHONPATH")]))
+    env["PLUGIN_POLITE_LOG"] = str(log)
+    # The timeout only stops a hang from holding the suite: a hang is the failure under test.
+    result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    rounds = log.read_text().splitlines()
+    assert len(rounds) == 2 and all(len(line.split()) == 10 for line in rounds)  # smoke: 2 rounds of 10
+
+
+def test_a_plugin_calling_the_registry_while_imported_sees_the_names_so_far(site):
+    source = """
+        from al_experiments.acquisition import available_queries, get_query, register_query
+
+        SEEN = available_queries()
+        if "plugin_echo" not in SEEN:
+            register_query("plugin_echo", get_query("max_entropy").fn)
+    """
+    install(site, "plugin-echo", {"plugin_echo": "plugin_echo_mod"}, {"plugin_echo_mod": source})
+    found: list[object] = []
+    lookup = threading.Thread(target=lambda: found.append(get_query("plugin_echo")), daemon=True)
+    lookup.start()
+    lookup.join(timeout=60)  # a hang guard (a deadlock would never return), not a pace
+    assert not lookup.is_alive(), "looking up a plug-in that calls the registry while imported hangs"
+    assert found[0].fn is get_query("max_entropy").fn
+    seen = sys.modules["plugin_echo_mod"].SEEN
+    assert "bald" in seen and "plugin_echo" not in seen  # registered while loading, not before
+    with pytest.raises(KeyError, match="Unknown query function 'plugin_nowhere'"):
+        get_query("plugin_nowhere")
+
+
+def test_another_thread_waits_until_the_plugins_have_loaded(site):
+    # The plug-in's import lets the test start a second thread, then finishes registering; the
+    # second thread's listing must include the plug-in's name, so it waited for the load.
+    signals = types.ModuleType("plugin_signals")
+    signals.importing, signals.asked = threading.Event(), threading.Event()
+    sys.modules["plugin_signals"] = signals
+    source = """
+        import plugin_signals
+        from al_experiments.acquisition import register_query
+
+        plugin_signals.importing.set()
+        plugin_signals.asked.wait(timeout=60)  # a guard against a broken test, not a pace
+        register_query("plugin_late", lambda probs: probs.mean(axis=(1, 2)))
+    """
+    install(site, "plugin-late", {"plugin_late": "plugin_late_mod"}, {"plugin_late_mod": source})
+    listings: list[list[str]] = []
+
+    def ask() -> None:
+        signals.asked.set()
+        listings.append(available_queries())
+
+    loader = threading.Thread(target=available_queries)
+    loader.start()
+    assert signals.importing.wait(timeout=60)
+    asker = threading.Thread(target=ask)
+    asker.start()
+    loader.join(timeout=60)
+    asker.join(timeout=60)
+    assert not loader.is_alive() and not asker.is_alive()
+    assert listings and "plugin_late" in listings[0]

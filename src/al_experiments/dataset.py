@@ -225,7 +225,7 @@ def _count(size: float | int | None, total: int, name: str) -> int:
 
 
 def _split(inputs, targets, train_size, test_size, val_size, seed):
-    from sklearn.model_selection import train_test_split
+    from sklearn.model_selection import train_test_split  # scikit-learn is slow to import: loaded on use
 
     total = len(inputs)
     n_test = _count(test_size, total, "test_size")

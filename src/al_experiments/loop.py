@@ -12,6 +12,7 @@ import time
 from typing import Any, Callable, Iterator
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from al_experiments.acquisition.acquisition_function import AcquisitionFunction
 from al_experiments.dataset import Dataset
@@ -245,8 +246,6 @@ class ActiveLearningLoop:
             metrics_handler.add_experiment_meta(
                 name, self.get_model_name(), self.get_query_fn_name(), self.collect_meta_params()
             )
-        from tqdm.auto import tqdm
-
         # disable=None turns the bar off where stdout is not a terminal (CI, SLURM logs).
         bar = tqdm(total=len(self) - self.i, disable=None if progress is None else not progress,
                    desc=name, leave=False)

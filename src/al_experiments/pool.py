@@ -12,6 +12,9 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from al_experiments.acquisition.batch.features import flat_features
+from al_experiments.acquisition.batch.probcover import probcover
+from al_experiments.acquisition.batch.typiclust import typiclust
 from al_experiments.utils.seeding import generator_or_global
 from al_experiments.validation import (
     WHOLE_AT_LEAST_0,
@@ -239,10 +242,6 @@ class Pool:
     def _cold_start(self, strategy: str, available: np.ndarray, size: int,
                     rng: np.random.Generator) -> np.ndarray:
         """Positions in ``available`` that TypiClust or ProbCover picks on the raw inputs."""
-        from al_experiments.acquisition.batch.features import flat_features
-        from al_experiments.acquisition.batch.probcover import probcover
-        from al_experiments.acquisition.batch.typiclust import typiclust
-
         candidates = flat_features(self._inputs[available])
         labelled = flat_features(self._inputs[self.get_labeled_indices()])
         if strategy == "typiclust":

@@ -20,8 +20,16 @@ Every built-in is also a pure function on arrays importable from here (``batch_b
 
 from __future__ import annotations
 
-from typing import Any
-
+from . import batch_strategies as _batch_strategies
+from . import functions as _f
+from .acquisition_function import AcquisitionFunction
+from .batch.badge import badge
+from .batch.batch_bald import batch_bald
+from .batch.coreset import k_center_greedy
+from .batch.epig import epig_scores
+from .batch.probcover import probcover
+from .batch.stochastic import STOCHASTIC_MODES, stochastic_top_k
+from .batch.typiclust import typiclust
 from .functions import (
     bald,
     check_probs,
@@ -32,16 +40,8 @@ from .functions import (
     std_mean,
     variation_ratio,
 )
-from .batch.badge import badge
-from .batch.batch_bald import batch_bald
-from .batch.coreset import k_center_greedy
-from .batch.epig import epig_scores
-from .batch.probcover import probcover
-from .batch.stochastic import STOCHASTIC_MODES, stochastic_top_k
-from .batch.typiclust import typiclust
+from .plugins import ENTRY_POINT_GROUP, StrategyPluginError
 from .registry import (
-    BatchStrategy,
-    QueryStrategy,
     UnknownQueryError,
     available_queries,
     canonical_query_name,
@@ -51,12 +51,12 @@ from .registry import (
     register_strategy,
     unregister_query,
 )
-from .plugins import ENTRY_POINT_GROUP, StrategyPluginError
 from .round import RoundView
 from .selection import top_k
-from .strategy import Selection
+from .strategy import BatchStrategy, QueryStrategy, Selection
 
 __all__ = [
+    "AcquisitionFunction",
     "QueryStrategy",
     "BatchStrategy",
     "RoundView",
@@ -91,18 +91,17 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    # AcquisitionFunction (tf_al's model-calling wrapper) lives in acquisition_function.py and may
-    # import model code; load it on first access so the array math stays importable on its own
-    # and no import cycle arises.
-    if name == "AcquisitionFunction":
-        try:
-            from .acquisition_function import AcquisitionFunction
-        except ModuleNotFoundError as exc:
-            if exc.name != f"{__name__}.acquisition_function":
-                raise  # a real missing dependency inside that module: show it
-            raise AttributeError(
-                f"module {__name__!r} has no attribute 'AcquisitionFunction' (not installed)"
-            ) from None
-        return AcquisitionFunction
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+def _register_builtins() -> None:
+    """The built-in strategies, registered once as the package is assembled (the registry
+    itself holds none, so it imports none of the modules that define them)."""
+    register_query("random", _f.random_scores, needs_samples=False)
+    for score in (_f.max_entropy, _f.bald, _f.max_var_ratio, _f.variation_ratio, _f.margin,
+                  _f.least_confidence):
+        register_query(score.__name__, score)
+    # tf_al's docs call it mean_std, its code only knew std_mean; accept both.
+    register_query("std_mean", _f.std_mean, aliases=("mean_std",))
+    for name, (selector, check) in _batch_strategies.BUILTINS.items():
+        register_batch_query(name, selector, check=check)
+
+
+_register_builtins()

@@ -33,6 +33,7 @@ __all__ = [
     "variation_ratio",
     "margin",
     "least_confidence",
+    "random_scores",
 ]
 
 # Softmax outputs computed in float32 can stray a hair outside [0, 1]; anything further out is
@@ -215,6 +216,14 @@ def least_confidence(probs: ArrayLike) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------- decision values
+def random_scores(n: int, rng: np.random.Generator) -> np.ndarray:
+    """Uniform random scores; the top k of them are a uniform sample without replacement.
+
+    The one score that needs no samples: it is called with the number of points and a generator.
+    """
+    return rng.random(n)
+
+
 def decision_margin(values: ArrayLike) -> np.ndarray:
     """Margin from a classifier's decision values (higher = closer to a boundary): ``-|f(x)|``
     for a binary classifier's ``(N,)`` values, ``-(f_top1 - f_top2)`` for ``(N, C)``."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Callable
 
 from al_experiments.acquisition import functions as _f
-from al_experiments.acquisition.registry import QueryStrategy
+from al_experiments.acquisition.strategy import QueryStrategy
 from al_experiments.utils.tf_import import import_tensorflow
 
 tf = import_tensorflow()

@@ -12,18 +12,14 @@ from __future__ import annotations
 import threading
 from typing import Any, Callable, Iterable, overload
 
-import numpy as np
 from numpy.typing import ArrayLike
 
 from al_experiments.validation import closest_match
 
-from . import functions as _f
-from .plugins import load_strategy_plugins
+from .plugins import PluginStrategy, load_entry_points
 from .strategy import BatchStrategy, QueryStrategy, Strategy
 
 __all__ = [
-    "QueryStrategy",
-    "BatchStrategy",
     "UnknownQueryError",
     "register_query",
     "register_batch_query",
@@ -32,6 +28,7 @@ __all__ = [
     "get_query",
     "canonical_query_name",
     "available_queries",
+    "load_strategy_plugins",
 ]
 
 class UnknownQueryError(ValueError, KeyError):
@@ -51,6 +48,13 @@ class UnknownQueryError(ValueError, KeyError):
 _STRATEGIES: dict[str, Strategy] = {}
 _ALIASES: dict[str, str] = {}
 _LOCK = threading.RLock()
+
+# Installed plug-ins load once per process. Another thread asking meanwhile waits on the lock
+# until they have loaded; the loading thread itself re-enters it when a plug-in's import calls
+# the registry, and then sees the names registered so far instead of starting the load again.
+_PLUGIN_LOCK = threading.RLock()
+_PLUGINS_LOADED: list[str] | None = None  # entry-point names, once every entry point has loaded
+_plugins_loading: list[str] | None = None  # entry-point names loaded so far, while loading
 
 
 def normalise_name(name: str) -> str:
@@ -263,26 +267,36 @@ def available_queries(load_plugins: bool = True) -> list[str]:
         return sorted(_STRATEGIES)
 
 
-def _random_scores(n: int, rng: np.random.Generator) -> np.ndarray:
-    """Uniform random scores; the top k of them are a uniform sample without replacement."""
-    return rng.random(n)
+def load_strategy_plugins() -> list[str]:
+    """Load every installed strategy entry point (once) and register what each gives; returns
+    their names.
+
+    Raises ``StrategyPluginError`` (an ``ImportError``) naming the entry point and its package
+    when one fails; the next call tries again, so a fixed package is picked up. Called from a
+    plug-in's own import (through any public function here), it returns the names loaded so far.
+    """
+    global _PLUGINS_LOADED, _plugins_loading
+    with _PLUGIN_LOCK:
+        if _PLUGINS_LOADED is not None:
+            return list(_PLUGINS_LOADED)
+        if _plugins_loading is not None:
+            return sorted(_plugins_loading)  # a plug-in's import, in the loading thread
+        _plugins_loading = []
+        try:
+            for plugin in load_entry_points():
+                _register_plugin(plugin)
+                _plugins_loading.append(plugin.name)
+            _PLUGINS_LOADED = sorted(_plugins_loading)
+        finally:
+            _plugins_loading = None
+        return list(_PLUGINS_LOADED)
 
 
-def _register_builtins() -> None:
-    _register("random", _random_scores, False, (), "", False)
-    _register("max_entropy", _f.max_entropy, True, (), "", False)
-    _register("bald", _f.bald, True, (), "", False)
-    _register("max_var_ratio", _f.max_var_ratio, True, (), "", False)
-    # tf_al's docs call it mean_std, its code only knew std_mean; accept both.
-    _register("std_mean", _f.std_mean, True, ("mean_std",), "", False)
-    _register("variation_ratio", _f.variation_ratio, True, (), "", False)
-    _register("margin", _f.margin, True, (), "", False)
-    _register("least_confidence", _f.least_confidence, True, (), "", False)
-
-
-_register_builtins()
-
-from . import batch_strategies as _batch_strategies  # noqa: E402  (built on the registry's kinds)
-
-for _name, _selector in _batch_strategies.BUILTINS.items():
-    _register(_name, _selector, True, (), "", False, batch=True)
+def _register_plugin(plugin: PluginStrategy) -> None:
+    with _LOCK:
+        known = normalise_name(plugin.name) in _STRATEGIES
+    if plugin.strategy is not None:
+        if not known:
+            register_strategy(plugin.name, plugin.strategy)
+    elif plugin.named and not known:
+        raise plugin.registered_nothing()

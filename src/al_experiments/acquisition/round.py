@@ -78,7 +78,7 @@ def point_scores(model: Any, inputs: Any, strategy: QueryStrategy, sample_size: 
     # Only a model with a compiled sampler reduces scores in it; for any other, building the
     # TensorFlow reduction would be work (and a TensorFlow import) for nothing.
     if _in_graph(model, "reduced_score_chunks"):
-        from .graph_scores import graph_reduction
+        from .graph_scores import graph_reduction  # imports TensorFlow: compiled samplers only
 
         reduction = graph_reduction(strategy, max(2, model.num_outputs()))  # one sigmoid unit = 2 classes
         if reduction is not None:
@@ -239,7 +239,7 @@ class RoundView:
         strategy of the same round)."""
         joint = self._cache.get("joint")
         if joint is None and _in_graph(self.model, "consistent_score_chunks"):
-            from .graph_scores import graph_reduction
+            from .graph_scores import graph_reduction  # imports TensorFlow: compiled samplers only
 
             reduction = graph_reduction(strategy, max(2, self.model.num_outputs()))
             if reduction is not None:

@@ -16,11 +16,13 @@ from hydra.errors import InstantiationException
 from hydra.utils import instantiate as hydra_instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from al_experiments.acquisition import AcquisitionFunction, UnknownQueryError
 from al_experiments.app.errors import ConfigError, DataError
 from al_experiments.app.reuse import LAST_MODEL, architecture_key
 from al_experiments.app.schema import InitStrategy, LabelNoise, Monitor, Samples, Scaling
+from al_experiments.config import Config
 from al_experiments.dataset import Dataset
-from al_experiments.datasets import DatasetFileError, RawData
+from al_experiments.datasets import DatasetFileError, RawData, scenarios
 from al_experiments.datasets.task import (
     SPLITS,
     Task,
@@ -29,6 +31,11 @@ from al_experiments.datasets.task import (
     source_inputs,
     split_generator,
 )
+from al_experiments.loop import ActiveLearningLoop
+from al_experiments.resume.identity import config_hash
+from al_experiments.utils.seeding import seed_everything
+from al_experiments.utils.tf_import import import_tensorflow
+from al_experiments.wrapper.interface import as_active_model
 
 
 @dataclass
@@ -112,8 +119,6 @@ def make_task(data_cfg: DictConfig, raw: RawData, split_seed: int) -> Task:
     """Split the source and apply the dataset's scenario options, on row numbers: which rows each
     split holds and with which labels. Test and validation keep the data's own distribution
     (but for the classes an option takes out of it)."""
-    from al_experiments.datasets import scenarios
-
     n_train = len(raw.y)
     test = (n_train + np.arange(len(raw.y_test)), raw.y_test) if raw.has_test_split() else None
     try:
@@ -186,8 +191,6 @@ def task_file(cfg: DictConfig) -> str:
     """The name a job's task file has in a tasks folder: ``<dataset>-seed<seed>-<key>.npz``, the
     key a hash of every setting that shapes the task (the dataset's options but its path and task
     folder, the seeds, the initial set's size and strategy)."""
-    from al_experiments.resume.identity import config_hash
-
     data = {k: v for k, v in OmegaConf.to_container(cfg.dataset, resolve=True, enum_to_str=True).items()
             if k not in ("path", "task_dir", "loader")}
     key = config_hash({"dataset": data, "seed": int(cfg.seed), "init_size": int(cfg.loop.init_size),
@@ -270,8 +273,6 @@ def build_network(cfg: DictConfig, input_shape: tuple[int, ...], num_classes: in
 
 def model_settings(cfg: DictConfig) -> Any:
     """The wrapper's ``Config``: training, query and evaluation settings of the job."""
-    from al_experiments.config import Config
-
     model_cfg = cfg.model
     return Config(
         fit={"epochs": model_cfg.fit.epochs, "batch_size": model_cfg.fit.batch_size,
@@ -293,7 +294,7 @@ def build_estimator(cfg: DictConfig) -> Any:
 def build_model(cfg: DictConfig, input_shape: tuple[int, ...], num_classes: int) -> Any:
     """The compiled wrapper (e.g. ``McDropout``) around a fresh network, or the wrapper
     (``Model``) around a classical estimator."""
-    import keras
+    import keras  # TensorFlow-heavy: loaded once the data and the query have been checked
 
     model_cfg = cfg.model
     if model_cfg.estimator is not None:
@@ -315,8 +316,6 @@ def build_model(cfg: DictConfig, input_shape: tuple[int, ...], num_classes: int)
 
 def build_query(cfg: DictConfig) -> Any:
     """The ``AcquisitionFunction`` of ``query``; its sample count T lives in the model's Config."""
-    from al_experiments.acquisition import AcquisitionFunction, UnknownQueryError
-
     query = cfg.query
     try:
         return AcquisitionFunction(query.name, batch_size=query.batch_size, pool_subset=query.pool_subset,
@@ -329,17 +328,12 @@ def build_query(cfg: DictConfig) -> Any:
 
 def build(cfg: DictConfig) -> Job:
     """All objects of one job, seeded by ``cfg.seed`` (the network's initial weights included)."""
-    from al_experiments.loop import ActiveLearningLoop
-    from al_experiments.utils.seeding import seed_everything
-    from al_experiments.utils.tf_import import import_tensorflow
-    from al_experiments.wrapper.interface import as_active_model
-
     # The data and the query are checked first: a bad file is refused in a second, not after
     # TensorFlow's start-up (which reads neither).
     dataset, info, task = build_dataset(cfg)
     query = build_query(cfg)
     import_tensorflow()  # before Keras, so TF's log level is set before it loads
-    import keras
+    import keras  # TensorFlow-heavy: after the checks above, so a bad config is refused first
 
     # A multirun on the basic launcher runs its jobs in one process: the previous job's network
     # is taken over when this job would build the same one; otherwise its Keras state is

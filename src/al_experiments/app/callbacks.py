@@ -23,6 +23,8 @@ from omegaconf import DictConfig
 
 from al_experiments.app.errors import TrackingError
 from al_experiments.app.run_names import sweep_run_name, sweep_size, swept_overrides
+from al_experiments.resume import sweep_identity
+from al_experiments.tracking import mlflow_store, server_wait, sweep
 
 log = logging.getLogger(__name__)
 
@@ -32,8 +34,6 @@ _PENDING: dict[str, Any] = {}
 
 class MlflowSweepCallback(Callback):
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        from al_experiments.tracking import mlflow_store, server_wait, sweep
-
         sweep_dir = os.path.abspath(config.hydra.sweep.dir)
         try:
             uri = mlflow_store.resolve_tracking_uri(config.mlflow.tracking_uri)
@@ -45,8 +45,6 @@ class MlflowSweepCallback(Callback):
         record = previous = None
         if config.get("resume", False):
             # The same sweep command again continues under the parent run of its last attempt.
-            from al_experiments.resume import sweep_identity
-
             identity = sweep_identity(list(config.hydra.overrides.task))
             record = os.path.join(os.path.abspath(config.state_dir), "sweeps", identity + ".json")
             previous = sweep.recorded_sweep(record, uri, experiment_id, waiting)
@@ -70,8 +68,6 @@ class MlflowSweepCallback(Callback):
 
 def _results(sweep_dir: str) -> None:
     """The sweep's result table: printed, and the parent run's description; never fails the sweep."""
-    from al_experiments.tracking import mlflow_store, sweep
-
     parent = sweep.sweep_parent(sweep_dir)
     if parent is None:
         return
@@ -79,10 +75,12 @@ def _results(sweep_dir: str) -> None:
     waiting = _PENDING.get(sweep_dir)
     if waiting is not None and waiting.uri != uri:
         waiting = None  # the marker's store is not the one this process waited for
-    try:
-        from al_experiments.report import analyse, load_mlflow
-        from al_experiments.report.tables import results_markdown
+    # The report's statistics (scipy.stats, slow to import) load when a sweep ends, not at
+    # every al-run start.
+    from al_experiments.report import analyse, load_mlflow
+    from al_experiments.report.tables import results_markdown
 
+    try:
         table = results_markdown(analyse(load_mlflow(uri, parent_run=run_id)))
         mlflow_store.set_run_description(uri, run_id, table, waiting)
     except Exception as exc:  # the jobs' results are safe in MLflow and the CSVs: say it, go on
@@ -98,9 +96,9 @@ def _results(sweep_dir: str) -> None:
 
 def _report(sweep_dir: str) -> None:
     """al-report for this sweep, before its parent run ends; never fails the sweep."""
-    try:
-        from al_experiments.report import report_sweep
+    from al_experiments.report import report_sweep  # scipy.stats and matplotlib: see _results
 
+    try:
         result = report_sweep(sweep_dir)
     except Exception as exc:  # the jobs' results are safe in MLflow and the CSVs: say it, go on
         log.error("The sweep's report failed (%s: %s); run al-report on the sweep later.",
@@ -119,8 +117,6 @@ def close_pending_sweeps(status: str) -> None:
 
 
 def _close(sweep_dir: str, status: str) -> None:
-    from al_experiments.tracking import sweep
-
     sweep.close_sweep(sweep_dir, status, _PENDING.pop(sweep_dir, None))
 
 

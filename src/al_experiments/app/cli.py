@@ -14,11 +14,17 @@ import sys
 from pathlib import Path
 
 import hydra
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from al_experiments import conf
+from al_experiments.acquisition import StrategyPluginError
 from al_experiments.app.callbacks import close_pending_sweeps
 from al_experiments.app.errors import AppError
+from al_experiments.app.job import run_job
+from al_experiments.app.precheck import check_command
 from al_experiments.app.schema import register_configs, register_strategy_configs
 from al_experiments.utils.signals import install_sigterm_as_interrupt
 
@@ -32,8 +38,6 @@ register_configs()
 def _config_groups_help() -> str:
     """The option lists of the user-facing config groups, for ``al-run --help`` (Hydra's own
     list would show the internal ``schema/*`` groups too)."""
-    from hydra.core.global_hydra import GlobalHydra
-
     loader = GlobalHydra.instance().config_loader()
     groups = [g for g in sorted(loader.list_groups("")) if g not in ("hydra", "schema")] + ["hydra/launcher"]
     return "\n".join(f"  {group}: {', '.join(sorted(loader.get_group_options(group)))}" for group in groups)
@@ -45,11 +49,6 @@ OmegaConf.register_new_resolver("al_config_groups", _config_groups_help, replace
 @hydra.main(version_base="1.3", config_path=CONF_PACKAGE, config_name="config")
 def app(cfg: DictConfig) -> float | None:
     """One job; returns the final test accuracy (what a Hydra sweeper would optimise)."""
-    from hydra.core.hydra_config import HydraConfig
-    from hydra.types import RunMode
-
-    from al_experiments.app.job import run_job
-
     try:
         return run_job(cfg).get("final_accuracy")
     except AppError as exc:
@@ -67,8 +66,6 @@ def main(argv: list[str] | None = None) -> None:
     Callable more than once in one process (the tests do), with the same behaviour as
     ``al-run``: Hydra reads its arguments from ``sys.argv``, which is set for the call.
     """
-    from hydra.core.global_hydra import GlobalHydra
-
     argv = list(sys.argv[1:] if argv is None else argv)
     saved_argv = sys.argv
     sys.argv = [saved_argv[0] if saved_argv else "al-run", *argv]
@@ -84,10 +81,6 @@ def _main(argv: list[str]) -> None:
     # its store-migration chatter is not the researcher's business unless asked for.
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
     install_sigterm_as_interrupt()
-    from al_experiments.acquisition import StrategyPluginError
-
-    from al_experiments.app.precheck import check_command
-
     try:
         register_strategy_configs()  # before Hydra composes: query=<an installed strategy>
         check_command(argv)  # a refused command leaves no folder, store or run behind

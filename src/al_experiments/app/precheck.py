@@ -15,10 +15,22 @@ import os
 import re
 from collections.abc import Iterator, Sequence
 
+from hydra import compose, initialize_config_module
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import (
+    ConfigCompositionException,
+    HydraException,
+    MissingConfigException,
+    OverrideParseException,
+)
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import ConfigAttributeError, ConfigKeyError, ValidationError
 
 from al_experiments import conf
 from al_experiments.app.errors import ConfigError
+from al_experiments.app.schema import validate
+from al_experiments.tracking.credentials import redact_text
 from al_experiments.validation import closest_match
 
 CONF_MODULE = conf.__name__  # the packaged tree, as hydra.main finds it
@@ -53,16 +65,11 @@ def check_command(argv: Sequence[str]) -> None:
     overrides = list(args.overrides or [])
     for job_overrides in _jobs_to_check(overrides):
         cfg = _compose(job_overrides, args.config_dir, args.config_name or "config")
-        from al_experiments.app.schema import validate
-
         validate(cfg)
 
 
 def _jobs_to_check(overrides: list[str]) -> Iterator[list[str]]:
     """Override lists covering every swept value once: the first values, then each other value."""
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-    from hydra.errors import HydraException
-
     try:
         parsed = OverridesParser.create().parse_overrides(overrides)
     except HydraException as exc:  # OverrideParseException and the grammar's own errors
@@ -91,10 +98,6 @@ def _jobs_to_check(overrides: list[str]) -> Iterator[list[str]]:
 
 
 def _compose(overrides: list[str], config_dir: str | None, config_name: str) -> DictConfig:
-    from hydra import compose, initialize_config_module
-    from hydra.core.global_hydra import GlobalHydra
-    from hydra.errors import ConfigCompositionException, MissingConfigException, OverrideParseException
-
     extra = [f"hydra.searchpath=[file://{os.path.abspath(config_dir)}]"] if config_dir else []
     GlobalHydra.instance().clear()
     try:
@@ -129,8 +132,6 @@ def _missing_option(exc: Exception, overrides: list[str]) -> str:
 
 
 def _composition_error(exc: Exception, overrides: list[str]) -> str:
-    from omegaconf.errors import ConfigAttributeError, ConfigKeyError, ValidationError
-
     cause = exc.__cause__ or exc.__context__
     full_key = str(getattr(cause, "full_key", "") or "")
     override = next((o for o in overrides if o.lstrip("+~").split("=", 1)[0] == full_key), full_key)
@@ -152,9 +153,6 @@ def _composition_error(exc: Exception, overrides: list[str]) -> str:
 
 def _keys_of(parent: str, overrides: list[str]) -> list[str]:
     """The keys of ``parent`` in the default config (for a did-you-mean)."""
-    from hydra import compose, initialize_config_module
-    from hydra.core.global_hydra import GlobalHydra
-
     GlobalHydra.instance().clear()
     try:
         with initialize_config_module(config_module=CONF_MODULE, version_base="1.3"):
@@ -168,8 +166,6 @@ def _keys_of(parent: str, overrides: list[str]) -> list[str]:
 
 
 def _parse_error(overrides: list[str], exc: Exception) -> str:
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
     parser = OverridesParser.create()
     bad = None
     for override in overrides:  # the first one that does not parse on its own
@@ -178,8 +174,6 @@ def _parse_error(overrides: list[str], exc: Exception) -> str:
         except Exception:  # the grammar's own errors come as HydraException or OverrideParseException
             bad = override
             break
-    from al_experiments.tracking.credentials import redact_text
-
     reason = redact_text(str(exc).splitlines()[0].rstrip("."))
     where = f"The override {redact_text(bad)!r}" if bad else "An override"
     return (f"{where} cannot be read ({reason}); write key=value, quoting values with spaces or "

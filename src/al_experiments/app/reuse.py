@@ -16,6 +16,8 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from al_experiments.wrapper.interface import as_active_model
+
 # What the network, the wrapper and its compiled functions are made of. The rest of `model`
 # (fit, eval) and the query's sample count are the wrapper's Config, which ``renew`` replaces.
 _BUILT_FROM = ("network", "estimator", "wrapper", "optimizer", "loss")
@@ -40,8 +42,6 @@ class LastModel:
     def take(self, key: str) -> Any:
         """The kept wrapper if it was built for ``key`` and can be renewed, else None (and the
         kept one is let go)."""
-        from al_experiments.wrapper.interface import as_active_model
-
         model, kept_key = self._model, self._key
         self.clear()
         if model is not None and kept_key == key and as_active_model(model).renewable():

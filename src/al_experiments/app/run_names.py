@@ -11,6 +11,8 @@ import subprocess
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import datetime
 
+from hydra.core.override_parser.overrides_parser import OverridesParser
+
 # Overrides that say where results go or how a job runs, not what it measures.
 _NOT_IN_NAMES = ("hydra", "mlflow", "metrics_dir", "run_name", "tags", "resume", "state_dir", "report")
 _VALUE_CHARS = 24
@@ -64,8 +66,6 @@ def swept_overrides(overrides: Sequence[str]) -> dict[str, str]:
 
 def sweep_size(overrides: Sequence[str]) -> int | None:
     """How many jobs the basic sweeper makes of these overrides (None if it cannot tell)."""
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
     try:
         parsed = OverridesParser.create().parse_overrides(list(overrides))
         size = 1

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
+from importlib.resources import files
 from typing import Any, Dict, List, Optional
 
 from numbers import Real
@@ -21,6 +22,9 @@ from numbers import Real
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
+from al_experiments import conf
+from al_experiments.acquisition import UnknownQueryError, available_queries, get_query
+from al_experiments.acquisition.strategy import check_options
 from al_experiments.app.errors import ConfigError
 from al_experiments.datasets.scenarios import IMBALANCE_RATIO, KEEP_FRACTION, LABEL_NOISE_RATE
 from al_experiments.validation import (
@@ -38,6 +42,7 @@ from al_experiments.validation import (
     invalid_message,
     optional,
 )
+from al_experiments.tracking.mlflow_store import TrackingUnavailable, resolve_tracking_uri
 
 
 class Scaling(Enum):
@@ -302,11 +307,6 @@ def register_strategy_configs() -> list[str]:
     ``query=<name> query.options.<option>=...`` works as for the built-ins; a ``query/<name>.yaml``
     in the user's config directory takes precedence.
     """
-    from importlib.resources import files
-
-    from al_experiments import conf
-    from al_experiments.acquisition import available_queries, get_query
-
     shipped = files(conf) / "query"
     cs = ConfigStore.instance()
     added = []
@@ -375,10 +375,6 @@ def validate(cfg: DictConfig) -> None:
     is built, since only then is the pool size known; arguments of ``_target_`` classes (e.g.
     ``model.wrapper.reset``) are checked by the classes themselves when built.
     """
-    # Only TF-free imports here: a bad value should be reported in a second, not after TF loads.
-    from al_experiments.acquisition import UnknownQueryError, get_query
-    from al_experiments.acquisition.strategy import check_options
-
     for key, constraint in VALUE_CONSTRAINTS.items():
         value = OmegaConf.select(cfg, key, default=_ABSENT)
         if value is not _ABSENT and not constraint.accepts(value):
@@ -420,8 +416,6 @@ def validate(cfg: DictConfig) -> None:
         )
     if not cfg.mlflow.experiment_name.strip():
         raise ConfigError("mlflow.experiment_name is empty; give the MLflow experiment a name.")
-    from al_experiments.tracking.mlflow_store import TrackingUnavailable, resolve_tracking_uri
-
     try:  # a credential in the URI, refused before Hydra saves the command line
         resolve_tracking_uri(cfg.mlflow.tracking_uri)
     except TrackingUnavailable as exc:

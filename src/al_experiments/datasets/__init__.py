@@ -67,7 +67,7 @@ def content_hash(*arrays: Optional[np.ndarray]) -> str:
 
 def load_digits() -> RawData:
     """scikit-learn's digits as 8x8 gray images (values 0..16), 10 classes."""
-    from sklearn.datasets import load_digits as sk_load
+    from sklearn.datasets import load_digits as sk_load  # scikit-learn is slow to import: loaded on use
 
     bunch = sk_load()
     return RawData(bunch.images.astype("float32"), bunch.target.astype("int64"), path="sklearn:digits")
@@ -75,7 +75,7 @@ def load_digits() -> RawData:
 
 def load_breast_cancer() -> RawData:
     """scikit-learn's breast cancer: 30 features, 2 classes."""
-    from sklearn.datasets import load_breast_cancer as sk_load
+    from sklearn.datasets import load_breast_cancer as sk_load  # slow to import: loaded on use
 
     bunch = sk_load()
     return RawData(bunch.data.astype("float32"), bunch.target.astype("int64"), path="sklearn:breast_cancer")

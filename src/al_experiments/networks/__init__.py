@@ -12,9 +12,17 @@ from typing import Sequence
 from al_experiments.utils.tf_import import import_tensorflow
 
 
-def _regularizer(weight_decay: float):
-    import keras
+def _keras():
+    """Keras, imported after TensorFlow has loaded quietly (``import_tensorflow`` sets its log
+    level first)."""
+    import_tensorflow()
+    import keras  # TensorFlow-heavy: loaded only when a network is built
 
+    return keras
+
+
+def _regularizer(weight_decay: float):
+    keras = _keras()
     # L2 weight decay as in Gal et al.; None keeps the layer free of a regularisation loss.
     return keras.regularizers.L2(weight_decay) if weight_decay > 0 else None
 
@@ -28,8 +36,7 @@ def mlp(
     activation: str = "relu",
 ):
     """Flatten -> [Dense(units) -> Dropout(dropout)] per hidden layer -> Dense softmax."""
-    import_tensorflow()
-    import keras
+    keras = _keras()
 
     layers = [keras.Input(tuple(input_shape)), keras.layers.Flatten()]
     for units in hidden_units:
@@ -57,8 +64,7 @@ def cnn(
     Gray images of shape (H, W) get a channel axis; flat feature vectors are rejected, since a
     convolution needs a spatial layout.
     """
-    import_tensorflow()
-    import keras
+    keras = _keras()
 
     shape = _image_shape(input_shape, "cnn")
     reg = _regularizer(weight_decay)
@@ -89,8 +95,7 @@ def batchbald_cnn(
     """Kirsch et al. (2019)'s MNIST network (their ``mnist_model.py``): per convolution, conv
     k x k -> spatial dropout (a whole feature map at a time, as ``Dropout2d``) -> max-pool 2x2
     -> ReLU; then dense -> dropout -> ReLU, and a dense softmax."""
-    import_tensorflow()
-    import keras
+    keras = _keras()
 
     shape = _image_shape(input_shape, "batchbald_cnn")
     layers = [keras.Input(shape)]

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from itertools import combinations
 
 import numpy as np
+from scipy import stats as sp
 
 from al_experiments.report import stats
 
@@ -36,8 +37,6 @@ AulcTable = Mapping[str, Mapping[str, Mapping[str, float]]]
 def ranks_within_settings(means: np.ndarray) -> np.ndarray:
     """Rank the strategies (columns) within each setting (row) of mean AULCs: 1 = the largest,
     tied strategies share the average of their ranks."""
-    from scipy import stats as sp
-
     rows = np.atleast_2d(np.asarray(means, dtype=float))
     return np.vstack([sp.rankdata(-row, method="average") for row in rows])
 
@@ -58,8 +57,6 @@ def friedman(ranks: np.ndarray) -> Friedman:
     """The Friedman test on (N settings, k strategies) ranks, in Demsar's form (Eq. 1-2):
     without the correction for ties that ``scipy.stats.friedmanchisquare`` applies, which only
     makes the test slightly conservative when a setting has ties."""
-    from scipy import stats as sp
-
     ranks = np.asarray(ranks, dtype=float)
     n, k = ranks.shape
     if n < 2 or k < 2:
@@ -81,8 +78,6 @@ def friedman(ranks: np.ndarray) -> Friedman:
 
 def nemenyi_q(k: int, alpha: float = stats.ALPHA) -> float:
     """Demsar's q_alpha for k strategies: the studentized range quantile over sqrt(2)."""
-    from scipy import stats as sp
-
     return float(sp.studentized_range.ppf(1 - alpha, k, math.inf) / math.sqrt(2))
 
 

@@ -18,6 +18,7 @@ from al_experiments.report.analysis import DEFAULT_BAND, DEFAULT_BASELINE, DEFAU
 from al_experiments.report.curves import CurveSet, ReportError, load_mlflow
 from al_experiments.report.plots import plot_critical_difference, plot_learning_curves
 from al_experiments.report.tables import SUMMARY_MD, write_tables
+from al_experiments.tracking import sweep
 
 ARTIFACT_PATH = "report"  # where the files go in the parent run's artifacts
 
@@ -94,7 +95,7 @@ def _swap_into_place(staging: Path, target: Path) -> None:
 
 def log_folder(tracking_uri: str, run_id: str, folder: Path) -> None:
     """Upload the report folder as artifacts ``report/...`` of ``run_id``."""
-    from mlflow import MlflowClient
+    from mlflow import MlflowClient  # slow to import: loaded on use
     from mlflow.exceptions import MlflowException
 
     try:
@@ -108,8 +109,6 @@ def log_folder(tracking_uri: str, run_id: str, folder: Path) -> None:
 def report_sweep(sweep_dir: str | os.PathLike[str]) -> ReportResult | None:
     """The report of a finished Hydra sweep: its parent run's children, written into
     ``<sweep dir>/report`` and logged to the parent run. None when the sweep has no parent run."""
-    from al_experiments.tracking import sweep
-
     parent = sweep.sweep_parent(sweep_dir)
     if parent is None:
         return None

@@ -28,6 +28,7 @@ from al_experiments.report.curves import (
     load_mlflow,
     select,
 )
+from al_experiments.report.tables import markdown
 
 
 def _target(text: str) -> float:
@@ -94,8 +95,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ReportError as exc:
         print(f"Error: {exc}", file=sys.stderr)
         return 1
-    from al_experiments.report.tables import markdown
-
     print(markdown(result.report), end="")
     where = f"; logged to MLflow run {result.logged_run_id} under report/" if result.logged_run_id else ""
     print(f"Report written to {result.folder} ({', '.join(result.files)}){where}.", file=sys.stderr)

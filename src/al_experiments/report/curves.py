@@ -31,6 +31,9 @@ from typing import Any
 
 import numpy as np
 
+from al_experiments.tracking import mlflow_store
+from al_experiments.tracking.files import read_csv_dicts, read_text
+
 X_KEY = "labeled_pool_size"
 DEFAULT_EXPERIMENT = "al-experiments"  # al-run's mlflow.experiment_name
 # al-run logs test_accuracy to MLflow; tf_al CSVs (and stores of earlier versions) eval_*accuracy*.
@@ -188,9 +191,7 @@ def latest_sweep(tracking_uri: str | None, experiment: str = DEFAULT_EXPERIMENT,
 def _open_store(tracking_uri: str | None, timeout_s: float) -> tuple[str, Any]:
     """The resolved URI and a client, after the checks al-run makes; a missing SQLite file is an
     error here (opening it would create an empty store)."""
-    from mlflow import MlflowClient
-
-    from al_experiments.tracking import mlflow_store
+    from mlflow import MlflowClient  # slow to import: loaded on use
 
     try:
         uri = mlflow_store.resolve_tracking_uri(tracking_uri, "--tracking-uri")
@@ -205,7 +206,7 @@ def _open_store(tracking_uri: str | None, timeout_s: float) -> tuple[str, Any]:
 
 def _scope(client: Any, uri: str, experiment: str | None, parent_run: str | None) -> tuple[list[str], str, str, str]:
     """Experiment ids and filter of the runs to read, the source line, and "where" for errors."""
-    from mlflow.exceptions import MlflowException
+    from mlflow.exceptions import MlflowException  # slow to import: loaded on use
 
     if parent_run:
         try:
@@ -251,8 +252,6 @@ def _joined_history(client: Any, run_id: str, key: str) -> list[tuple[float, flo
 def load_metrics_dir(path: str | os.PathLike[str], metric: str | None = None,
                      include_unfinished: bool = False) -> CurveSet:
     """The experiments of a tf_al-layout metrics directory (CSV files + ``.meta.json``)."""
-    from al_experiments.tracking.files import read_csv_dicts, read_text
-
     folder = Path(path).resolve()
     if not folder.is_dir():
         raise ReportError(f"The metrics directory {folder} does not exist; give the folder of the CSV files (e.g. <sweep dir>/metrics).")

@@ -29,7 +29,7 @@ CD_SVG = "critical_difference.svg"
 def plot_learning_curves(report: Report, folder: Path) -> list[Path]:
     """Write ``learning_curves.png`` (300 dpi) and ``.svg``: one panel per (dataset, model)
     section, titled by it; what the band shows is in the legend's title."""
-    import matplotlib
+    import matplotlib  # slow to import: loaded when a figure is drawn
     from matplotlib.figure import Figure
 
     panels = len(report.sections)
@@ -111,7 +111,7 @@ def plot_critical_difference(report: Report, folder: Path) -> list[Path]:
     agg = report.aggregate
     if agg is None or agg.friedman is None or agg.cd is None:
         return []
-    import matplotlib
+    import matplotlib  # slow to import: loaded when a figure is drawn
     from matplotlib.figure import Figure
 
     k, half = len(agg.strategies), math.ceil(len(agg.strategies) / 2)

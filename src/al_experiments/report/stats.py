@@ -24,6 +24,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
+from scipy import stats
 
 ALPHA = 0.05
 BOOTSTRAP_RESAMPLES = 10_000
@@ -104,8 +105,6 @@ def mean_std(values: Iterable[float]) -> Spread:
 
 def t_half_width(values: Sequence[float], confidence: float = 0.95) -> float:
     """Half width of the two-sided t-interval of the mean; NaN for fewer than 2 values."""
-    from scipy import stats
-
     arr = np.asarray(values, dtype=float)
     n = arr.size
     if n < 2:
@@ -311,8 +310,6 @@ def seeds_for_power(effect_size: float, power: float = 0.8, alpha: float = ALPHA
     Exact power from the noncentral t distribution (df = n - 1, noncentrality d * sqrt(n)).
     None beyond ``limit``.
     """
-    from scipy import stats
-
     d = abs(float(effect_size))
     if d == 0 or not math.isfinite(d):
         return None
@@ -342,8 +339,6 @@ def paired_t_test(diffs: Sequence[float]) -> float:
     Differences without spread have no t statistic: p is 1 when they are all zero (no evidence
     of a difference) and 0 when they are all the same non-zero value.
     """
-    from scipy import stats
-
     arr = np.asarray(diffs, dtype=float)
     if np.all(arr == arr[0]):
         return 1.0 if arr[0] == 0 else 0.0

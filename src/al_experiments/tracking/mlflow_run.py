@@ -21,6 +21,7 @@ from al_experiments.tracking.mlflow_store import NOTE_TAG, create_run
 from al_experiments.tracking.server_wait import ServerWait
 from al_experiments.utils.signals import sigterm_as_interrupt
 from al_experiments.utils.trees import flat_items
+from al_experiments.wrapper.keras_metrics import is_accuracy
 
 log = logging.getLogger(__name__)
 
@@ -42,8 +43,6 @@ _SECTION_PREFIX = {"train": "train", "optim": "val", "eval": "test"}
 def short_metric_name(key: str) -> str:
     """``sparse_categorical_accuracy`` -> ``accuracy``, ``sparse_categorical_crossentropy`` ->
     ``loss``; other names unchanged."""
-    from al_experiments.wrapper.keras_metrics import is_accuracy
-
     lowered = key.lower()
     if is_accuracy(lowered):
         return "accuracy"
@@ -142,7 +141,7 @@ class JobRun:
             return False
         # Ending after an error: the store itself may be what failed, so recording the end must
         # not replace the job's own error with a second one.
-        from mlflow.exceptions import MlflowException
+        from mlflow.exceptions import MlflowException  # slow to import: loaded on use
 
         try:
             if status == "FAILED":
@@ -155,7 +154,7 @@ class JobRun:
         return False
 
     def log_params(self, params: Mapping[str, Any]) -> None:
-        from mlflow.entities import Param
+        from mlflow.entities import Param  # slow to import: loaded on use
 
         items = [Param(k, str(v)) for k, v in params.items()]
         for start in range(0, len(items), _BATCH):
@@ -163,7 +162,7 @@ class JobRun:
 
     def log_metrics(self, metrics: Mapping[str, float], step: int = 0, tags: Mapping[str, str] | None = None) -> None:
         """``metrics`` at ``step``, and ``tags`` with them, in one request."""
-        from mlflow.entities import Metric, RunTag
+        from mlflow.entities import Metric, RunTag  # slow to import: loaded on use
 
         now = int(time.time() * 1000)
         batch = [Metric(k, float(v), now, int(step)) for k, v in metrics.items()]
@@ -174,7 +173,7 @@ class JobRun:
     def log_dataset(self, name: str, digest: str, source: str, schema: Mapping[str, Any],
                     profile: Mapping[str, Any], context: str = "training") -> None:
         """The data the job ran on, as an MLflow dataset input (the UI's Dataset column)."""
-        from mlflow.entities import Dataset, DatasetInput, InputTag
+        from mlflow.entities import Dataset, DatasetInput, InputTag  # slow to import: loaded on use
         from mlflow.exceptions import MlflowException
 
         dataset = Dataset(name=name, digest=digest[:36] or "unknown", source_type="local", source=source,

@@ -44,7 +44,7 @@ class TrackingRefused(TrackingUnavailable):
 def refusal(exc: BaseException, uri: str, experiment: str | None = None) -> TrackingRefused | None:
     """The one-sentence ``TrackingRefused`` for an MLflow error that is the server's refusal
     (HTTP 401 or 403), else None."""
-    from mlflow.exceptions import MlflowException
+    from mlflow.exceptions import MlflowException  # slow to import: loaded on use
     from mlflow.utils.credentials import read_mlflow_creds
 
     if not isinstance(exc, MlflowException) or exc.get_http_status_code() not in (401, 403):
@@ -131,7 +131,7 @@ def check_tracking_store(uri: str, timeout_s: float) -> None:
 
 def _check_credentials(uri: str) -> None:
     """One authenticated request: a server that refuses the job's credentials says so now."""
-    from mlflow import MlflowClient
+    from mlflow import MlflowClient  # slow to import: loaded on use
 
     try:
         MlflowClient(tracking_uri=uri).search_experiments(max_results=1)
@@ -160,7 +160,7 @@ def client(uri: str, wait: server_wait.ServerWait | None = None):
     """An ``MlflowClient`` for ``uri``; for a tracking server, one whose calls wait out an outage
     as ``wait`` says (the job's, so that every client of a job shares what it learnt; by
     default one of this client's own, waiting ``server_wait.DEFAULT_WAIT_S``)."""
-    from mlflow import MlflowClient
+    from mlflow import MlflowClient  # slow to import: loaded on use
 
     if not is_server(uri):
         return MlflowClient(tracking_uri=uri)
@@ -214,7 +214,7 @@ def ensure_experiment(uri: str, name: str, wait: server_wait.ServerWait | None =
     For a SQLite store the artifacts go to ``mlartifacts/`` beside the database file, so a
     store is one self-contained folder whatever the working directory was.
     """
-    from mlflow.exceptions import MlflowException
+    from mlflow.exceptions import MlflowException  # slow to import: loaded on use
 
     with _store_lock(uri):
         mlflow_client = client(uri, wait)

@@ -22,11 +22,14 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import ssl
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
 from typing import Any
+
+import requests
 
 from al_experiments.utils.failpoints import failpoint
 
@@ -55,9 +58,7 @@ def apply_http_defaults() -> None:
 def is_unreachable(exc: BaseException) -> bool:
     """True when ``exc`` (an MLflow error) means the server did not answer or answered that it
     cannot serve now (connection refused or reset, timeout, 5xx or 429 after MLflow's retries)."""
-    import requests
-
-    from mlflow.exceptions import MlflowException
+    from mlflow.exceptions import MlflowException  # slow to import: loaded on use
 
     if not isinstance(exc, MlflowException):
         return False
@@ -80,8 +81,6 @@ def health(uri: str, timeout_s: float):
     ``MLFLOW_TRACKING_CLIENT_CERT_PATH``."""
     context = None
     if uri.startswith("https:"):
-        import ssl
-
         context = ssl.create_default_context(cafile=os.environ.get("MLFLOW_TRACKING_SERVER_CERT_PATH") or None)
         if os.environ.get("MLFLOW_TRACKING_INSECURE_TLS", "").lower() == "true":
             context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
@@ -131,7 +130,7 @@ class ServerWait:
 
     def call(self, method: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """``method(*args, **kwargs)``, repeated once the server answers again if it did not."""
-        from mlflow.exceptions import MlflowException
+        from mlflow.exceptions import MlflowException  # slow to import: loaded on use
 
         waited_since = deadline = None
         unanswered = 0

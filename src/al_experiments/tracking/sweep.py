@@ -77,7 +77,7 @@ def recorded_sweep(record: str | os.PathLike[str], uri: str, experiment_id: str,
                    wait: ServerWait | None = None) -> dict[str, Any] | None:
     """What an earlier attempt of a sweep recorded (its parent run and metrics folder), if that
     parent is in this store and experiment and still exists."""
-    from mlflow.exceptions import MlflowException
+    from mlflow.exceptions import MlflowException  # slow to import: loaded on use
 
     try:
         content = json.loads(Path(record).read_text())
@@ -130,7 +130,7 @@ def parent_run_for(sweep_dir: str | os.PathLike[str], uri: str, experiment_id: s
                                 {"sweep": str(Path(sweep_dir).resolve()), "run_kind": "sweep",
                                  "mlflow.source.name": "al-run -m", "mlflow.source.type": "LOCAL"}, wait=wait)
             if marker.get("params"):
-                from mlflow.entities import Param
+                from mlflow.entities import Param  # slow to import: loaded on use
 
                 _client(uri, wait).log_batch(run_id, params=[Param(k, str(v)[:6000]) for k, v in marker["params"].items()])
             marker["parent_run_id"] = run_id

@@ -20,7 +20,7 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     try:
-        import keras
+        import keras  # TensorFlow-heavy: loaded only where a job seeds it
     except ImportError:  # pragma: no cover - TensorFlow is a dependency
         return
     keras.utils.set_random_seed(seed % 2**32)

@@ -27,7 +27,7 @@ def setup_growth() -> None:
 
     Needed when several jobs share one GPU. Prints the device counts, as tf_al did.
     """
-    import tensorflow as tf
+    import tensorflow as tf  # heavy: loaded only where GPU memory is set up
 
     gpus = tf.config.list_physical_devices("GPU")
     if gpus:

@@ -40,12 +40,12 @@ def import_tensorflow():
         return sys.modules["tensorflow"]
     if os.environ.get(KEEP_LOGS_ENV, "").strip().lower() in ("1", "true", "yes"):
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0")
-        import tensorflow as tf
+        import tensorflow as tf  # what this module is for: TensorFlow, imported quietly
 
         return tf
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     with _stderr_silenced():
-        import tensorflow as tf
+        import tensorflow as tf  # what this module is for: TensorFlow, imported quietly
 
         tf.config.list_physical_devices()  # CUDA probing (and its complaints) happens here, once
     return tf

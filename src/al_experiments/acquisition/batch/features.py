@@ -68,7 +68,7 @@ def kmeans_labels(points: np.ndarray, n_clusters: int, rng: np.random.Generator)
     """
     if n_clusters <= 1:
         return np.zeros(len(points), dtype=np.int64)
-    from sklearn.cluster import KMeans
+    from sklearn.cluster import KMeans  # scikit-learn is slow to import: loaded on use
     from sklearn.exceptions import ConvergenceWarning
 
     seed = int(rng.integers(0, 2**31 - 1))

@@ -84,7 +84,7 @@ def purity_delta(points: ArrayLike, num_classes: int, purity: float = DEFAULT_PU
 
 def ball_graph(points: np.ndarray, delta: float) -> sparse.csr_matrix:
     """(M, M) boolean matrix whose row i marks the points within ``delta`` of point i (itself too)."""
-    from sklearn.neighbors import NearestNeighbors
+    from sklearn.neighbors import NearestNeighbors  # scikit-learn is slow to import: loaded on use
 
     if not np.isfinite(delta):
         # Every ball holds every point; a finite radius that says so (triangle inequality).

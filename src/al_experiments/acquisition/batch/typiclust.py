@@ -46,7 +46,7 @@ def typicality(features: ArrayLike, neighbours: int | None = None) -> np.ndarray
     rows (default min(20, rows - 1)). A lone row has typicality 0 (no neighbour to vouch for its
     density); a row with as many exact duplicates as neighbours has typicality inf.
     """
-    from sklearn.neighbors import NearestNeighbors
+    from sklearn.neighbors import NearestNeighbors  # scikit-learn is slow to import: loaded on use
 
     x = check_feature_sets(features, None, names=("features", "labelled_features"))[0]
     m = len(x)
