@@ -126,7 +126,7 @@ def test_unknown_keyword_raises_before_members_are_built_and_members_keep_the_se
     wrapper = DeepEnsemble(network(), members=2, reset="initial", fast_fit=False, xla=False, name="e",
                            checkpoint_path=str(tmp_path))
     assert wrapper.get_model_name() == "ensemble_e"
-    assert [(m.reset_policy, m.fast_fit, m.xla, m._checkpoint_path) for m in wrapper.members] == [
+    assert [(m.reset_policy, m.fast_fit, m.xla, m.checkpoint_path) for m in wrapper.members] == [
         ("initial", False, False, str(tmp_path / f"member_{i}")) for i in range(2)]
     assert all(type(m) is Model for m in wrapper.members)  # Keras members: the compiled path
 

@@ -247,7 +247,7 @@ def test_selection_is_the_top_scores_of_the_trained_model_best_last(digits):
     loop = ActiveLearningLoop(wrapper, ds, "max_var_ratio", step_size=5, max_rounds=1, seed=5)
     unlabelled = loop.pool.get_unlabeled_indices()
     step = loop.step()
-    probs = np.asarray(wrapper._model(xtr[unlabelled], training=False), dtype=np.float64)
+    probs = np.asarray(wrapper.get_model()(xtr[unlabelled], training=False), dtype=np.float64)
     scores = 1.0 - probs.max(axis=1)  # tf_al's max_var_ratio
     expected = unlabelled[np.argsort(-scores, kind="stable")[:5]]
     assert step["indices_selected"] == expected[::-1].tolist()

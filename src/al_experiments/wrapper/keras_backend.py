@@ -84,6 +84,14 @@ class KerasBackend:
     def outputs_logits(self) -> bool:
         return bool(getattr(self.loss, "from_logits", False)) if self.loss is not None else False
 
+    def sampler(self, stochastic: bool):
+        """The compiled independent sampler this network is sampled with."""
+        return self.predictions.sampler(stochastic, self.outputs_logits)
+
+    def consistent_sampler(self):
+        """The compiled consistent sampler this network is sampled with."""
+        return self.predictions.consistent_sampler(self.outputs_logits)
+
     def build_from(self, inputs: Any) -> None:
         """Build a network that is not built yet by calling it on the first of ``inputs``."""
         if getattr(self.network, "built", True) or inputs is None or len(inputs) == 0:
@@ -229,7 +237,7 @@ class KerasBackend:
     def validation_scores(self, x_val: Any, y_val: Any) -> dict[str, float]:
         """Accuracy and mean negative log-likelihood of the deterministic network (dropout
         off, as the BatchBALD authors validated) on the validation split."""
-        sampler = self.predictions.sampler(False, self.outputs_logits)
+        sampler = self.sampler(False)
         probs = np.concatenate([mean for _, _, mean in sampler.mean_chunks(x_val, 1, None)], axis=0)
         y = np.asarray(y_val)
         ids = y.argmax(axis=-1) if y.ndim == 2 and y.shape[-1] > 1 else y.reshape(-1).astype(np.int64)
