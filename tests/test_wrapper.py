@@ -519,3 +519,21 @@ def test_an_unbuilt_network_is_built_by_predicting_before_any_round(data):
         wrapper.evaluate(x[:4], np.zeros(4))
     assert wrapper.predict(x[:6]).shape == (6, CLASSES) and net.built
     np.testing.assert_allclose(wrapper.predict(x[:6]), np.asarray(net(x[:6], training=False)), rtol=1e-5, atol=1e-6)
+
+
+def test_one_unbounded_number_per_input_is_refused_for_bald(data):
+    """tf_al scored BALD on whatever predict returned; a network with one linear output unit
+    gives numbers that are no probabilities, and the scores would be garbage: refused."""
+    from al_experiments import ActiveLearningLoop, Dataset
+
+    x, y = data
+    keras.utils.set_random_seed(16)
+    net = keras.Sequential([keras.Input((x.shape[1],)), keras.layers.Dense(16, activation="relu"),
+                            keras.layers.Dropout(0.5),
+                            keras.layers.Dense(1, bias_initializer=keras.initializers.Constant(5.0))])  # unbounded
+    wrapper = McDropout(net, Config(fit={"epochs": 1, "batch_size": 16}, query={"sample_size": 3}))
+    wrapper.compile(optimizer=keras.optimizers.SGD(1e-9), loss="mse")  # outputs stay near 5
+    loop = ActiveLearningLoop(wrapper, Dataset(x, y % 2, init_size=20), "bald",
+                              step_size=5, max_rounds=1, seed=0)
+    with pytest.raises(ValueError, match=r"query functions need probabilities in \[0, 1\]; got values in"):
+        next(loop)

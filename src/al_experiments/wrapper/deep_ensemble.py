@@ -17,6 +17,7 @@ import numpy as np
 from al_experiments.config import Config
 from al_experiments.utils.seeding import derive_seed
 from al_experiments.validation import check_whole, reject_unknown_kwargs
+from al_experiments.wrapper.keras_metrics import is_class_metric
 from al_experiments.wrapper.model import Model
 
 
@@ -48,7 +49,6 @@ class DeepEnsemble(Model):
         # Imported here: TensorFlow loads only where a network is wrapped.
         from al_experiments.wrapper.ensemble_backend import EnsembleBackend
         from al_experiments.wrapper.keras_backend import compiled_metrics
-        from al_experiments.wrapper.keras_metrics import is_class_metric
 
         networks = _member_networks(model, self._member_count)
         backend = EnsembleBackend([
@@ -130,7 +130,7 @@ def _member_networks(model: Any, members: int | None) -> list[Any]:
 
 def _clone(network: Any) -> Any:
     """Same architecture, freshly initialised weights (``clone_model`` never copies weights)."""
-    import keras
+    import keras  # here, not at the top: importing the wrappers must not load TensorFlow
 
     try:
         return keras.models.clone_model(network)
@@ -142,7 +142,7 @@ def _clone(network: Any) -> Any:
 
 
 def _built(builder: Callable[[], Any]) -> Any:
-    import keras
+    import keras  # here, not at the top: importing the wrappers must not load TensorFlow
 
     network = builder()
     if not isinstance(network, keras.Model):

@@ -11,7 +11,6 @@ supports. Predictive queries live in ``queries.QueryMethods``.
 
 from __future__ import annotations
 
-import logging
 import os
 import sys
 import uuid
@@ -25,8 +24,6 @@ from al_experiments.wrapper.keras_metrics import loss_value, metric_name, metric
 from al_experiments.wrapper.object_backend import ObjectBackend
 from al_experiments.wrapper.queries import QueryMethods
 from al_experiments.wrapper.training_protocol import epochs_for_steps
-
-log = logging.getLogger(__name__)
 
 RESET_POLICIES = ("reinit", "initial", "warm")
 # The keywords Model reads from **kwargs (tf_al's ``classification``/``is_binary`` and ours).
@@ -180,9 +177,6 @@ class Model(QueryMethods):
     def set_seed(self, seed: int) -> None:
         """Seed of this model's per-round randomness (weights, shuffling, dropout)."""
         self._seed = int(seed)
-
-    def get_seed(self) -> int:
-        return self._seed
 
     # ------------------------------------------------------------------ another job, same network
     def renewable(self) -> bool:
