@@ -537,3 +537,25 @@ def test_one_unbounded_number_per_input_is_refused_for_bald(data):
                               step_size=5, max_rounds=1, seed=0)
     with pytest.raises(ValueError, match=r"query functions need probabilities in \[0, 1\]; got values in"):
         next(loop)
+
+
+def test_a_warm_state_resumed_into_an_unbuilt_network_is_restored_once_the_data_builds_it(data):
+    from al_experiments import Pool
+
+    x, y = data
+    pool = Pool(x, y)
+
+    def warm_wrapper():
+        wrapper = McDropout(SubclassedNet(), Config(fit={"epochs": 2, "batch_size": 16}), reset="warm")
+        wrapper.compile(optimizer=keras.optimizers.Adam(0.05), loss="sparse_categorical_crossentropy")
+        return wrapper
+
+    trained = warm_wrapper()
+    trained.reset(pool, round_index=1)
+    trained.fit(x[:30], y[:30])
+    state = trained.resume_state()
+    resumed = warm_wrapper()
+    resumed.restore_resume_state(state)  # nothing to put the weights in yet
+    assert not resumed.get_model().built
+    resumed.reset(pool, round_index=2)  # built from the pool, then restored; warm keeps them
+    assert same(weights(resumed), [np.array(w) for w in state["weights"]])

@@ -59,6 +59,7 @@ class KerasBackend:
         self.predictions = KerasPredictions(network)
         self.validation: tuple[Any, Any] | None = None  # the round's validation split (set by reset)
         self._num_outputs: int | None = None
+        self._pending_state: dict[str, list[np.ndarray]] | None = None  # resumed before the network was built
         if getattr(network, "optimizer", None) is not None and getattr(network, "loss", None) is not None:
             self.remember_compile(network.loss, compiled_metrics(network))
 
@@ -144,6 +145,9 @@ class KerasBackend:
         """Redraw, restore or keep the weights for ``round_index`` (see ``Model.reset``)."""
         self.build_from(_first_inputs(pool, dataset))
         resetter = self.ensure_ready()
+        if self._pending_state is not None:
+            self._restore(self._pending_state)
+            self._pending_state = None
         has_validation = dataset is not None and getattr(dataset, "has_eval_set", lambda: False)()
         self.validation = dataset.get_eval_split() if has_validation else None  # for early stopping
         weights_seed = derive_seed(seed, round_index, "weights")
@@ -175,6 +179,12 @@ class KerasBackend:
                 f"This model state holds {sorted(state)}, not the weights a Keras wrapper writes; it was "
                 "saved by a wrapper of another kind of model: start afresh."
             )
+        if not getattr(self.network, "built", True):
+            self._pending_state = dict(state)  # restored at the next reset, once built from the pool
+            return
+        self._restore(state)
+
+    def _restore(self, state: dict[str, list[np.ndarray]]) -> None:
         self.ensure_ready()
         self.network.set_weights(list(state["weights"]))
         for variable, value in zip(self.network.optimizer.variables, state["optimizer"]):
