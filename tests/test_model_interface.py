@@ -143,3 +143,20 @@ def test_keras_wrappers_declare_their_capabilities_and_a_subclass_changes_them()
 
     adapted = as_active_model(WithSamples())
     assert supports(adapted, INDEPENDENT_SAMPLES) and not supports(adapted, CONSISTENT_SAMPLES)
+
+
+def test_no_wrapper_module_reads_another_objects_private_attributes():
+    """Each backend keeps its own state: a wrapper, an ensemble or a backend reaches another
+    object only through its public names (``self._x`` is its own)."""
+    import ast
+    from pathlib import Path
+
+    import al_experiments.wrapper as package
+
+    reached = []
+    for path in sorted(Path(package.__file__).parent.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Attribute) and node.attr.startswith("_") and not node.attr.startswith("__"):
+                if not (isinstance(node.value, ast.Name) and node.value.id in ("self", "cls")):
+                    reached.append(f"{path.name}:{node.lineno}: {ast.unparse(node)}")
+    assert reached == []
