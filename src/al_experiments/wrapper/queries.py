@@ -28,8 +28,8 @@ class QueryMethods(ActiveModel):
 
     def supports(self, capability: str) -> bool:
         """Does this wrapper give ``capability`` (one of ``interface.CAPABILITIES``)?"""
-        if capability == OWN_SCORER:
-            return type(self).get_query_fn is not QueryMethods.get_query_fn
+        if capability == OWN_SCORER:  # a get_query_fn of a subclass's (or set on the wrapper)
+            return getattr(self.get_query_fn, "__func__", None) is not QueryMethods.get_query_fn
         if capability in (CONSISTENT_SAMPLES, REDUCED_SCORES) and self._draws_samples_itself():
             return False
         return self.backend.supports(capability, self.stochastic())
