@@ -48,7 +48,7 @@ def ours_round(seed: int = SEED) -> dict:
                               QUERY, step_size=STEP_SIZE, max_rounds=ROUNDS, seed=seed)
     seconds, inside = [], []
     for _ in range(ROUNDS):
-        sampler = model._sampler(True)
+        sampler = model.backend.sampler(True)
         forward_before = sampler.forward_seconds
         start = time.perf_counter()
         step = loop.step()
@@ -123,7 +123,7 @@ def scoring_vs_floor(pool: int = 10_000, samples: int = 20) -> dict:
     floor_pass()
     floor = best_of(floor_pass)
     return {"pool": pool, "samples": samples, "bald_seconds": scoring, "floor_seconds": floor,
-            "ratio": scoring / floor, "shared_prefix_layers": model._sampler(True).prefix_layers,
+            "ratio": scoring / floor, "shared_prefix_layers": model.backend.sampler(True).prefix_layers,
             "bald_full_tiling_seconds": full_seconds, "ratio_full_tiling": full_seconds / floor}
 
 

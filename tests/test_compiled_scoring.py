@@ -214,7 +214,7 @@ def test_a_round_samples_each_set_once():
     wrapper = McDropout(mlp(seed=7), config)
     wrapper.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     loop = ActiveLearningLoop(wrapper, dataset, "bald", step_size=5, max_rounds=2, seed=0)
-    sampler = wrapper._sampler(True)
+    sampler = wrapper.backend.sampler(True)
     passes = []
     original = sampler._chunked
 

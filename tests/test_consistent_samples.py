@@ -86,21 +86,21 @@ def test_chunking_and_sample_count_do_not_change_the_draws(wrapper_name, request
 def test_one_trace_for_any_seed_sample_count_and_pool_size(mc):
     for n, t, seed in [(3, 2, 0), (9, 5, 1), (20, 3, 2**40 + 7)]:
         mc.consistent_samples(points(n), t, seed=seed, batch_size=4)
-    assert mc._consistent_sampler().tracing_count() == 1
+    assert mc.backend.consistent_sampler().tracing_count() == 1
 
 
 def test_the_deterministic_prefix_runs_once_per_input(mc, mc_functional):
     # Layers before the first dropout run on the untiled chunk (the Sampler's prefix sharing);
     # in the functional net the plain branch runs untiled too and is tiled for the merge.
     for wrapper, tiles in [(mc, 1), (mc_functional, 2)]:
-        names = [type(layer).__name__ for layer in wrapper._consistent_sampler().twin.layers]
+        names = [type(layer).__name__ for layer in wrapper.backend.consistent_sampler().twin.layers]
         assert names[1] == "Dense" and names.index("TileSamples") > 1, names
         assert names.count("TileSamples") == tiles and names.count("ConsistentNoise") == tiles, names
 
 
 def test_the_twin_computes_the_network_with_the_drawn_masks(mc_functional):
     """Against a numpy forward pass of the functional net with the sampler's own masks."""
-    sampler = mc_functional._consistent_sampler()
+    sampler = mc_functional.backend.consistent_sampler()
     x = points(5, seed=4)
     samples = mc_functional.consistent_samples(x, 3, seed=21, batch_size=2)
     first, second = [m.numpy()[:, 0] for m in sampler.noise(3, 21)]  # (T, 16) each
@@ -156,7 +156,7 @@ def test_consistent_samples_have_the_distribution_of_independent_ones(layer):
 
 
 def test_dropout_masks_keep_a_unit_with_probability_one_minus_rate(mc):
-    noise = mc._consistent_sampler().noise(400, seed=2)[0].numpy()  # (T, 1, 16)
+    noise = mc.backend.consistent_sampler().noise(400, seed=2)[0].numpy()  # (T, 1, 16)
     assert noise.shape == (400, 1, 16)
     assert set(np.unique(noise)) == {0.0, np.float32(2.0)}  # dropped, or kept and scaled by 1/(1-0.5)
     assert abs((noise > 0).mean() - 0.5) < 0.03
@@ -178,7 +178,7 @@ def test_spatial_dropout_drops_whole_feature_maps():
     same(samples[0], samples[2])
     dropped = maps[:, :, 0, :] < maps[:, :, 0, :].max(-1, keepdims=True)
     assert dropped.any() and not dropped.all(-1).any()  # some maps dropped, in varying patterns
-    assert wrapper._consistent_sampler().specs[0].shape == (1, 1, 4)
+    assert wrapper.backend.consistent_sampler().specs[0].shape == (1, 1, 4)
 
 
 def test_channels_first_spatial_dropout_uses_its_noise_shape():

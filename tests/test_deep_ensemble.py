@@ -126,7 +126,7 @@ def test_unknown_keyword_raises_before_members_are_built_and_members_keep_the_se
     wrapper = DeepEnsemble(network(), members=2, reset="initial", fast_fit=False, xla=False, name="e",
                            checkpoint_path=str(tmp_path))
     assert wrapper.get_model_name() == "ensemble_e"
-    assert [(m.reset_policy, m.fast_fit, m.xla, m._checkpoint_path) for m in wrapper.members] == [
+    assert [(m.reset_policy, m.fast_fit, m.xla, m.checkpoint_path) for m in wrapper.members] == [
         ("initial", False, False, str(tmp_path / f"member_{i}")) for i in range(2)]
     assert all(type(m) is Model for m in wrapper.members)  # Keras members: the compiled path
 
@@ -185,3 +185,70 @@ def test_a_restored_ensemble_loop_continues_exactly(reset):
     resumed = build()
     resumed.restore(state)
     assert without_times(resumed.run(progress=False)) == uninterrupted
+
+
+class PublicOnly:
+    """A member wrapper seen through its public surface only: any name starting with an
+    underscore is refused, so the ensemble cannot reach a member's internals."""
+
+    def __init__(self, member):
+        object.__setattr__(self, "member", member)
+
+    def __getattr__(self, name):
+        if name.startswith("_"):
+            raise AttributeError(f"the ensemble reached the private member attribute {name!r}")
+        return getattr(self.member, name)
+
+    def __setattr__(self, name, value):
+        if name.startswith("_"):
+            raise AttributeError(f"the ensemble set the private member attribute {name!r}")
+        setattr(self.member, name, value)
+
+
+def test_the_ensemble_backend_uses_only_its_members_public_methods(tmp_path):
+    from al_experiments.wrapper.ensemble_backend import EnsembleBackend
+
+    x, y = blobs()
+    reference = ensemble(seed=3, checkpoint_path=str(tmp_path / "a"), reset="warm")
+    guarded = ensemble(seed=3, checkpoint_path=str(tmp_path / "b"), reset="warm")
+    backend = EnsembleBackend([PublicOnly(member) for member in guarded.members])
+    backend.compile(optimizer=keras.optimizers.Adam(0.05), loss="sparse_categorical_crossentropy")
+    reference.compile(optimizer=keras.optimizers.Adam(0.05), loss="sparse_categorical_crossentropy")
+    backend.ensure_ready(x)
+    backend.reset("warm", 3, 1)
+    reference.reset(round_index=1)
+    history = backend.fit(x[:30], y[:30], {"epochs": 3, "batch_size": 16}, seed=3, round_index=1)
+    expected = reference.fit(x[:30], y[:30])
+    np.testing.assert_allclose(history.history["loss"], expected.history["loss"], rtol=1e-6)
+    samples = backend.predictive_samples(x, None, 7)
+    np.testing.assert_array_equal(samples, reference.predictive_samples(x, batch_size=7))
+    np.testing.assert_array_equal(backend.consistent_samples(x, 4, 1, None), samples)
+    features, probs = backend.embeddings(x, None, True, None)
+    ref_features, ref_probs = reference.embeddings(x, return_probs=True)
+    np.testing.assert_array_equal(features, ref_features)
+    np.testing.assert_allclose(probs, ref_probs)
+    state = backend.resume_state("warm", 1)
+    assert sorted(state) == sorted(reference.resume_state())
+    backend.restore_resume_state(state)
+    assert backend.save_weights(str(tmp_path / "b")) == str(tmp_path / "b") and backend.has_save_state("")
+    backend.load_weights("")
+    np.testing.assert_array_equal(backend.predictive_samples(x, None, None), samples)
+    assert backend.renewable("warm") and backend.num_outputs() == CLASSES
+
+
+def test_the_ensemble_declares_its_capabilities():
+    from al_experiments.wrapper.interface import (
+        CONSISTENT_SAMPLES,
+        DECISION_VALUES,
+        EMBEDDINGS,
+        INDEPENDENT_SAMPLES,
+        OWN_SCORER,
+        REDUCED_SCORES,
+    )
+
+    wrapper = ensemble(members=2)
+    assert [wrapper.supports(c) for c in (INDEPENDENT_SAMPLES, CONSISTENT_SAMPLES, EMBEDDINGS)] == [True] * 3
+    # Its samples come from separate networks: no single compiled sampler reduces them.
+    assert not any(wrapper.supports(c) for c in (REDUCED_SCORES, DECISION_VALUES, OWN_SCORER))
+    with pytest.raises(ValueError, match="DeepEnsemble does not support reduced_scores"):
+        wrapper.reduced_score_chunks(blobs()[0], 2, reduction=None)

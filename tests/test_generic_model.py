@@ -1,4 +1,4 @@
-"""Any model behind the wrapper (wrapper/generic.py): scikit-learn estimators and plain numpy
+"""Any model behind the wrapper (wrapper/object_backend.py): scikit-learn estimators and plain numpy
 models in Model / McDropout, driven by the loop, with the selections, samples, resets, fit
 keywords, errors and saved state checked against values computed here by hand."""
 
@@ -24,7 +24,17 @@ from al_experiments import AcquisitionFunction, ActiveLearningLoop, Config, Data
 from al_experiments.resume.checkpoint import Checkpoint, CheckpointStore
 from al_experiments.utils.seeding import derive_seed
 from al_experiments.wrapper import DeepEnsemble, McDropout, Model
-from al_experiments.wrapper.generic import GenericModelMixin
+from al_experiments.wrapper.interface import (
+    CAPABILITIES,
+    CONSISTENT_SAMPLES,
+    DECISION_VALUES,
+    EMBEDDINGS,
+    INDEPENDENT_SAMPLES,
+    OWN_SCORER,
+    REDUCED_SCORES,
+    QueryModel,
+)
+from al_experiments.wrapper.object_backend import ObjectBackend
 
 CLASSES = 3
 
@@ -79,14 +89,17 @@ class DropoutSoftmax:
 
 
 # ---------------------------------------------------------------------- which path
-def test_keras_models_keep_the_compiled_path_and_other_objects_get_the_generic_one():
+def test_keras_models_keep_the_compiled_path_and_other_objects_get_the_object_backend():
     import keras
+
+    from al_experiments.wrapper.keras_backend import KerasBackend
 
     net = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, activation="softmax")])
     assert type(McDropout(net)) is McDropout and type(Model(net)) is Model
+    assert isinstance(Model(net).backend, KerasBackend)
     mc, plain = McDropout(DropoutSoftmax()), Model(LogisticRegression())
-    assert isinstance(mc, McDropout) and isinstance(mc, GenericModelMixin) and type(mc).__name__ == "GenericMcDropout"
-    assert type(plain).__name__ == "GenericModel" and not isinstance(plain, McDropout)
+    assert type(mc) is McDropout and isinstance(mc.backend, ObjectBackend)
+    assert type(plain) is Model and isinstance(plain.backend, ObjectBackend) and not isinstance(plain, McDropout)
     assert mc.stochastic() and not plain.stochastic()
     assert mc.get_model_name() == "mc_dropout" and plain.get_model_name() == "model"
     assert type(DeepEnsemble(net, members=2)) is DeepEnsemble
@@ -215,7 +228,7 @@ def test_mc_dropout_samples_are_one_training_call_each():
                                np.mean([reference(x, training=True) for _ in range(3 + 4)][3:], axis=0))
     chunks = list(wrapper.sample_chunks(x, 2, batch_size=3))
     assert [(a, b, p.shape) for a, b, p in chunks] == [(0, 3, (3, 2, 3)), (3, 6, (3, 2, 3)), (6, 7, (1, 2, 3))]
-    assert not wrapper.scores_in_graph()  # no compiled sampler: scores come from sample_chunks
+    assert not wrapper.supports(REDUCED_SCORES)  # no compiled sampler: scores come from sample_chunks
     deterministic = Model(copy.deepcopy(reference)).predictive_samples(x, 3)
     np.testing.assert_array_equal(deterministic, np.repeat(reference(x)[:, None], 3, axis=1))
 
@@ -484,6 +497,47 @@ def test_warm_resume_of_an_unpicklable_object_raises_a_clear_error():
 def test_the_wrapper_itself_pickles_and_deep_copies():
     x, _ = blobs(6)
     wrapper = McDropout(DropoutSoftmax(), Config(query={"sample_size": 3}), name="np")
+    assert "__reduce_ex__" not in vars(type(wrapper)) and "__reduce__" not in vars(type(wrapper))
     for clone in (pickle.loads(pickle.dumps(wrapper)), copy.deepcopy(wrapper)):
         assert type(clone) is type(wrapper) and clone.get_model_name() == "mc_dropout_np"
         np.testing.assert_array_equal(clone.predictive_samples(x, 2), copy.deepcopy(wrapper).predictive_samples(x, 2))
+
+
+def test_a_fitted_sklearn_wrapper_round_trips_through_pickle():
+    x, y = blobs(30)
+    wrapper = Model(LogisticRegression(), Config(fit={}), name="lr", reset="warm")
+    wrapper.set_seed(4)
+    wrapper.reset(round_index=1)
+    wrapper.fit(x, y)
+    clone = pickle.loads(pickle.dumps(wrapper))
+    assert type(clone) is Model and isinstance(clone, Model) and clone.get_model_name() == "lr"
+    assert clone.reset_policy == "warm" and clone.resume_state()["pickle"][0].dtype == np.uint8
+    np.testing.assert_array_equal(clone.predict(x), wrapper.predict(x))
+    np.testing.assert_array_equal(clone.get_model().coef_, wrapper.get_model().coef_)
+    clone.reset(round_index=2)  # warm: the trained object is kept, in the clone too
+    np.testing.assert_array_equal(clone.predict(x), wrapper.predict(x))
+
+
+def test_an_object_wrapper_declares_what_its_object_gives():
+    from sklearn.svm import SVC
+
+    x, y = blobs(30)
+    svc, mc, proba = Model(SVC().fit(x, y)), McDropout(DropoutSoftmax()), Model(LogisticRegression())
+    for wrapper in (svc, mc, proba):
+        assert isinstance(wrapper, QueryModel)
+        assert wrapper.supports(INDEPENDENT_SAMPLES) and wrapper.supports(EMBEDDINGS)
+        assert not wrapper.supports(REDUCED_SCORES) and not wrapper.supports(OWN_SCORER)
+    assert [w.supports(DECISION_VALUES) for w in (svc, mc, proba)] == [True, False, False]
+    # Consistent samples: a deterministic wrapper repeats its prediction; a stochastic one needs
+    # the object's own method.
+    assert proba.supports(CONSISTENT_SAMPLES) and not mc.supports(CONSISTENT_SAMPLES)
+    assert McDropout(WithBlocks()).supports(CONSISTENT_SAMPLES)
+    np.testing.assert_array_equal(svc.decision_values(x), svc.get_model().decision_function(x))
+    with pytest.raises(ValueError, match="McDropout does not support reduced_scores"):
+        list(mc.reduced_score_chunks(x, 3, reduction=None))
+    with pytest.raises(ValueError, match="is not a model capability"):
+        from al_experiments.wrapper.interface import supports
+
+        supports(mc, "telepathy")
+    assert set(CAPABILITIES) == {INDEPENDENT_SAMPLES, CONSISTENT_SAMPLES, REDUCED_SCORES, EMBEDDINGS,
+                                 DECISION_VALUES, OWN_SCORER}

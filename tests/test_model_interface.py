@@ -95,3 +95,68 @@ def test_the_wrappers_inherit_the_interface_and_are_not_adapted():
     assert set(OPTIONAL_METHODS) <= set(dir(adapted))
     with pytest.raises(ValueError, match="keeps no resume state"):
         adapted.restore_resume_state({"weights": []})
+
+
+def test_keras_wrappers_declare_their_capabilities_and_a_subclass_changes_them():
+    import keras
+
+    from al_experiments.wrapper import McDropout, Model
+    from al_experiments.wrapper.interface import (
+        CONSISTENT_SAMPLES,
+        DECISION_VALUES,
+        EMBEDDINGS,
+        INDEPENDENT_SAMPLES,
+        OWN_SCORER,
+        REDUCED_SCORES,
+        QueryModel,
+        supports,
+    )
+
+    def net():
+        return keras.Sequential([keras.Input((3,)), keras.layers.Dense(4, activation="relu"),
+                                 keras.layers.Dropout(0.5), keras.layers.Dense(2, activation="softmax")])
+
+    compiled = (INDEPENDENT_SAMPLES, CONSISTENT_SAMPLES, REDUCED_SCORES, EMBEDDINGS)
+    for wrapper in (McDropout(net()), Model(net())):  # MC dropout and the deterministic network
+        assert isinstance(wrapper, QueryModel)
+        assert all(wrapper.supports(c) for c in compiled)
+        assert not wrapper.supports(DECISION_VALUES) and not wrapper.supports(OWN_SCORER)
+
+    class OwnSamples(McDropout):
+        def predictive_samples(self, inputs, sample_size=1, batch_size=None):
+            return np.full((len(inputs), sample_size, 2), 0.5)
+
+    class OwnScorer(McDropout):
+        def get_query_fn(self, name):
+            return lambda inputs, **kwargs: np.zeros(len(inputs))
+
+    own = OwnSamples(net())
+    assert own.supports(INDEPENDENT_SAMPLES) and own.supports(EMBEDDINGS)
+    assert not own.supports(CONSISTENT_SAMPLES) and not own.supports(REDUCED_SCORES)
+    assert OwnScorer(net()).supports(OWN_SCORER)
+    # A hand-written model declares nothing: what it has a method for is what it gives.
+    assert not supports(HandWritten(), INDEPENDENT_SAMPLES) and not supports(HandWritten(), OWN_SCORER)
+
+    class WithSamples(HandWritten):
+        def predictive_samples(self, inputs, sample_size=1, batch_size=None):
+            return np.full((len(inputs), sample_size, 2), 0.5)
+
+    adapted = as_active_model(WithSamples())
+    assert supports(adapted, INDEPENDENT_SAMPLES) and not supports(adapted, CONSISTENT_SAMPLES)
+
+
+def test_no_wrapper_module_reads_another_objects_private_attributes():
+    """Each backend keeps its own state: a wrapper, an ensemble or a backend reaches another
+    object only through its public names (``self._x`` is its own)."""
+    import ast
+    from pathlib import Path
+
+    import al_experiments.wrapper as package
+
+    reached = []
+    for path in sorted(Path(package.__file__).parent.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Attribute) and node.attr.startswith("_") and not node.attr.startswith("__"):
+                if not (isinstance(node.value, ast.Name) and node.value.id in ("self", "cls")):
+                    reached.append(f"{path.name}:{node.lineno}: {ast.unparse(node)}")
+    assert reached == []

@@ -208,4 +208,4 @@ def test_the_wrapper_trains_through_xla_unless_told_not_to():
         wrapper = McDropout(network(keras.layers.Dropout(0.5)), xla=xla)
         wrapper.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
         wrapper.fit(x, y, epochs=2, batch_size=8)
-        assert wrapper._trainer.uses_xla is xla
+        assert wrapper.backend.trainer.uses_xla is xla

@@ -64,7 +64,7 @@ def test_early_stopping_restores_the_weights_of_the_best_epoch(data, path, monit
     assert ran == best + 3
     assert ran > best  # the test needs weights that moved on after the best epoch
     restored = weights(model)
-    assert validation_scores(model, x_val, y_val)[monitor] == pytest.approx(scores[best - 1], abs=1e-6)
+    assert model.backend.validation_scores(x_val, y_val)[monitor] == pytest.approx(scores[best - 1], abs=1e-6)
     # The same round trained for exactly `best` epochs without early stopping ends at those weights.
     model.reset(round_index=1)
     model.fit(x, y, epochs=best, epoch_samples=48)

@@ -12,7 +12,7 @@ import pytest
 
 from al_experiments import Config
 from al_experiments.wrapper import McDropout, Model
-from al_experiments.wrapper.model import epochs_for_steps
+from al_experiments.wrapper.training_protocol import epochs_for_steps
 
 CLASSES = 3
 FEATURES = 4
@@ -45,7 +45,7 @@ def compiled(cls=McDropout, loss="sparse_categorical_crossentropy", metrics=None
 
 
 def weights(wrapper) -> list[np.ndarray]:
-    return [np.array(w) for w in wrapper._model.get_weights()]
+    return [np.array(w) for w in wrapper.get_model().get_weights()]
 
 
 def same(a: list[np.ndarray], b: list[np.ndarray]) -> bool:
@@ -79,7 +79,7 @@ def test_mc_samples_keep_the_sample_axis(mc, data, samples):
 def test_mc_samples_chunking_keeps_order(mc, data):
     # A deterministic network (no dropout in the call) must give the same rows whatever the chunk.
     x, _ = data
-    plain = Model(mc._model)
+    plain = Model(mc.get_model())
     whole = plain.predictive_samples(x, 1)
     chunked = plain.predictive_samples(x, 1, batch_size=7)
     np.testing.assert_allclose(whole, chunked, rtol=1e-6, atol=1e-7)
@@ -91,11 +91,11 @@ def test_mc_samples_differ_across_t_while_plain_model_is_deterministic(mc, data)
     spread = probs.std(axis=1).max(axis=-1)
     assert np.all(spread > 0), "every point should see different dropout masks across T"
     # Same network, no dropout: all T copies identical, and identical to Keras' inference output.
-    plain = Model(mc._model)
+    plain = Model(mc.get_model())
     det = plain.predictive_samples(x[:20], 5)
     assert det.shape == (20, 5, CLASSES)
     np.testing.assert_array_equal(det, det[:, :1].repeat(5, axis=1))
-    expected = np.asarray(mc._model(x[:20], training=False))
+    expected = np.asarray(mc.get_model()(x[:20], training=False))
     np.testing.assert_allclose(det[:, 0], expected, rtol=1e-5, atol=1e-6)
     np.testing.assert_array_equal(plain.predictive_samples(x[:20], 1), det[:, :1])
 
@@ -127,7 +127,7 @@ def test_batchnorm_statistics_untouched_by_mc_sampling(data):
     x, y = data
     wrapper = compiled(seed=2, batchnorm=True)
     wrapper.reset(round_index=1)
-    bn = next(l for l in wrapper._model.layers if isinstance(l, keras.layers.BatchNormalization))
+    bn = next(l for l in wrapper.get_model().layers if isinstance(l, keras.layers.BatchNormalization))
     before_fit = [np.array(bn.moving_mean), np.array(bn.moving_variance)]
     wrapper.fit(x, y, epochs=3, batch_size=16)
     trained = [np.array(bn.moving_mean), np.array(bn.moving_variance)]
@@ -143,8 +143,8 @@ def test_batchnorm_statistics_untouched_by_mc_sampling(data):
 
     # And BatchNorm ran in inference mode: with dropout off (plain Model over the same network)
     # the samples equal Keras' training=False output.
-    det = Model(wrapper._model).predictive_samples(x[:10], 1)[:, 0]
-    np.testing.assert_allclose(det, np.asarray(wrapper._model(x[:10], training=False)), rtol=1e-5, atol=1e-6)
+    det = Model(wrapper.get_model()).predictive_samples(x[:10], 1)[:, 0]
+    np.testing.assert_allclose(det, np.asarray(wrapper.get_model()(x[:10], training=False)), rtol=1e-5, atol=1e-6)
 
 
 def test_batchnorm_runs_in_inference_mode_during_mc_sampling(data):
@@ -178,7 +178,7 @@ def test_evaluate_gives_plain_floats_matching_hand_computation_and_is_stateless(
     wrapper.fit(x[:30], y[:30], epochs=2, batch_size=8)
 
     def by_hand(xs, ys):
-        probs = np.asarray(wrapper._model(xs, training=False), dtype=np.float64)
+        probs = np.asarray(wrapper.get_model()(xs, training=False), dtype=np.float64)
         loss = -np.mean(np.log(np.clip(probs[np.arange(len(ys)), ys], 1e-7, 1.0)))
         return loss, np.mean(probs.argmax(1) == ys)
 
@@ -220,7 +220,7 @@ def test_integer_and_one_hot_targets_train_and_evaluate(data, loss, one_hot, ker
     wrapper.reset(round_index=1)
     extra = {"callbacks": [keras.callbacks.History()]} if keras_fit else {}
     history = wrapper.fit(x, targets, epochs=15, batch_size=16, **extra)
-    assert (wrapper._trainer is None) == keras_fit
+    assert (wrapper.backend.trainer is None) == keras_fit
     losses = history.history["loss"]
     assert len(losses) == 15 and losses[-1] < losses[0]
     result = wrapper.evaluate(x, targets, sample_size=5)
@@ -235,7 +235,7 @@ def test_compiled_trainer_reduces_loss_and_reports_per_epoch_lists(data):
     wrapper = compiled(seed=6, config=Config(fit={"epochs": 12, "batch_size": 16}))
     wrapper.reset(round_index=1)
     history = wrapper.fit(x, y)  # epochs and batch size from the config
-    assert wrapper._trainer is not None, "the compiled trainer should handle a plain fit"
+    assert wrapper.backend.trainer is not None, "the compiled trainer should handle a plain fit"
     assert set(history.history) == {"loss", "sparse_categorical_accuracy"}
     assert all(len(v) == 12 for v in history.history.values())
     assert all(type(v) is float for v in history.history["loss"])
@@ -258,7 +258,7 @@ def test_fit_with_keras_callback_falls_back_to_keras_fit(data):
     wrapper.reset(round_index=1)
     history = wrapper.fit(x, y, callbacks=[CountEpochs()])
     assert CountEpochs.epochs == 4
-    assert wrapper._trainer is None
+    assert wrapper.backend.trainer is None
     assert len(history.history["loss"]) == 4
     assert history.history["loss"][-1] < history.history["loss"][0]
     assert wrapper.evaluate(x, y)["sparse_categorical_accuracy"] > 0.6
@@ -326,11 +326,11 @@ def test_warm_keeps_weights_after_round_one(data):
     wrapper.reset(round_index=1)
     wrapper.fit(x, y, epochs=2)
     trained = weights(wrapper)
-    iterations = int(wrapper._model.optimizer.iterations)
+    iterations = int(wrapper.get_model().optimizer.iterations)
     assert iterations > 0
     wrapper.reset(round_index=2)
     assert same(weights(wrapper), trained)
-    assert int(wrapper._model.optimizer.iterations) == iterations
+    assert int(wrapper.get_model().optimizer.iterations) == iterations
 
 
 def test_initial_policy_restores_the_first_weights(data):
@@ -392,7 +392,7 @@ def test_optimizer_state_is_reset_between_rounds_under_reinit(data):
     wrapper = compiled(seed=11)
     wrapper.set_seed(2)
     wrapper.reset(round_index=1)
-    optimizer = wrapper._model.optimizer
+    optimizer = wrapper.get_model().optimizer
     fresh = [np.array(v) for v in optimizer.variables]
     first = wrapper.fit(x, y, epochs=3, batch_size=16).history
     assert int(optimizer.iterations) == 3 * 6
@@ -491,7 +491,71 @@ def test_subclassed_keras_model_trains_samples_and_resets(data):
     assert not same(first, weights(wrapper))
 
 
-def test_unbuilt_subclassed_model_gives_a_clear_error(data):
-    wrapper = McDropout(SubclassedNet())
-    with pytest.raises(ValueError, match="call it once"):
-        wrapper.num_outputs()
+def test_an_unbuilt_subclassed_model_is_built_from_the_data_and_trained_for_a_round(data):
+    """As Keras' own fit does (and tf_al's tests relied on): a network never called is built
+    on first use, from the pool's inputs at the first reset."""
+    from al_experiments import ActiveLearningLoop, Dataset
+
+    x, y = data
+    keras.utils.set_random_seed(15)
+    net = SubclassedNet()
+    wrapper = McDropout(net, Config(fit={"epochs": 5, "batch_size": 16}, query={"sample_size": 3}))
+    wrapper.compile(optimizer=keras.optimizers.Adam(0.05), loss="sparse_categorical_crossentropy",
+                    metrics=["accuracy"])
+    assert not net.built and wrapper.num_outputs() is None  # not known before any data
+    loop = ActiveLearningLoop(wrapper, Dataset(x, y, test=(x, y), init_size=30), "bald",
+                              step_size=5, max_rounds=1, seed=0)
+    (step,) = list(loop)
+    assert net.built and wrapper.num_outputs() == CLASSES
+    assert len(step["indices_selected"]) == 5 and 0.0 <= step["eval"]["accuracy"] <= 1.0
+    assert step["train"]["loss"][-1] < step["train"]["loss"][0]  # it trained
+
+
+def test_an_unbuilt_network_is_built_by_predicting_before_any_round(data):
+    x, _ = data
+    net = SubclassedNet()
+    wrapper = Model(net)
+    with pytest.raises(ValueError, match="not compiled"):
+        wrapper.evaluate(x[:4], np.zeros(4))
+    assert wrapper.predict(x[:6]).shape == (6, CLASSES) and net.built
+    np.testing.assert_allclose(wrapper.predict(x[:6]), np.asarray(net(x[:6], training=False)), rtol=1e-5, atol=1e-6)
+
+
+def test_one_unbounded_number_per_input_is_refused_for_bald(data):
+    """tf_al scored BALD on whatever predict returned; a network with one linear output unit
+    gives numbers that are no probabilities, and the scores would be garbage: refused."""
+    from al_experiments import ActiveLearningLoop, Dataset
+
+    x, y = data
+    keras.utils.set_random_seed(16)
+    net = keras.Sequential([keras.Input((x.shape[1],)), keras.layers.Dense(16, activation="relu"),
+                            keras.layers.Dropout(0.5),
+                            keras.layers.Dense(1, bias_initializer=keras.initializers.Constant(5.0))])  # unbounded
+    wrapper = McDropout(net, Config(fit={"epochs": 1, "batch_size": 16}, query={"sample_size": 3}))
+    wrapper.compile(optimizer=keras.optimizers.SGD(1e-9), loss="mse")  # outputs stay near 5
+    loop = ActiveLearningLoop(wrapper, Dataset(x, y % 2, init_size=20), "bald",
+                              step_size=5, max_rounds=1, seed=0)
+    with pytest.raises(ValueError, match=r"query functions need probabilities in \[0, 1\]; got values in"):
+        next(loop)
+
+
+def test_a_warm_state_resumed_into_an_unbuilt_network_is_restored_once_the_data_builds_it(data):
+    from al_experiments import Pool
+
+    x, y = data
+    pool = Pool(x, y)
+
+    def warm_wrapper():
+        wrapper = McDropout(SubclassedNet(), Config(fit={"epochs": 2, "batch_size": 16}), reset="warm")
+        wrapper.compile(optimizer=keras.optimizers.Adam(0.05), loss="sparse_categorical_crossentropy")
+        return wrapper
+
+    trained = warm_wrapper()
+    trained.reset(pool, round_index=1)
+    trained.fit(x[:30], y[:30])
+    state = trained.resume_state()
+    resumed = warm_wrapper()
+    resumed.restore_resume_state(state)  # nothing to put the weights in yet
+    assert not resumed.get_model().built
+    resumed.reset(pool, round_index=2)  # built from the pool, then restored; warm keeps them
+    assert same(weights(resumed), [np.array(w) for w in state["weights"]])

@@ -100,8 +100,8 @@ def _register_builtins() -> None:
         register_query(score.__name__, score)
     # tf_al's docs call it mean_std, its code only knew std_mean; accept both.
     register_query("std_mean", _f.std_mean, aliases=("mean_std",))
-    for name, (selector, check) in _batch_strategies.BUILTINS.items():
-        register_batch_query(name, selector, check=check)
+    for name, selector in _batch_strategies.BUILTINS.items():
+        register_batch_query(name, selector)
 
 
 _register_builtins()

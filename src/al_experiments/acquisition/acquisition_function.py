@@ -19,6 +19,7 @@ from al_experiments.acquisition.round import IndexedInputs, RoundView, check_sam
 from al_experiments.acquisition.strategy import check_options
 from al_experiments.utils.seeding import generator_or_global
 from al_experiments.validation import WHOLE_AT_LEAST_1, optional, validate_params
+from al_experiments.wrapper.interface import DECISION_VALUES, supports
 
 log = logging.getLogger(__name__)
 
@@ -78,8 +79,7 @@ class AcquisitionFunction:
         used = samples_used(self.strategy, self.samples, self.settings)
         if model is None or used in ("none", "deterministic"):
             return used
-        from_decision = getattr(model, "scores_from_decision", None)
-        if self.strategy.kind == "score" and from_decision is not None and from_decision():
+        if self.strategy.kind == "score" and supports(model, DECISION_VALUES):
             return "decision function"
         stochastic = getattr(model, "stochastic", None)
         return "deterministic" if stochastic is not None and not stochastic() else used

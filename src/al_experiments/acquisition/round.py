@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from al_experiments.validation import WHOLE_AT_LEAST_1, Options
+from al_experiments.wrapper import interface as model_interface
 
 from .batch.epig import TARGET_SOURCES
 from .batch.features import flat_features
@@ -77,7 +78,7 @@ def point_scores(model: Any, inputs: Any, strategy: QueryStrategy, sample_size: 
     scores = np.empty(len(inputs), dtype=np.float64)
     # Only a model with a compiled sampler reduces scores in it; for any other, building the
     # TensorFlow reduction would be work (and a TensorFlow import) for nothing.
-    if _in_graph(model, "reduced_score_chunks"):
+    if model_interface.supports(model, model_interface.REDUCED_SCORES):
         from .graph_scores import graph_reduction  # imports TensorFlow: compiled samplers only
 
         reduction = graph_reduction(strategy, max(2, model.num_outputs()))  # one sigmoid unit = 2 classes
@@ -86,9 +87,8 @@ def point_scores(model: Any, inputs: Any, strategy: QueryStrategy, sample_size: 
                                                                   batch_size):
                 scores[start:stop] = values
             return scores
-    sample_chunks = getattr(model, "sample_chunks", None)
-    if sample_chunks is not None:
-        for start, stop, probs in sample_chunks(inputs, int(sample_size), batch_size):
+    if model_interface.declares(model):  # a QueryModel gives its samples chunk by chunk
+        for start, stop, probs in model.sample_chunks(inputs, int(sample_size), batch_size):
             scores[start:stop] = strategy.scores(probs)
         return scores
     return strategy.scores(_samples(model, inputs, sample_size, batch_size))
@@ -107,16 +107,9 @@ def decision_scores(model: Any, inputs: Any, strategy: QueryStrategy, batch_size
     return score(model.decision_values(inputs, batch_size))
 
 
-def _in_graph(model: Any, method: str) -> bool:
-    """Can ``model`` reduce scores inside its compiled sampler through ``method``?"""
-    in_graph = getattr(model, "scores_in_graph", None)
-    return in_graph is not None and hasattr(model, method) and bool(in_graph())
-
-
 def _samples(model: Any, inputs: Any, sample_size: int, batch_size: int | None) -> np.ndarray:
-    predictive = getattr(model, "predictive_samples", None)
-    if predictive is not None:
-        return np.asarray(predictive(inputs, int(sample_size), batch_size))
+    if model_interface.supports(model, model_interface.INDEPENDENT_SAMPLES):
+        return np.asarray(model.predictive_samples(inputs, int(sample_size), batch_size))
     if callable(model):
         return np.asarray(model(np.asarray(inputs), sample_size=int(sample_size)))
     raise ValueError(
@@ -127,10 +120,7 @@ def _samples(model: Any, inputs: Any, sample_size: int, batch_size: int | None) 
 
 def _own_scorer(model: Any):
     """A tf_al-style ``get_query_fn`` the model (or its class) defines itself, else None."""
-    getter = getattr(model, "get_query_fn", None)
-    if getter is None or getattr(getter, "acquisition_dispatch", False):
-        return None
-    return getter
+    return model.get_query_fn if model_interface.supports(model, model_interface.OWN_SCORER) else None
 
 
 class RoundView:
@@ -203,8 +193,7 @@ class RoundView:
 
     def _compute_scores(self, strategy: QueryStrategy) -> np.ndarray:
         inputs = self.candidate_inputs()
-        from_decision = getattr(self.model, "scores_from_decision", None)
-        if self._scorer is None and from_decision is not None and from_decision():
+        if self._scorer is None and model_interface.supports(self.model, model_interface.DECISION_VALUES):
             return decision_scores(self.model, inputs, strategy, self.chunk_size)
         own = self._scorer or _own_scorer(self.model)
         if self.samples_kind == "consistent":
@@ -238,7 +227,7 @@ class RoundView:
         consistent sampler where it has one, else from ``joint_samples`` (shared with a joint
         strategy of the same round)."""
         joint = self._cache.get("joint")
-        if joint is None and _in_graph(self.model, "consistent_score_chunks"):
+        if joint is None and model_interface.supports(self.model, model_interface.REDUCED_SCORES):
             from .graph_scores import graph_reduction  # imports TensorFlow: compiled samplers only
 
             reduction = graph_reduction(strategy, max(2, self.model.num_outputs()))
@@ -295,13 +284,14 @@ class RoundView:
         return IndexedInputs(self.pool.inputs, unlabelled)
 
     def _consistent(self, inputs: Any) -> np.ndarray:
-        consistent = getattr(self.model, "consistent_samples", None)
-        if consistent is None:
+        # A QueryModel that does not support them says why when asked; any other object is told here.
+        if not model_interface.supports(self.model, model_interface.CONSISTENT_SAMPLES) and \
+                not model_interface.declares(self.model):
             raise ValueError(
                 f"This strategy needs consistent joint samples, which {type(self.model).__name__} "
                 "does not give: use an al_experiments wrapper (McDropout, DeepEnsemble)."
             )
-        return np.asarray(consistent(inputs, self.sample_size, self._joint_seed, self.chunk_size))
+        return np.asarray(self.model.consistent_samples(inputs, self.sample_size, self._joint_seed, self.chunk_size))
 
     # ------------------------------------------------------------------ raw inputs
     def input_features(self) -> np.ndarray:
@@ -337,14 +327,14 @@ class RoundView:
     def _embedded(self, which: str) -> tuple[np.ndarray, np.ndarray]:
         key = ("embedded", which)
         if key not in self._cache:
-            embed = getattr(self.model, "embeddings", None)
-            if embed is None:
+            if not model_interface.supports(self.model, model_interface.EMBEDDINGS) and \
+                    not model_interface.declares(self.model):
                 raise ValueError(
                     f"This strategy needs embeddings, which {type(self.model).__name__} does not "
                     "give: use an al_experiments wrapper (Model, McDropout, DeepEnsemble)."
                 )
             inputs = self.candidate_inputs() if which == "candidates" else self.labelled_inputs()
-            embeddings, probs = embed(inputs, self.chunk_size, return_probs=True)
+            embeddings, probs = self.model.embeddings(inputs, self.chunk_size, return_probs=True)
             self._cache[key] = (np.asarray(embeddings), np.asarray(probs))
         return self._cache[key]
 

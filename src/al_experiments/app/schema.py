@@ -222,7 +222,7 @@ class ModelConf:
     # and num_classes; or null where ``estimator`` gives the model.
     network: Any = None
     # A classical model instead of a network: any estimator named by _target_ with its own
-    # parameters (e.g. sklearn.svm.SVC), wrapped as it is (see wrapper/generic.py).
+    # parameters (e.g. sklearn.svm.SVC), wrapped as it is (see wrapper/object_backend.py).
     estimator: Any = None
     wrapper: WrapperConf = field(default_factory=WrapperConf)  # or schema/wrapper/ensemble
     optimizer: OptimizerConf = field(default_factory=OptimizerConf)

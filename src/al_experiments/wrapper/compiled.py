@@ -79,8 +79,9 @@ def output_width(model) -> int:
     signature = input_signature(model)
     if signature is None:
         raise ValueError(
-            "Cannot tell the output size of this subclassed Keras model: call it once on a batch "
-            "(or build it) before wrapping it."
+            "Cannot tell the output size of this subclassed Keras model before it has seen data: "
+            "the wrapper builds it on first use (fit, predict or the loop's first round); call it "
+            "on a batch first to ask before that."
         )
     shape, dtype = signature
     return int(model.compute_output_spec(keras.KerasTensor((None, *shape), dtype=dtype)).shape[-1])

@@ -7,18 +7,32 @@ inheriting ``ActiveModel`` (``Model``, ``McDropout`` and ``DeepEnsemble`` do). A
 with the three required methods, such as a tf_al-style model written by hand, is adapted by
 ``as_active_model``, so the loop calls every method without asking whether it exists.
 
-What strategies ask of a model (predictive samples, consistent samples, embeddings) is not part
-of this interface: a strategy asks the round's view, which says which building block is missing.
+What strategies may ask of a model is a second Protocol, ``QueryModel``: predictive samples
+(independent or consistent), scores reduced inside a compiled sampler, embeddings with the
+predictive of the same pass, decision values. A model declares which of these it gives through
+``supports(capability)`` (the names in ``CAPABILITIES``), so the round's view asks instead of
+probing for methods; ``supports`` answers the same question for an object that is not one
+(a tf_al-style model written by hand) from what it defines.
 
 Nothing here imports TensorFlow.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Protocol, runtime_checkable
 
 REQUIRED_METHODS = ("reset", "fit", "evaluate")
+
+# What a strategy may ask of a model (``QueryModel.supports``).
+INDEPENDENT_SAMPLES = "independent_samples"  # sample_chunks / predictive_samples: (N, T, C)
+CONSISTENT_SAMPLES = "consistent_samples"  # consistent_samples: sample t is one draw for all inputs
+REDUCED_SCORES = "reduced_scores"  # reduced_score_chunks / consistent_score_chunks in its compiled sampler
+EMBEDDINGS = "embeddings"  # embeddings(inputs, batch_size, return_probs=...) with the same pass's predictive
+DECISION_VALUES = "decision_values"  # ranks points by decision_values: it gives no class probabilities
+OWN_SCORER = "own_scorer"  # a tf_al-style get_query_fn of its own that scores points its way
+CAPABILITIES = (INDEPENDENT_SAMPLES, CONSISTENT_SAMPLES, REDUCED_SCORES, EMBEDDINGS, DECISION_VALUES,
+                OWN_SCORER)
 
 
 @runtime_checkable
@@ -78,6 +92,83 @@ class ActiveModel(Protocol):
     def renew(self, config: Any) -> None:
         """Start another job on this model with the job's ``Config``. Default: refused."""
         raise ValueError(f"{type(self).__name__} cannot be renewed for another job; build a new one.")
+
+
+@runtime_checkable
+class QueryModel(Protocol):
+    """What strategies may ask of a model, each part declared by ``supports``.
+
+    A method whose capability is not supported raises ``ValueError`` with one sentence saying
+    why and what to use instead.
+    """
+
+    def supports(self, capability: str) -> bool:
+        """Does the model give ``capability`` (one of ``CAPABILITIES``)?"""
+        ...
+
+    def num_outputs(self) -> int | None:
+        """Output width (classes; 1 = one sigmoid unit); None while not known."""
+        ...
+
+    def sample_chunks(self, inputs: Any, sample_size: int = 1,
+                      batch_size: int | None = None) -> Iterator[tuple[int, int, Any]]:
+        """``(start, stop, probs)`` chunk by chunk, probs ``(stop - start, T, C)`` (independent)."""
+        ...
+
+    def predictive_samples(self, inputs: Any, sample_size: int = 1, batch_size: int | None = None) -> Any:
+        """Independent class probabilities ``(N, T, C)``."""
+        ...
+
+    def consistent_samples(self, inputs: Any, sample_size: int, seed: int, batch_size: int | None = None) -> Any:
+        """Class probabilities ``(N, T, C)`` where sample t is one parameter draw for every input."""
+        ...
+
+    def reduced_score_chunks(self, inputs: Any, sample_size: int, reduction: Callable,
+                             batch_size: int | None = None) -> Iterator[tuple[int, int, Any]]:
+        """``(start, stop, scores)``: independent samples reduced by ``reduction`` in the sampler."""
+        ...
+
+    def consistent_score_chunks(self, inputs: Any, sample_size: int, seed: int, reduction: Callable,
+                                batch_size: int | None = None) -> Iterator[tuple[int, int, Any]]:
+        """``(start, stop, scores)``: consistent samples reduced by ``reduction`` in the sampler."""
+        ...
+
+    def embeddings(self, inputs: Any, batch_size: int | None = None, return_probs: bool = False) -> Any:
+        """Deterministic embeddings ``(N, D)``; with ``return_probs`` also the predictive ``(N, C)``."""
+        ...
+
+    def decision_values(self, inputs: Any, batch_size: int | None = None) -> Any:
+        """Decision values: ``(N,)`` for a binary classifier, ``(N, C)`` for several classes."""
+        ...
+
+
+# What an object that is no QueryModel shows of each capability (a hand-written tf_al model).
+_SHOWN_BY = {
+    INDEPENDENT_SAMPLES: ("predictive_samples",),
+    CONSISTENT_SAMPLES: ("consistent_samples",),
+    REDUCED_SCORES: (),  # only a compiled sampler reduces scores
+    EMBEDDINGS: ("embeddings",),
+    DECISION_VALUES: (),  # declared only: having decision values does not mean ranking by them
+    OWN_SCORER: ("get_query_fn",),
+}
+
+
+def supports(model: Any, capability: str) -> bool:
+    """Does ``model`` give ``capability``? A ``QueryModel`` answers itself; any other object
+    (a tf_al-style model written by hand, adapted or not) gives what it has a method for."""
+    if capability not in CAPABILITIES:
+        raise ValueError(f"{capability!r} is not a model capability; use one of {', '.join(CAPABILITIES)}.")
+    own = model.model if isinstance(model, _AdaptedModel) else model
+    if declares(own):
+        return bool(own.supports(capability))
+    return any(callable(getattr(own, name, None)) for name in _SHOWN_BY[capability])
+
+
+def declares(model: Any) -> bool:
+    """Does ``model`` declare its capabilities itself (a ``QueryModel``)? Its methods then say
+    why when asked for what it does not support."""
+    own = model.model if isinstance(model, _AdaptedModel) else model
+    return isinstance(own, QueryModel)
 
 
 class _AdaptedModel(ActiveModel):

@@ -1,16 +1,10 @@
-"""Any model behind the wrapper: objects that are not Keras models (tf_al took "a Tensorflow or
-pytorch module"; here anything that predicts class probabilities).
+"""The object backend of a wrapper: any model that is not a Keras one (tf_al took "a Tensorflow
+or pytorch module"; here anything that predicts class probabilities).
 
-Design. ``Model.__new__`` looks at the object it is given: a Keras layer/model gets the class
-that was asked for (the compiled path, unchanged); anything else gets ``generic_class(cls)``, a
-subclass generated once per wrapper class that puts ``GenericModelMixin`` in front of it. So
-``McDropout(LogisticRegression())`` is a ``McDropout`` (``isinstance`` holds, ``stochastic()``,
-naming, ``evaluate``'s ``sample_size`` and a user subclass's own methods are inherited), while
-every method that would touch Keras is replaced by one that calls the object. A mixin was
-chosen over a separate ``GenericModel`` class because the stochastic/deterministic split lives
-in the wrapper classes (``McDropout`` vs ``Model``, user subclasses of either): one mixin
-serves all of them, and one set of classes keeps the public API. ``DeepEnsemble`` opts out
-(``_generic_objects = False``): it takes builder functions and lists, which are no models.
+``Model(obj)`` and ``McDropout(obj)`` hold an ``ObjectBackend`` when ``obj`` is not a Keras
+model; the wrapper class stays the one asked for (``isinstance``, ``stochastic()``, naming,
+``evaluate``'s ``sample_size`` and a user subclass's own methods are its own), and the wrapper
+tells the backend with each call whether it samples stochastically.
 
 The object's contract (everything returned as array-likes, converted with ``np.asarray``):
 
@@ -42,7 +36,7 @@ The object's contract (everything returned as array-likes, converted with ``np.a
 accepted and ignored); evaluation runs the numpy/Keras helpers of ``keras_metrics`` on the
 predicted probabilities. Never compiled, ``evaluate`` reports ``accuracy``.
 
-Reset between rounds: the wrapper keeps a ``copy.deepcopy`` of the object as it was wrapped.
+Reset between rounds: the backend keeps a ``copy.deepcopy`` of the object as it was wrapped.
 ``reinit`` starts every round from a fresh copy whose sklearn-style ``random_state``
 parameter(s) (``get_params``/``set_params``, nested ``<step>__random_state`` too) are set to
 ``derive_seed(seed, round, "weights")``; ``initial`` starts from a fresh copy unchanged;
@@ -66,33 +60,15 @@ from typing import Any
 
 import numpy as np
 
+from al_experiments.utils.atomic import atomic_write_with
 from al_experiments.utils.seeding import derive_seed
 from al_experiments.validation import WHOLE_AT_LEAST_1, class_labels, optional
+from al_experiments.wrapper.interface import CONSISTENT_SAMPLES, DECISION_VALUES, EMBEDDINGS, INDEPENDENT_SAMPLES
 from al_experiments.wrapper.keras_metrics import class_probabilities
-from al_experiments.wrapper.model import Model
 
 log = logging.getLogger(__name__)
 
 DEFAULT_ROWS = 4096  # inputs per call of the object when no batch_size is given
-_CLASSES: dict[type, type] = {}
-
-
-def generic_class(cls: type) -> type:
-    """The subclass of wrapper class ``cls`` that wraps a non-Keras object (made once per class)."""
-    generated = _CLASSES.get(cls)
-    if generated is None:
-        name = f"Generic{cls.__name__}"
-        generated = type(name, (GenericModelMixin, cls), {
-            "__module__": __name__, "__qualname__": name, "_base_class": cls,
-            "__doc__": f"{cls.__name__} around an object that is not a Keras model (see {__name__}).",
-        })
-        _CLASSES[cls] = generated
-    return generated
-
-
-def _rebuild(base: type) -> Any:
-    """Unpickling helper: an empty instance of ``generic_class(base)``."""
-    return object.__new__(generic_class(base))
 
 
 def accepts_training(obj: Any) -> bool:
@@ -137,16 +113,14 @@ def reseed(obj: Any, seed: int) -> bool:
     return bool(keys)
 
 
-class GenericModelMixin:
-    """Put in front of a wrapper class by ``generic_class``: the wrapper's methods for an object
-    that is not a Keras model (contract in the module docstring)."""
+class ObjectBackend:
+    """An object that is not a Keras model behind a wrapper (contract in the module docstring)."""
 
-    _base_class: type = Model
-
-    def __init__(self, model: Any, *args: Any, **kwargs: Any) -> None:
-        super().__init__(model, *args, **kwargs)
-        self._class_count: int | None = None  # the dataset's classes, learnt at reset
-        self._remember_compile(loss=None, metrics=[])  # attributes named loss/optimizer mean nothing here
+    def __init__(self, model: Any) -> None:
+        self.network = model
+        self.class_count: int | None = None  # the dataset's classes, learnt at reset
+        self._num_outputs: int | None = None
+        self.remember_compile(loss=None, metrics=[])  # attributes named loss/optimizer mean nothing here
         try:
             self._initial = copy.deepcopy(model)
             self._copy_error: str | None = None
@@ -154,73 +128,72 @@ class GenericModelMixin:
             self._initial = None
             self._copy_error = f"{type(exc).__name__}: {exc}"
 
-    @classmethod
-    def _owner_name(cls) -> str:
-        return cls._base_class.__name__
-
-    def __reduce_ex__(self, protocol: int):
-        # The generated class is not importable by name; rebuild it from the wrapper class.
-        return _rebuild, (self._base_class,), self.__dict__.copy()
-
-    def _import_backend(self) -> None:
-        """Nothing to import: the object brings its own framework."""
-
     def _object_name(self) -> str:
-        return type(self._model).__name__
+        return type(self.network).__name__
+
+    def supports(self, capability: str, stochastic: bool) -> bool:
+        if capability in (INDEPENDENT_SAMPLES, EMBEDDINGS):
+            return True
+        if capability == CONSISTENT_SAMPLES:
+            return not stochastic or callable(getattr(self.network, "consistent_samples", None))
+        if capability == DECISION_VALUES:
+            return callable(getattr(self.network, "decision_function", None)) and \
+                not callable(getattr(self.network, "predict_proba", None))
+        return False  # no compiled sampler to reduce scores in
 
     # ------------------------------------------------------------------ compile, reset
-    def compile(self, *args: Any, optimizer: Any = None, loss: Any = None, metrics: Any = None,
-                **kwargs: Any) -> None:
+    def compile(self, optimizer: Any = None, loss: Any = None, metrics: Any = None, **kwargs: Any) -> None:
         """Record ``loss`` and ``metrics`` for ``evaluate``; the optimizer and any other compile
         keyword are accepted and ignored (the object trains itself in its ``fit``)."""
-        if args:
-            raise ValueError(f"{self._owner_name()}.compile takes keyword arguments only (loss=..., metrics=...).")
-        self._remember_compile(loss=loss, metrics=list(metrics or []))
-        self._compile_params = {"optimizer": optimizer, "loss": loss, "metrics": metrics, **kwargs}
+        self.remember_compile(loss=loss, metrics=list(metrics or []))
 
-    def _remember_compile(self, loss: Any, metrics: list[Any]) -> None:
-        super()._remember_compile(loss, metrics)
+    def remember_compile(self, loss: Any, metrics: list[Any]) -> None:
+        self.loss = loss
+        self.metrics = list(metrics)
+        self.eval_metrics = ([loss] if loss is not None else []) + list(metrics)
         if not self.eval_metrics:
             self.eval_metrics = ["accuracy"]  # never compiled (or nothing to report): accuracy
 
-    def _ensure_ready(self) -> None:
+    def ensure_ready(self, inputs: Any = None) -> None:
         """Nothing to build: an object that cannot predict says so when asked to."""
 
-    def reset(self, pool: Any = None, dataset: Any = None, round_index: int | None = None) -> None:
-        """Prepare the object for the next round according to ``reset_policy``.
+    def reset(self, policy: str, seed: int, round_index: int, pool: Any = None, dataset: Any = None) -> None:
+        """Prepare the object for round ``round_index`` according to ``policy``.
 
         ``reinit``: a fresh deep copy of the object as wrapped, its ``random_state``
         parameter(s) set to ``derive_seed(seed, round, "weights")`` where it has them;
         ``initial``: a fresh deep copy, unchanged; ``warm``: like ``reinit`` in round 1, then
         the trained object is kept.
         """
-        self._round = self._round + 1 if round_index is None else int(round_index)
         num_classes = getattr(dataset, "num_classes", None)
         if num_classes is not None:  # the columns every prediction is laid out in (see _aligned)
-            self._class_count = num_classes()
-        if self.reset_policy == "warm" and self._round > 1:
+            self.class_count = num_classes()
+        if policy == "warm" and round_index > 1:
             return
         if self._initial is None:
-            if self.reset_policy == "warm":
+            if policy == "warm":
                 return  # nothing to start afresh from: keep the object as wrapped
             raise ValueError(
-                f"reset={self.reset_policy!r} starts every round from a copy of the wrapped "
+                f"reset={policy!r} starts every round from a copy of the wrapped "
                 f"{self._object_name()}, which cannot be deep-copied ({self._copy_error}); make it "
                 "copyable or pass reset='warm'."
             )
         fresh = copy.deepcopy(self._initial)
-        if self.reset_policy in ("reinit", "warm"):
-            reseed(fresh, derive_seed(self._seed, self._round, "weights"))
-        self._model = fresh
+        if policy in ("reinit", "warm"):
+            reseed(fresh, derive_seed(seed, round_index, "weights"))
+        self.network = fresh
         self._num_outputs = None
 
-    def resume_state(self) -> dict[str, list[np.ndarray]] | None:
+    def renewable(self, policy: str) -> bool:
+        return False  # every job starts from its own copy of the object
+
+    def resume_state(self, policy: str, round_index: int) -> dict[str, list[np.ndarray]] | None:
         """Under ``reset="warm"``: the trained object, pickled into one uint8 array (the
         checkpoint stores arrays only); None otherwise (a fresh copy is made every round)."""
-        if self.reset_policy != "warm" or self._round < 1:
+        if policy != "warm" or round_index < 1:
             return None
         try:
-            blob = pickle.dumps(self._model, protocol=pickle.HIGHEST_PROTOCOL)
+            blob = pickle.dumps(self.network, protocol=pickle.HIGHEST_PROTOCOL)
         except Exception as exc:  # noqa: BLE001 - pickle raises many types
             raise ValueError(
                 f"A resumable warm run stores the trained {self._object_name()} with pickle, which "
@@ -233,19 +206,18 @@ class GenericModelMixin:
         """Load what ``resume_state`` returned."""
         if "pickle" not in state:
             raise ValueError(
-                f"This model state holds {sorted(state)}, not the pickled object a generic "
-                f"{self._owner_name()} writes; it was saved by a Keras wrapper: start afresh."
+                f"This model state holds {sorted(state)}, not the pickled object a wrapper of a "
+                f"{self._object_name()} writes; it was saved by a Keras wrapper: start afresh."
             )
-        self._model = pickle.loads(np.asarray(state["pickle"][0], dtype=np.uint8).tobytes())
+        self.network = pickle.loads(np.asarray(state["pickle"][0], dtype=np.uint8).tobytes())
         self._num_outputs = None
 
     # ------------------------------------------------------------------ training
-    def fit(self, *args: Any, **kwargs: Any):
+    def fit(self, x: Any, y: Any, params: dict[str, Any], seed: int, round_index: int, **_: Any):
         """Call the object's ``fit(x, y, **params)`` with the ``fit`` config and ``kwargs``
         (explicit ones win), keeping only the keywords its signature accepts. Returns an
         object with a ``history`` dict (the object's own where its ``fit`` returns one)."""
-        x, y, params = self._fit_arguments(args, kwargs)
-        fit = getattr(self._model, "fit", None)
+        fit = getattr(self.network, "fit", None)
         if not callable(fit):  # a missing capability, not a wrong argument type: ValueError
             raise ValueError(  # noqa: TRY004
                 f"The wrapped {self._object_name()} has no fit(x, y) method, so it cannot be trained "
@@ -278,7 +250,7 @@ class GenericModelMixin:
         of a fitted sklearn object's ``classes_``; None while unknown."""
         if self._num_outputs is not None:
             return self._num_outputs
-        classes = getattr(self._model, "classes_", None)
+        classes = getattr(self.network, "classes_", None)
         return None if classes is None else len(classes)
 
     def probe_num_outputs(self, inputs: Any) -> int | None:
@@ -292,7 +264,7 @@ class GenericModelMixin:
         return self.num_outputs()
 
     def _predict_fn(self, stochastic: bool) -> tuple[str, Callable[[Any], Any]]:
-        obj = self._model
+        obj = self.network
         if stochastic and accepts_training(obj):
             return "__call__(training=True)", lambda x: obj(x, training=True)
         for name in ("predict_proba", "predict"):
@@ -326,7 +298,7 @@ class GenericModelMixin:
 
     def _known_classes(self) -> np.ndarray | None:
         """The object's class labels as integer ids (sklearn's ``classes_``), or None."""
-        classes = getattr(self._model, "classes_", None)
+        classes = getattr(self.network, "classes_", None)
         return None if classes is None else class_labels(np.asarray(classes))
 
     def _one_hot(self, labels: np.ndarray) -> np.ndarray:
@@ -336,7 +308,7 @@ class GenericModelMixin:
         if classes is None:
             ids = labels.astype(np.int64)
             # At least two columns: one would read as a single sigmoid unit.
-            width = max(2, int(self._class_count or 0), int(ids.max(initial=-1)) + 1)
+            width = max(2, int(self.class_count or 0), int(ids.max(initial=-1)) + 1)
             return np.eye(width)[ids]
         return (labels.astype(np.int64)[:, None] == classes[None, :]).astype(np.float64)
 
@@ -345,7 +317,7 @@ class GenericModelMixin:
         labelled set that lacks a class has a column per class it saw (``classes_``), so its
         column j is class ``classes_[j]``; a class it never saw gets probability 0."""
         classes = self._known_classes()
-        total = self._class_count
+        total = self.class_count
         if classes is None or probs.shape[1] != len(classes):
             return probs
         total = max(int(total or 0), int(classes.max(initial=-1)) + 1)
@@ -355,17 +327,14 @@ class GenericModelMixin:
         full[:, classes] = probs
         return full
 
-    def scores_from_decision(self) -> bool:
-        """Does the object rank points by ``decision_function`` rather than probabilities (a
-        classifier without ``predict_proba``, such as an SVC as classical benchmarks run it)?"""
-        return callable(getattr(self._model, "decision_function", None)) and \
-            not callable(getattr(self._model, "predict_proba", None))
-
     def decision_values(self, inputs: Any, batch_size: int | None = None) -> np.ndarray:
         """The object's ``decision_function``: ``(N,)`` for a binary classifier, ``(N, C)``
         (one value per class, larger = more that class) for several."""
-        parts = [np.asarray(self._model.decision_function(chunk), dtype=np.float64)
-                 for _, _, chunk in self._chunks(inputs, batch_size)]
+        decision = getattr(self.network, "decision_function", None)
+        if not callable(decision):
+            raise ValueError(f"The wrapped {self._object_name()} has no decision_function, so it gives no "
+                             "decision values; score it with its predictive samples.")
+        parts = [np.asarray(decision(chunk), dtype=np.float64) for _, _, chunk in self._chunks(inputs, batch_size)]
         return np.concatenate(parts, axis=0) if parts else np.zeros((0,))
 
     def _chunks(self, inputs: Any, batch_size: int | None) -> Iterator[tuple[int, int, Any]]:
@@ -376,12 +345,11 @@ class GenericModelMixin:
             stop = min(n, start + size)
             yield start, stop, inputs[start:stop]
 
-    def sample_chunks(self, inputs: Any, sample_size: int = 1, batch_size: int | None = None):
+    def sample_chunks(self, inputs: Any, sample_size: int, batch_size: int | None, stochastic: bool):
         """Yield ``(start, stop, probs)`` with probs ``(stop - start, T, C)``: T calls of the
-        object per chunk for a stochastic wrapper, one call repeated T times otherwise."""
+        object per chunk when ``stochastic``, one call repeated T times otherwise."""
         sample_size = int(sample_size)
         WHOLE_AT_LEAST_1.check("sample_size", sample_size)
-        stochastic = self.stochastic()
         method = self._predict_fn(stochastic)
         for start, stop, chunk in self._chunks(inputs, batch_size):
             rows = stop - start
@@ -391,42 +359,39 @@ class GenericModelMixin:
                 probs = np.repeat(self._probabilities(chunk, method, rows)[:, None, :], sample_size, axis=1)
             yield start, stop, class_probabilities(probs)
 
-    def predictive_samples(self, inputs: Any, sample_size: int = 1, batch_size: int | None = None) -> np.ndarray:
+    def predictive_samples(self, inputs: Any, sample_size: int, batch_size: int | None,
+                           stochastic: bool) -> np.ndarray:
         """Class probabilities ``(N, T, C)`` (see ``sample_chunks``)."""
-        parts = [probs for _, _, probs in self.sample_chunks(inputs, sample_size, batch_size)]
+        parts = [probs for _, _, probs in self.sample_chunks(inputs, sample_size, batch_size, stochastic)]
         if parts:
             return np.concatenate(parts, axis=0)
         width = self.num_outputs() or 0
         return np.zeros((0, int(sample_size), 2 if width == 1 else width))
 
-    def predict(self, inputs: Any, **kwargs: Any) -> np.ndarray:
+    def predict(self, inputs: Any, sample_size: int, batch_size: int | None, stochastic: bool) -> np.ndarray:
         """Mean class probabilities ``(N, C)`` over ``sample_size`` samples (one call if deterministic)."""
-        sample_size = int(kwargs.pop("sample_size", 1))
-        batch_size = kwargs.pop("batch_size", None)
         WHOLE_AT_LEAST_1.check("sample_size", sample_size)
-        if not self.stochastic():
+        if not stochastic:
             sample_size = 1
-        return self.predictive_samples(inputs, sample_size, batch_size).mean(axis=1)
+        return self.predictive_samples(inputs, sample_size, batch_size, stochastic).mean(axis=1)
 
-    def __call__(self, inputs: Any, *args: Any, **kwargs: Any):
-        """The wrapper class's own ``__call__`` (``McDropout``: ``(N, T, C)`` samples); for a
-        plain ``Model`` the class probabilities ``(N, C)``."""
-        if self._base_class.__call__ is Model.__call__:
-            return self.predict(inputs, **kwargs)
-        return super().__call__(inputs, *args, **kwargs)
+    def forward(self, inputs: Any, **kwargs: Any) -> np.ndarray:
+        """A plain ``Model``'s call: the class probabilities ``(N, C)``."""
+        sample_size = int(kwargs.pop("sample_size", 1))
+        return self.predict(inputs, sample_size, kwargs.pop("batch_size", None), False)
 
-    def consistent_samples(self, inputs: Any, sample_size: int, seed: int,
-                           batch_size: int | None = None) -> np.ndarray:
+    def consistent_samples(self, inputs: Any, sample_size: int, seed: int, batch_size: int | None,
+                           stochastic: bool) -> np.ndarray:
         """Jointly consistent samples ``(N, T, C)`` from the object's own
         ``consistent_samples(x, sample_size, seed)`` (called per chunk: it must give sample t
         the same parameter draw for every input of a seed); a deterministic wrapper without it
         repeats its prediction T times."""
         sample_size = int(sample_size)
         WHOLE_AT_LEAST_1.check("sample_size", sample_size)
-        own = getattr(self._model, "consistent_samples", None)
+        own = getattr(self.network, "consistent_samples", None)
         if not callable(own):
-            if not self.stochastic():
-                return self.predictive_samples(inputs, sample_size, batch_size)
+            if not stochastic:
+                return self.predictive_samples(inputs, sample_size, batch_size, False)
             raise ValueError(
                 f"BatchBALD and EPIG need consistent samples, which the wrapped {self._object_name()} "
                 "does not give: add a method consistent_samples(x, sample_size, seed) returning "
@@ -446,10 +411,16 @@ class GenericModelMixin:
             return np.concatenate(parts, axis=0)
         return np.zeros((0, sample_size, 0))
 
-    def embeddings(self, inputs: Any, batch_size: int | None = None, return_probs: bool = False):
+    def reduced_score_chunks(self, *args: Any, **kwargs: Any):
+        raise ValueError(f"The wrapped {self._object_name()} has no compiled sampler to reduce scores in; "
+                         "score its predictive samples instead.")
+
+    consistent_score_chunks = reduced_score_chunks
+
+    def embeddings(self, inputs: Any, batch_size: int | None, return_probs: bool, layer_name: str | None = None):
         """The object's own ``embeddings(x)`` as ``(N, D)``; with ``return_probs`` also its
         deterministic class probabilities ``(N, C)`` (one sigmoid unit gives ``[1 - p, p]``)."""
-        embed = getattr(self._model, "embeddings", None)
+        embed = getattr(self.network, "embeddings", None)
         if not callable(embed):
             # A model without a representation of its own (an SVM, a forest) is embedded by its
             # input features, the space classical Core-set works in.
@@ -476,19 +447,21 @@ class GenericModelMixin:
         """Nothing to freeze: the object's layers, if any, are its own business."""
 
     # ------------------------------------------------------------------ weights on disk
-    def _weights_file(self) -> str:
-        return os.path.join(self._checkpoint_path, "model.pkl")
+    @staticmethod
+    def weights_file(directory: str) -> str:
+        return os.path.join(directory, "model.pkl")
 
-    def save_weights(self) -> str:
-        """Pickle the object to ``<checkpoint_path>/model.pkl`` (temp file, then rename)."""
-        from al_experiments.utils.atomic import atomic_write_with
-
-        path = self._weights_file()
+    def save_weights(self, directory: str) -> str:
+        """Pickle the object to ``<directory>/model.pkl`` (temp file, then rename)."""
+        path = self.weights_file(directory)
         os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-        atomic_write_with(path, lambda handle: pickle.dump(self._model, handle, protocol=pickle.HIGHEST_PROTOCOL))
+        atomic_write_with(path, lambda handle: pickle.dump(self.network, handle, protocol=pickle.HIGHEST_PROTOCOL))
         return path
 
-    def load_weights(self) -> None:
-        with open(self._weights_file(), "rb") as handle:
-            self._model = pickle.load(handle)
+    def load_weights(self, directory: str) -> None:
+        with open(self.weights_file(directory), "rb") as handle:
+            self.network = pickle.load(handle)
         self._num_outputs = None
+
+    def has_save_state(self, directory: str) -> bool:
+        return os.path.exists(self.weights_file(directory))
