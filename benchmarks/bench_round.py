@@ -99,7 +99,7 @@ def scoring_vs_floor(pool: int = 10_000, samples: int = 20) -> dict:
     # The same scores without sharing the deterministic layers (every sample runs the whole
     # network): what the shared prefix saves, and the cost of stochastic passes as such.
     from al_experiments.acquisition import get_query
-    from al_experiments.wrapper.compiled import Sampler
+    from al_experiments.wrapper.sampling import Sampler
 
     full = Sampler(net, stochastic=True, share_prefix=False)
     bald = get_query("bald")

@@ -31,8 +31,8 @@ from al_experiments.acquisition.batch.coreset import k_center_greedy
 from al_experiments.acquisition.batch.epig import epig_scores
 from al_experiments.acquisition.batch.probcover import probcover
 from al_experiments.acquisition.batch.typiclust import typiclust
-from al_experiments.acquisition.functions import bald
-from al_experiments.acquisition.selection import top_k
+from al_experiments.acquisition.scores import bald
+from al_experiments.acquisition.ranking import top_k
 from al_experiments.acquisition.batch.stochastic import stochastic_top_k
 
 

@@ -67,7 +67,7 @@ def stub_job(cfg: Any, round_s: float) -> Any:
     from al_experiments.acquisition import AcquisitionFunction
     from al_experiments.app.build import DataInfo, Job
     from al_experiments.dataset import Dataset
-    from al_experiments.datasets.task import Task
+    from al_experiments.data.task import Task
     from al_experiments.loop import ActiveLearningLoop
 
     rng = np.random.default_rng(int(cfg.seed))

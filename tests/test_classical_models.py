@@ -14,7 +14,7 @@ from sklearn.svm import SVC
 
 from al_experiments import ActiveLearningLoop, Dataset
 from al_experiments.acquisition import AcquisitionFunction
-from al_experiments.acquisition.functions import decision_least_confidence, decision_margin
+from al_experiments.acquisition.scores import decision_least_confidence, decision_margin
 from al_experiments.pool import Pool
 from al_experiments.wrapper import Model
 

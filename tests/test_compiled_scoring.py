@@ -9,10 +9,10 @@ import keras
 import numpy as np
 import pytest
 
-from al_experiments.acquisition import functions, get_query, register_query, unregister_query
+from al_experiments.acquisition import get_query, register_query, scores, unregister_query
 from al_experiments.acquisition.graph_scores import graph_reduction, reduce_with_checks
 from al_experiments.wrapper import McDropout, Model
-from al_experiments.wrapper.compiled import Sampler, deterministic_prefix
+from al_experiments.wrapper.sampling import Sampler, deterministic_prefix
 from al_experiments.wrapper.training import Trainer
 from al_experiments.wrapper.reset import WeightResetter
 
@@ -50,7 +50,7 @@ def test_graph_reduction_is_not_used_where_numpy_must_answer():
         assert graph_reduction(get_query("bald"), 3) is None
     finally:
         unregister_query("bald")
-        register_query("bald", functions.bald)
+        register_query("bald", scores.bald)
     assert graph_reduction(get_query("bald"), 3) is not None
 
 

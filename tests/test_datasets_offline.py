@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from al_experiments.datasets import (
+from al_experiments.data import (
     FASHION_MNIST_DEBIAN_DIR,
     DatasetFileError,
     content_hash,

@@ -26,14 +26,14 @@ KNOWN_CYCLES: dict[frozenset[str], str] = {}
 
 # Packages and modules that must not reach the app, the report, Hydra or MLflow: the loop and
 # what it drives know nothing of how a job is configured or where its results go.
-CORE = ("acquisition", "wrapper", "datasets", "networks", "pool", "loop", "oracle", "dataset",
+CORE = ("acquisition", "wrapper", "data", "networks", "pool", "loop", "oracle", "dataset",
         "suit", "validation")
 CORE_MUST_NOT_IMPORT = ("al_experiments.app", "al_experiments.report", "hydra", "omegaconf", "mlflow")
 
 # Light paths: modules whose loading imports no TensorFlow (listing strategies, checking a
 # config, reading results). A module among them that imports TensorFlow when it loads is named
 # here with its reason; the others reach it only inside the function that needs it.
-LIGHT = ("acquisition", "datasets", "pool", "oracle", "dataset", "validation", "config",
+LIGHT = ("acquisition", "data", "pool", "oracle", "dataset", "validation", "config",
          "app.cli", "app.precheck", "app.schema", "report", "tracking", "resume.identity")
 TENSORFLOW_ON_LOAD = {
     "al_experiments.acquisition.graph_scores":
@@ -246,7 +246,7 @@ def test_the_loop_and_what_it_drives_know_nothing_of_the_app_hydra_or_mlflow():
 def test_light_paths_import_no_tensorflow_when_they_load():
     graph = edges(top_level_only=True)
     heavy = {module for module, found in IMPORTS.items()
-             if any(imp.top_level and (imp.target in TENSORFLOW or imp.target == f"{PACKAGE}.utils.tf_import")
+             if any(imp.top_level and (imp.target in TENSORFLOW or imp.target == f"{PACKAGE}.utils.quiet_tensorflow")
                     for imp in found)}
     assert set(TENSORFLOW_ON_LOAD) <= heavy  # each entry still earns its place
     wrong = []

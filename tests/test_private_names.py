@@ -33,7 +33,7 @@ PRIVATE_MODULE = re.compile(r"^(?!al_experiments|hydra_plugins)[a-z][\w]*(\.\w+)
 
 # (module under src/, private name): why no public API serves, and which test guards it.
 ALLOWED = {
-    ("al_experiments/wrapper/compiled.py", "_flatten_layers"):
+    ("al_experiments/wrapper/sampling.py", "_flatten_layers"):
         "Keras 3 has no public walk over every layer inside a model (a custom layer's sublayers are "
         "reachable only through it), and weights, initialisers, seed generators and batch "
         "normalisation live in such sublayers; keras and tensorflow are bounded above by the tested "
@@ -198,7 +198,7 @@ def test_nested_layers_finds_the_layers_inside_custom_layers():
     (the fallback sees the top level only) or changes what it returns."""
     import keras
 
-    from al_experiments.wrapper.compiled import nested_layers
+    from al_experiments.wrapper.sampling import nested_layers
 
     class Block(keras.layers.Layer):
         def __init__(self):

@@ -13,7 +13,7 @@ from hydra import compose, initialize_config_module
 from al_experiments.app.build import build_dataset
 from al_experiments.app.errors import ConfigError
 from al_experiments.app.schema import register_configs, validate
-from al_experiments.datasets.scenarios import (
+from al_experiments.data.scenarios import (
     flip_labels,
     long_tail,
     ood_share,

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy.stats import chisquare
 
-from al_experiments.acquisition.selection import top_k
+from al_experiments.acquisition.ranking import top_k
 from al_experiments.acquisition.batch.stochastic import STOCHASTIC_MODES, stochastic_top_k
 
 

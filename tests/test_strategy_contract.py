@@ -17,7 +17,7 @@ from al_experiments.acquisition import (
     register_batch_query,
     top_k,
 )
-from al_experiments.acquisition import functions as f
+from al_experiments.acquisition import scores as f
 from al_experiments.acquisition.strategy import check_options
 
 BATCH_BUILTINS = ["badge", "batch_bald", "coreset", "epig", "power_bald", "power_entropy"]

@@ -14,7 +14,7 @@ from hydra import compose, initialize_config_module
 from al_experiments.app.build import build, build_dataset, task_file
 from al_experiments.app.errors import DataError
 from al_experiments.app.schema import register_configs
-from al_experiments.datasets.task import Task, TaskFileError
+from al_experiments.data.task import Task, TaskFileError
 
 register_configs()
 

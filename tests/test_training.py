@@ -9,7 +9,7 @@ import pytest
 import tensorflow as tf
 
 from al_experiments.wrapper import training
-from al_experiments.wrapper.compiled import training_pass
+from al_experiments.wrapper.sampling import training_pass
 from al_experiments.wrapper.training import Trainer, adam_step
 
 

@@ -74,7 +74,7 @@ from al_experiments.validation import (  # noqa: E402
 # Every module that declares parameters (none imports TensorFlow): importing them fills the list
 # of declarations the test below walks, so a new declaration is tested without being named here.
 for _module in ("al_experiments.acquisition", "al_experiments.loop", "al_experiments.suit",
-                "al_experiments.dataset", "al_experiments.pool", "al_experiments.datasets.scenarios"):
+                "al_experiments.dataset", "al_experiments.pool", "al_experiments.data.scenarios"):
     importlib.import_module(_module)
 DECLARED = [pytest.param(function, name, constraint, id=f"{function.__module__}.{function.__qualname__}:{name}")
             for function, name, constraint in declared_parameters()]
@@ -82,11 +82,11 @@ DECLARED = [pytest.param(function, name, constraint, id=f"{function.__module__}.
 
 def test_every_module_with_checks_declares_some():
     modules = {function.__module__ for function, _, _ in declared_parameters()}
-    assert {"al_experiments.acquisition.selection", "al_experiments.acquisition.batch_strategies",
+    assert {"al_experiments.acquisition.ranking", "al_experiments.acquisition.builtin_batch",
             "al_experiments.acquisition.batch.batch_bald", "al_experiments.acquisition.batch.coreset",
             "al_experiments.acquisition.batch.epig", "al_experiments.acquisition.batch.stochastic",
             "al_experiments.loop", "al_experiments.suit", "al_experiments.dataset", "al_experiments.pool",
-            "al_experiments.datasets.scenarios",
+            "al_experiments.data.scenarios",
             "al_experiments.acquisition.acquisition_function"} <= modules
 
 

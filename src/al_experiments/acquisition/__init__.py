@@ -20,8 +20,8 @@ Every built-in is also a pure function on arrays importable from here (``batch_b
 
 from __future__ import annotations
 
-from . import batch_strategies as _batch_strategies
-from . import functions as _f
+from . import builtin_batch as _builtin_batch
+from . import scores as _f
 from .acquisition_function import AcquisitionFunction
 from .batch.badge import badge
 from .batch.batch_bald import batch_bald
@@ -30,7 +30,7 @@ from .batch.epig import epig_scores
 from .batch.probcover import probcover
 from .batch.stochastic import STOCHASTIC_MODES, stochastic_top_k
 from .batch.typiclust import typiclust
-from .functions import (
+from .scores import (
     bald,
     check_probs,
     least_confidence,
@@ -52,7 +52,7 @@ from .registry import (
     unregister_query,
 )
 from .round import RoundView
-from .selection import top_k
+from .ranking import top_k
 from .strategy import BatchStrategy, QueryStrategy, Selection
 
 __all__ = [
@@ -100,7 +100,7 @@ def _register_builtins() -> None:
         register_query(score.__name__, score)
     # tf_al's docs call it mean_std, its code only knew std_mean; accept both.
     register_query("std_mean", _f.std_mean, aliases=("mean_std",))
-    for name, selector in _batch_strategies.BUILTINS.items():
+    for name, selector in _builtin_batch.BUILTINS.items():
         register_batch_query(name, selector)
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from al_experiments.acquisition.batch_strategies import samples_used
+from al_experiments.acquisition.builtin_batch import samples_used
 from al_experiments.acquisition.registry import canonical_query_name, get_query
 from al_experiments.acquisition.round import IndexedInputs, RoundView, check_samples
 from al_experiments.acquisition.strategy import check_options

@@ -1,7 +1,7 @@
 """The built-in query functions as TensorFlow ops, for scoring inside the compiled sampler.
 
 Scoring inside the graph means a chunk's ``(B, T, C)`` samples never reach the host: the
-compiled function returns B scores. Each op mirrors its numpy original in ``functions.py`` (in
+compiled function returns B scores. Each op mirrors its numpy original in ``scores.py`` (in
 float64, so scores agree to round-off; the compiled-scoring tests hold each op to it) and is
 keyed by that original, so a user who re-registers a name with their own function gets their
 own function. Importing this module imports TensorFlow.
@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from typing import Callable
 
-from al_experiments.acquisition import functions as _f
+from al_experiments.acquisition import scores as _f
 from al_experiments.acquisition.strategy import QueryStrategy
-from al_experiments.utils.tf_import import import_tensorflow
+from al_experiments.utils.quiet_tensorflow import import_tensorflow
 
 tf = import_tensorflow()
 
@@ -71,7 +71,7 @@ def graph_reduction(strategy: QueryStrategy, num_classes: int) -> GraphReduction
 
 def reduce_with_checks(probs, reduction: GraphReduction):
     """``(scores (B,), checks (3,))``: the scores in float64, and the number of non-finite
-    entries, the minimum and the maximum of ``probs``, for ``functions.check_probs``'s errors."""
+    entries, the minimum and the maximum of ``probs``, for ``scores.check_probs``'s errors."""
     p = tf.cast(probs, tf.float64)
     finite = tf.math.is_finite(p)
     checks = tf.stack([

@@ -21,7 +21,7 @@ from al_experiments.wrapper import interface as model_interface
 
 from .batch.epig import TARGET_SOURCES
 from .batch.features import flat_features
-from .functions import DECISION_SCORES
+from .scores import DECISION_SCORES
 from .registry import get_query
 from .strategy import QueryStrategy
 

@@ -28,7 +28,7 @@ from al_experiments.validation import (
     rng_from,
 )
 
-from . import functions as _f
+from . import scores as _f
 from .batch.stochastic import STOCHASTIC_CONSTRAINTS, take_batch
 
 __all__ = ["QueryStrategy", "BatchStrategy", "Selection", "Strategy", "SCORE_OPTIONS",

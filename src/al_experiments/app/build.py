@@ -22,8 +22,8 @@ from al_experiments.app.reuse import LAST_MODEL, architecture_key
 from al_experiments.app.schema import InitStrategy, LabelNoise, Monitor, Samples, Scaling
 from al_experiments.config import Config
 from al_experiments.dataset import Dataset
-from al_experiments.datasets import DatasetFileError, RawData, scenarios
-from al_experiments.datasets.task import (
+from al_experiments.data import DatasetFileError, RawData, scenarios
+from al_experiments.data.task import (
     SPLITS,
     Task,
     TaskFileError,
@@ -34,7 +34,7 @@ from al_experiments.datasets.task import (
 from al_experiments.loop import ActiveLearningLoop
 from al_experiments.resume.identity import config_hash
 from al_experiments.utils.seeding import seed_everything
-from al_experiments.utils.tf_import import import_tensorflow
+from al_experiments.utils.quiet_tensorflow import import_tensorflow
 from al_experiments.wrapper.interface import as_active_model
 
 

@@ -26,7 +26,7 @@ from al_experiments.app.run_names import (
     varying_keys,
 )
 from al_experiments.app.schema import validate
-from al_experiments.datasets.task import TASKS_FOLDER
+from al_experiments.data.task import TASKS_FOLDER
 from al_experiments.utils.failpoints import failpoint
 
 log = logging.getLogger(__name__)
@@ -102,7 +102,7 @@ def _limit_threads() -> None:
     cpus = os.environ.get("SLURM_CPUS_PER_TASK")
     if not cpus:
         return
-    from al_experiments.utils.tf_import import import_tensorflow
+    from al_experiments.utils.quiet_tensorflow import import_tensorflow
 
     tf = import_tensorflow()
     try:

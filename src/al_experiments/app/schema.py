@@ -26,7 +26,7 @@ from al_experiments import conf
 from al_experiments.acquisition import UnknownQueryError, available_queries, get_query
 from al_experiments.acquisition.strategy import check_options
 from al_experiments.app.errors import ConfigError
-from al_experiments.datasets.scenarios import IMBALANCE_RATIO, KEEP_FRACTION, LABEL_NOISE_RATE
+from al_experiments.data.scenarios import IMBALANCE_RATIO, KEEP_FRACTION, LABEL_NOISE_RATE
 from al_experiments.validation import (
     FRACTION_OPEN,
     NON_NEGATIVE,

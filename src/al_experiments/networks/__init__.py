@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from al_experiments.utils.tf_import import import_tensorflow
+from al_experiments.utils.quiet_tensorflow import import_tensorflow
 
 
 def _keras():

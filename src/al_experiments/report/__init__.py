@@ -8,7 +8,7 @@ parent run; with two settings or more (``Curve.setting``) it adds a leaderboard 
 
 from al_experiments.report.aggregate import Aggregate, aggregate_settings
 from al_experiments.report.analysis import DEFAULT_BASELINE, DEFAULT_TARGETS, Report, analyse
-from al_experiments.report.build import ReportResult, make_report, report_sweep
+from al_experiments.report.writer import ReportResult, make_report, report_sweep
 from al_experiments.report.curves import Curve, CurveSet, ReportError, load_metrics_dir, load_mlflow, select
 
 __all__ = [

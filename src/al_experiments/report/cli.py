@@ -19,7 +19,7 @@ import sys
 from collections.abc import Sequence
 
 from al_experiments.report.analysis import BANDS, DEFAULT_BAND, DEFAULT_BASELINE, DEFAULT_TARGETS
-from al_experiments.report.build import ReportResult, make_report
+from al_experiments.report.writer import ReportResult, make_report
 from al_experiments.report.curves import (
     DEFAULT_EXPERIMENT,
     ReportError,

@@ -22,11 +22,11 @@ from typing import Any
 
 import numpy as np
 
-from al_experiments.utils.tf_import import import_tensorflow
+from al_experiments.utils.quiet_tensorflow import import_tensorflow
 from al_experiments.validation import WHOLE_AT_LEAST_1, optional
 
 tf = import_tensorflow()
-from al_experiments.wrapper.compiled import (  # noqa: E402
+from al_experiments.wrapper.sampling import (  # noqa: E402
     DEFAULT_ROWS_PER_PASS,
     DETERMINISTIC_LAYERS,
     compiled_function,
@@ -397,8 +397,8 @@ class ConsistentSampler:
     def score_chunks(self, inputs: Any, samples: int, seed: int, reduction, classes: int,
                      batch_size: int | None = None):
         """Yield ``(start, stop, scores)``: each chunk's consistent samples reduced inside the
-        compiled call (checked as ``functions.check_probs`` checks them on the host)."""
-        from al_experiments.acquisition.functions import check_value_range
+        compiled call (checked as ``scores.check_probs`` checks them on the host)."""
+        from al_experiments.acquisition.scores import check_value_range
 
         for start, stop, (scores, (nonfinite, lo, hi)) in self.chunks(inputs, samples, seed, batch_size,
                                                                        self._score_fn(reduction)):

@@ -6,11 +6,11 @@ from typing import Any, Callable
 
 import numpy as np
 
-from al_experiments.utils.tf_import import import_tensorflow
+from al_experiments.utils.quiet_tensorflow import import_tensorflow
 from al_experiments.validation import WHOLE_AT_LEAST_1, optional
 
 tf = import_tensorflow()
-from al_experiments.wrapper.compiled import (  # noqa: E402
+from al_experiments.wrapper.sampling import (  # noqa: E402
     DEFAULT_ROWS_PER_PASS,
     compiled_function,
     functional_view,

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from al_experiments.validation import WHOLE_AT_LEAST_1, optional
-from al_experiments.wrapper.compiled import DEFAULT_ROWS_PER_PASS
+from al_experiments.wrapper.sampling import DEFAULT_ROWS_PER_PASS
 from al_experiments.wrapper.interface import CONSISTENT_SAMPLES, EMBEDDINGS, INDEPENDENT_SAMPLES
 from al_experiments.wrapper.keras_metrics import is_class_metric
 

@@ -18,12 +18,12 @@ import numpy as np
 
 from al_experiments.utils.atomic import replacing
 from al_experiments.utils.seeding import derive_seed
-from al_experiments.utils.tf_import import import_tensorflow
+from al_experiments.utils.quiet_tensorflow import import_tensorflow
 
 import_tensorflow()  # quietly, before Keras imports it
 import keras  # noqa: E402
 
-from al_experiments.wrapper.compiled import nested_layers, output_width  # noqa: E402
+from al_experiments.wrapper.sampling import nested_layers, output_width  # noqa: E402
 from al_experiments.wrapper.interface import (  # noqa: E402
     CONSISTENT_SAMPLES,
     EMBEDDINGS,

@@ -11,7 +11,7 @@ from typing import Any, Callable
 import numpy as np
 
 from al_experiments.validation import WHOLE_AT_LEAST_1
-from al_experiments.wrapper.compiled import Sampler
+from al_experiments.wrapper.sampling import Sampler
 from al_experiments.wrapper.consistent import ConsistentSampler
 from al_experiments.wrapper.embedding import Embedder
 from al_experiments.wrapper.keras_metrics import class_probabilities
@@ -31,7 +31,7 @@ class KerasPredictions:
         self._embedders: dict[tuple, Any] = {}  # by (layer name, logits)
 
     def sampler(self, stochastic: bool, logits: bool):
-        """The compiled independent sampler (``compiled.Sampler``)."""
+        """The compiled independent sampler (``sampling.Sampler``)."""
         key = (bool(stochastic), bool(logits))
         sampler = self._samplers.get(key)
         if sampler is None:

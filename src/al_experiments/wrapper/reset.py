@@ -11,7 +11,7 @@ import logging
 
 import numpy as np
 
-from al_experiments.wrapper.compiled import compiled_function, nested_layers
+from al_experiments.wrapper.sampling import compiled_function, nested_layers
 
 log = logging.getLogger(__name__)
 
@@ -113,7 +113,7 @@ class WeightResetter:
     def _compile(self, with_weights: bool, with_optimizer: bool = False):
         import keras
 
-        from al_experiments.utils.tf_import import import_tensorflow
+        from al_experiments.utils.quiet_tensorflow import import_tensorflow
 
         tf = import_tensorflow()
         draws = []  # (seed generator or None, initialiser, variable, position)

@@ -10,7 +10,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from al_experiments.wrapper.compiled import compiled_function, dropout_rate, input_signature, tf, training_pass
+from al_experiments.wrapper.sampling import compiled_function, dropout_rate, input_signature, tf, training_pass
 from al_experiments.wrapper.keras_metrics import is_accuracy, metric_name
 
 
@@ -18,7 +18,7 @@ from al_experiments.wrapper.keras_metrics import is_accuracy, metric_name
 # executor operations, whose dispatch dominates a small dense network's step. Exact types, each
 # computing every example on its own (padded batch rows change nothing), and no convolution or
 # pooling: XLA's CPU convolutions are far slower than TensorFlow's own kernels (Gal et al.'s
-# CNN). Dropout is applied by ``compiled.training_pass`` (see ``xla_trainable``).
+# CNN). Dropout is applied by ``sampling.training_pass`` (see ``xla_trainable``).
 XLA_LAYERS = (
     "Dense EinsumDense Flatten Reshape Permute RepeatVector Activation ReLU LeakyReLU PReLU ELU "
     "Softmax LayerNormalization UnitNormalization Rescaling Identity Dropout"
@@ -231,7 +231,7 @@ def per_example_loss(loss_fn) -> Callable | None:
 
 def xla_trainable(model) -> bool:
     """Whether the XLA path trains this network: a Sequential model of ``XLA_LAYERS`` only,
-    whose every ``Dropout`` is a plain one that ``compiled.training_pass`` applies (Keras' own
+    whose every ``Dropout`` is a plain one that ``sampling.training_pass`` applies (Keras' own
     dropout compiles, under XLA, to a random generator as slow as the rest of the step)."""
     import keras
 

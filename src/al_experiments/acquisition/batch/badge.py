@@ -25,7 +25,7 @@ from numpy.typing import ArrayLike
 
 from al_experiments.validation import RNG, WHOLE_AT_LEAST_0, Interval, validate_params
 
-from ..functions import check_embeddings, check_probs
+from ..scores import check_embeddings, check_probs
 
 __all__ = ["badge", "gradient_embedding_sq_distances", "gradient_embedding_factors"]
 

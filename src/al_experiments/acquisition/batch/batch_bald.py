@@ -33,8 +33,8 @@ from scipy.special import entr, logsumexp
 
 from al_experiments.validation import RNG, WHOLE_AT_LEAST_0, WHOLE_AT_LEAST_1, Boolean, optional, validate_params
 
-from ..functions import bald, check_probs
-from ..selection import top_k
+from ..scores import bald, check_probs
+from ..ranking import top_k
 
 __all__ = [
     "batch_bald",

@@ -28,7 +28,7 @@ from scipy.special import entr
 
 from al_experiments.validation import WHOLE_AT_LEAST_1, optional, validate_params
 
-from ..functions import check_probs
+from ..scores import check_probs
 
 __all__ = ["epig_scores", "DEFAULT_MAX_BYTES", "TARGET_SOURCES"]
 

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
-from ..functions import check_embeddings
+from ..scores import check_embeddings
 
 __all__ = ["check_feature_sets", "flat_features", "l2_normalise", "kmeans_labels", "stacked_points", "KMEANS_RESTARTS"]
 

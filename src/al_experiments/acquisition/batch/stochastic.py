@@ -31,7 +31,7 @@ from al_experiments.validation import (
     validate_params,
 )
 
-from ..selection import top_k
+from ..ranking import top_k
 
 __all__ = ["STOCHASTIC_MODES", "STOCHASTIC_CONSTRAINTS", "stochastic_top_k", "take_batch"]
 

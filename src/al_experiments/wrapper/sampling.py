@@ -23,7 +23,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from al_experiments.utils.tf_import import import_tensorflow
+from al_experiments.utils.quiet_tensorflow import import_tensorflow
 from al_experiments.validation import WHOLE_AT_LEAST_1
 
 tf = import_tensorflow()
@@ -334,10 +334,10 @@ class Sampler:
                      batch_size: int | None = None):
         """Yield ``(start, stop, scores)`` per chunk, reduced inside the compiled call.
 
-        The samples are checked as ``functions.check_probs`` would check them on the host;
+        The samples are checked as ``scores.check_probs`` would check them on the host;
         ``classes`` (the width the reduction was built for) names their shape in its errors.
         """
-        from al_experiments.acquisition.functions import check_value_range
+        from al_experiments.acquisition.scores import check_value_range
 
         checked = self._checked.get(reduction)
         if checked is None:  # one wrapper per reduction: the compiled function is cached by it

@@ -16,7 +16,7 @@ split they are applied to and nothing else.
   does not hold, relabelled as one "other" class by ``relabel_other``).
 
 Every function works on any array ``x`` indexed by rows, so the app runs them on index arrays
-and records which source rows each split holds (``datasets.task``).
+and records which source rows each split holds (``data.task``).
 """
 
 from __future__ import annotations
