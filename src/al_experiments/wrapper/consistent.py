@@ -17,15 +17,19 @@ tiled T times just before the first layer that needs it.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from typing import Any
 
 import numpy as np
 
+from al_experiments.acquisition.graph_scores import reduce_with_checks
+from al_experiments.acquisition.scores import check_value_range
 from al_experiments.utils.quiet_tensorflow import import_tensorflow
 from al_experiments.validation import WHOLE_AT_LEAST_1, optional
 
 tf = import_tensorflow()
+import keras  # noqa: E402  (after TensorFlow's quiet import, which Keras would otherwise do loudly)
 from al_experiments.wrapper.sampling import (  # noqa: E402
     DEFAULT_ROWS_PER_PASS,
     DETERMINISTIC_LAYERS,
@@ -43,7 +47,6 @@ _DETERMINISTIC_MERGE_LAYERS = "Add Subtract Multiply Average Maximum Minimum Con
 
 def _noise_layer_types():
     """The Keras layer types that draw noise in training mode, most specific first."""
-    import keras
 
     layers = keras.layers
     types = [layers.SpatialDropout1D, layers.SpatialDropout2D, layers.SpatialDropout3D]
@@ -63,7 +66,6 @@ class _NoiseSpec:
     multiplier and addend), broadcast over the batch and over the axes where ``shape`` is 1."""
 
     def __init__(self, layer, point_shape: tuple) -> None:
-        import keras
 
         layers = keras.layers
         self.layer_name = layer.name
@@ -150,8 +152,6 @@ class _NoiseContext:
         self.noise = None
 
     def bind(self, samples, noise):
-        import contextlib
-
         @contextlib.contextmanager
         def bound():
             self.samples, self.noise = samples, noise
@@ -176,7 +176,6 @@ def _twin_layers():
     global _TWIN_LAYERS
     if _TWIN_LAYERS is not None:
         return _TWIN_LAYERS
-    import keras
 
     class TileSamples(keras.layers.Layer):
         """(B, ...) -> (T*B, ...): T copies of the chunk, sample-major as the Sampler tiles."""
@@ -247,7 +246,6 @@ class _TwinBuilder:
     are tiled (depend on the sample) and tiles an untiled one where a consumer needs it."""
 
     def __init__(self, context: _NoiseContext) -> None:
-        import keras
 
         self._keras = keras
         self._context = context
@@ -327,7 +325,6 @@ class ConsistentSampler:
     fixed by ``(seed, t)`` (see the section comment above)."""
 
     def __init__(self, model, softmax_outputs: bool = False) -> None:
-        import keras
 
         what = "Consistent samples"
         view = functional_view(model, what)
@@ -382,8 +379,6 @@ class ConsistentSampler:
         chunk's ``(B, T, C)`` samples never leave the graph; one per reduction."""
         fn = self._score_fns.get(reduction)
         if fn is None:
-            from al_experiments.acquisition.graph_scores import reduce_with_checks
-
             def scored(x, samples, noise):
                 out = self._forward(x, samples, noise)
                 if out.shape[-1] == 1:  # one sigmoid unit: the two class probabilities [1 - p, p]
@@ -398,8 +393,6 @@ class ConsistentSampler:
                      batch_size: int | None = None):
         """Yield ``(start, stop, scores)``: each chunk's consistent samples reduced inside the
         compiled call (checked as ``scores.check_probs`` checks them on the host)."""
-        from al_experiments.acquisition.scores import check_value_range
-
         for start, stop, (scores, (nonfinite, lo, hi)) in self.chunks(inputs, samples, seed, batch_size,
                                                                        self._score_fn(reduction)):
             check_value_range(int(nonfinite), float(lo), float(hi), (stop - start, samples, classes))

@@ -10,6 +10,7 @@ from al_experiments.utils.quiet_tensorflow import import_tensorflow
 from al_experiments.validation import WHOLE_AT_LEAST_1, optional
 
 tf = import_tensorflow()
+import keras  # noqa: E402  (after TensorFlow's quiet import, which Keras would otherwise do loudly)
 from al_experiments.wrapper.sampling import (  # noqa: E402
     DEFAULT_ROWS_PER_PASS,
     compiled_function,
@@ -33,7 +34,6 @@ class Embedder:
     """
 
     def __init__(self, model, layer_name: str | None = None, softmax_outputs: bool = False) -> None:
-        import keras
 
         what = "Embeddings"
         view = functional_view(model, what)

@@ -19,6 +19,7 @@ Nothing here imports TensorFlow.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Protocol, runtime_checkable
 
@@ -230,8 +231,6 @@ def as_active_model(model: Any) -> ActiveModel:
 
 
 def _accepts_keyword(fn: Any, name: str) -> bool:
-    import inspect
-
     try:
         parameters = inspect.signature(fn).parameters.values()
     except (TypeError, ValueError):

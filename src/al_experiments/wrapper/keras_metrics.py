@@ -90,7 +90,7 @@ def _on_probabilities(obj: Any) -> Any:
 
 
 def loss_value(loss: Any, targets: np.ndarray, probs: np.ndarray) -> float:
-    import keras
+    import keras  # here, not at the top: the light wrappers and the MLflow sink import this module
 
     fn = keras.losses.get(loss) if isinstance(loss, str) else _on_probabilities(loss)
     value = fn(targets, probs)
@@ -103,7 +103,7 @@ def metric_value(metric: Any, targets: np.ndarray, probs: np.ndarray) -> float:
         return accuracy(targets, probs)
     if is_class_metric(metric):
         return CLASS_METRICS[metric](targets, probs)
-    import keras
+    import keras  # here, not at the top: the light wrappers and the MLflow sink import this module
 
     resolved = keras.metrics.get(metric) if isinstance(metric, str) else metric
     if isinstance(resolved, keras.metrics.Metric):

@@ -11,7 +11,9 @@ import logging
 
 import numpy as np
 
-from al_experiments.wrapper.sampling import compiled_function, nested_layers
+from al_experiments.wrapper.sampling import compiled_function, nested_layers, tf
+
+import keras  # noqa: E402  (after sampling's quiet TensorFlow import)
 
 log = logging.getLogger(__name__)
 
@@ -111,11 +113,6 @@ class WeightResetter:
         self._reseed_fn(np.int64(seed))
 
     def _compile(self, with_weights: bool, with_optimizer: bool = False):
-        import keras
-
-        from al_experiments.utils.quiet_tensorflow import import_tensorflow
-
-        tf = import_tensorflow()
         draws = []  # (seed generator or None, initialiser, variable, position)
         for position, (initializer, variable, _) in enumerate(self._pairs if with_weights else []):
             config = initializer.get_config()

@@ -23,10 +23,13 @@ from typing import Any, Callable
 
 import numpy as np
 
+from al_experiments.acquisition.graph_scores import reduce_with_checks
+from al_experiments.acquisition.scores import check_value_range
 from al_experiments.utils.quiet_tensorflow import import_tensorflow
 from al_experiments.validation import WHOLE_AT_LEAST_1
 
 tf = import_tensorflow()
+import keras  # noqa: E402  (after TensorFlow's quiet import, which Keras would otherwise do loudly)
 
 # Rows (inputs x samples) per forward pass when the caller gives no chunk size: large enough to
 # keep the cores busy, small enough to bound memory (a 28x28 CNN at 8192 rows needs ~1 GB).
@@ -74,7 +77,6 @@ def output_width(model) -> int:
         return int(model.outputs[0].shape[-1])
     except (AttributeError, IndexError, TypeError, ValueError):
         pass
-    import keras
 
     signature = input_signature(model)
     if signature is None:
@@ -108,7 +110,6 @@ def deterministic_prefix(model) -> int:
     first layer that is not a known deterministic Keras layer (dropout, noise, augmentation,
     nested models, user layers).
     """
-    import keras
 
     if type(model) is not keras.Sequential:
         return 0
@@ -138,7 +139,6 @@ def nested_layers(model, include_self: bool = False) -> list:
 
 
 def _batch_norm_layers(model) -> list:
-    import keras
 
     return [layer for layer in nested_layers(model, include_self=True)
             if isinstance(layer, keras.layers.BatchNormalization)]
@@ -162,7 +162,6 @@ def rows_per_pass(model) -> int:
 def dropout_rate(layer) -> float | None:
     """The rate of a plain Keras ``Dropout`` that the sampler may apply itself (no
     ``noise_shape``, 0 < rate < 1); None for any other layer."""
-    import keras
 
     if type(layer) is not keras.layers.Dropout or layer.noise_shape is not None:
         return None
@@ -230,7 +229,6 @@ class Sampler:
         fn = self._fns.get(key)
         if fn is not None:
             return fn
-        import keras
 
         model, stochastic, softmax = self._model, self._stochastic, self._softmax
         bn_layers = _batch_norm_layers(model)
@@ -337,12 +335,8 @@ class Sampler:
         The samples are checked as ``scores.check_probs`` would check them on the host;
         ``classes`` (the width the reduction was built for) names their shape in its errors.
         """
-        from al_experiments.acquisition.scores import check_value_range
-
         checked = self._checked.get(reduction)
         if checked is None:  # one wrapper per reduction: the compiled function is cached by it
-            from al_experiments.acquisition.graph_scores import reduce_with_checks
-
             checked = self._checked[reduction] = lambda probs: reduce_with_checks(probs, reduction)
         passes = samples if self._stochastic else 1  # the sample axis inside the call
         for start, stop, (scores, (nonfinite, lo, hi)) in self._chunked(inputs, samples, batch_size, checked):
@@ -371,7 +365,6 @@ def _subclassed_error(model, what: str) -> ValueError:
 def functional_view(model, what: str):
     """The network as a functional graph over its own layers (a Sequential model's graph as a
     ``keras.Model(inputs, outputs)``), checked to have one input and one output."""
-    import keras
 
     try:
         inputs, outputs = model.inputs, model.outputs

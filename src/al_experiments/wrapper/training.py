@@ -13,6 +13,8 @@ import numpy as np
 from al_experiments.wrapper.sampling import compiled_function, dropout_rate, input_signature, tf, training_pass
 from al_experiments.wrapper.keras_metrics import is_accuracy, metric_name
 
+import keras  # noqa: E402  (after sampling's quiet TensorFlow import)
+
 
 # Layers whose training step XLA compiles, on CPU, into a few fused kernels instead of about 200
 # executor operations, whose dispatch dominates a small dense network's step. Exact types, each
@@ -43,7 +45,6 @@ class Trainer:
     """
 
     def __init__(self, model, loss: Any, metrics: list[Any], xla: bool = True) -> None:
-        import keras
 
         self._model = model
         self._loss_fn = keras.losses.get(loss) if isinstance(loss, str) else loss
@@ -222,7 +223,6 @@ def per_example_loss(loss_fn) -> Callable | None:
     ``Loss`` object reduces in ``__call__``, and for its default mean reduction its ``call`` is
     the per-example part.
     """
-    import keras
 
     if isinstance(loss_fn, keras.losses.Loss):
         return loss_fn.call if loss_fn.reduction == "sum_over_batch_size" else None
@@ -233,7 +233,6 @@ def xla_trainable(model) -> bool:
     """Whether the XLA path trains this network: a Sequential model of ``XLA_LAYERS`` only,
     whose every ``Dropout`` is a plain one that ``sampling.training_pass`` applies (Keras' own
     dropout compiles, under XLA, to a random generator as slow as the rest of the step)."""
-    import keras
 
     if type(model) is not keras.Sequential:
         return False
@@ -256,7 +255,6 @@ def adam_step(optimizer, variables: list) -> Callable | None:
     no weight decay, clipping, moving average, AMSGrad, accumulation, loss scaling, learning-
     rate schedule or weight constraint, each of which goes through ``apply_gradients``.
     """
-    import keras
 
     if type(optimizer) is not keras.optimizers.Adam:
         return None
