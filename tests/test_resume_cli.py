@@ -108,16 +108,23 @@ def test_a_job_killed_at_every_point_in_turn_resumes_each_time_to_the_uninterrup
 
 
 def test_a_finished_job_is_skipped_and_resume_false_runs_it_afresh_apart(reference):
+    """The same job, ``run_job`` in this process on the reference's store and checkpoints."""
+    from conftest import compose_config
+
+    from al_experiments.app.job import JobContext, run_job
+
     folder, rows, _ = reference
     (path,) = csv_files(folder)
     before = path.read_bytes()
-    again = run_cli(folder, *JOB)
-    assert again.returncode == 0 and "finished before" in again.stderr + again.stdout
+    cfg = compose_config(*JOB, f"mlflow.tracking_uri={store_uri(folder)}", f"state_dir={folder / '.al-state'}")
+    again = run_job(cfg, JobContext())
+    assert again["skipped"] and again["csv"] == str(path)
     assert len(mlflow_runs(folder)) == 1 and path.read_bytes() == before
 
     # resume=false needs a place for its new CSV: the old one is kept, never overwritten.
-    fresh = run_cli(folder, *JOB, "resume=false", f"metrics_dir={folder / 'fresh'}")
-    assert fresh.returncode == 0, fresh.stderr[-3000:]
+    cfg.resume, cfg.metrics_dir = False, str(folder / "fresh")
+    fresh = run_job(cfg, JobContext())
+    assert not fresh.get("skipped") and fresh["run_id"] != again["run_id"]
     runs = mlflow_runs(folder)
     assert len(runs) == 2 and {r.info.status for r in runs} == {"FINISHED"}
     assert path.read_bytes() == before
