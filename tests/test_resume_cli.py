@@ -302,12 +302,19 @@ def test_tracking_server_going_away_mid_run_then_coming_back(tmp_path, tmp_path_
 
 
 def test_a_corrupt_meta_file_stops_the_job_before_any_run_and_is_left_alone(folder):
+    """``run_job`` in this process: the refusal is the job's, one sentence, before any run."""
+    from conftest import compose_config, in_folder
+
+    from al_experiments.app.errors import StorageError
+    from al_experiments.app.job import JobContext, run_job
+
     metrics = folder / "old-metrics"
     metrics.mkdir()
     (metrics / ".meta.json").write_text('{"dataset": {"name": "digits"')  # truncated JSON
-    result = run_cli(folder, *JOB, f"metrics_dir={metrics}")
-    assert result.returncode == 1
-    lines = [line for line in result.stderr.splitlines() if line.startswith("Error: ")]
-    assert len(lines) == 1 and ".meta.json" in lines[0], result.stderr[-3000:]
+    cfg = in_folder(compose_config(*JOB), folder)
+    cfg.metrics_dir = str(metrics)
+    with pytest.raises(StorageError, match=r"\.meta\.json") as refused:
+        run_job(cfg, JobContext())
+    assert "\n" not in str(refused.value)
     assert (metrics / ".meta.json").read_text() == '{"dataset": {"name": "digits"'
     assert mlflow_runs(folder) == []
