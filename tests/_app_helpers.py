@@ -1,20 +1,13 @@
-"""Helpers shared by the CLI and launcher tests: run the real ``al-run`` inside a fresh folder,
-in a subprocess or in this process, and read back what it left (MLflow runs in a SQLite store,
-tf_al CSVs)."""
+"""Helpers shared by the tests of jobs: run the real ``al-run`` in a subprocess inside a fresh
+folder, and read back what a job left (MLflow runs in a SQLite store, tf_al CSVs)."""
 
 from __future__ import annotations
 
-import contextlib
 import functools
-import io
-import logging
 import os
 import shutil
-import signal
 import subprocess
 import sys
-import warnings
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -52,125 +45,6 @@ def cli_command(tmp_path: Path, *args: str, tracking: bool = True) -> tuple[list
 def run_cli(tmp_path: Path, *args: str, timeout: float = 300, tracking: bool = True) -> subprocess.CompletedProcess:
     command, env = cli_command(tmp_path, *args, tracking=tracking)
     return subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=timeout)
-
-
-def run_in_process(tmp_path: Path, *args: str, tracking: bool = True) -> subprocess.CompletedProcess:
-    """``run_cli`` without the subprocess: ``al_experiments.app.cli.main`` on the same arguments,
-    in ``tmp_path`` with the same environment, its exit status and output captured. Seconds
-    cheaper per call (the imports are paid once per pytest process), for commands that stop
-    before training; what only a process shows (signals, output of C code) needs ``run_cli``.
-    An exception ``main`` lets out is raised here, where a process would print its traceback.
-
-    The call sees a new process's logging and warning filters, not pytest's, so a stray warning
-    or log record reaches its stderr as it would reach the terminal. Afterwards this process is
-    as before: environment, working directory, SIGTERM handler, loggers, Hydra's singletons.
-    """
-    from hydra.core.singleton import Singleton
-
-    from al_experiments.app.cli import main
-
-    command, env = cli_command(tmp_path, *args, tracking=tracking)
-    stdout, stderr = io.StringIO(), io.StringIO()
-    hydra_state = Singleton.get_state()  # a deep copy
-    sigterm = signal.getsignal(signal.SIGTERM)
-    cwd = os.getcwd()
-    try:
-        # Logging innermost: the handlers it closes afterwards must still find stderr redirected
-        # (absl's closes its stream unless that is sys.stderr).
-        with _environment(env), contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr), \
-                _printed_warnings(stderr), _fresh_logging():
-            os.chdir(tmp_path)
-            try:
-                main(command[len(AL_RUN):])
-                status = 0
-            except SystemExit as exc:
-                status = _exit_status(exc.code, stderr)
-    finally:
-        os.chdir(cwd)
-        signal.signal(signal.SIGTERM, sigterm)
-        Singleton.set_state(hydra_state)
-    return subprocess.CompletedProcess(command, status, stdout.getvalue(), stderr.getvalue())
-
-
-def _exit_status(code: object, stderr: io.StringIO) -> int:
-    """The status of a process leaving by ``sys.exit(code)`` (Python prints a code that is not
-    an int, and exits with 1)."""
-    if code is None:
-        return 0
-    if isinstance(code, int):
-        return code & 0xFF
-    print(code, file=stderr)
-    return 1
-
-
-@contextlib.contextmanager
-def _environment(env: dict[str, str]) -> Iterator[None]:
-    """``os.environ`` is exactly ``env`` inside and as before afterwards, whatever the code inside
-    set (``main`` sets defaults of its own)."""
-    saved = dict(os.environ)
-    os.environ.clear()
-    os.environ.update(env)
-    try:
-        yield
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
-
-
-def _loggers() -> list[logging.Logger]:
-    manager = logging.Logger.manager
-    return [logging.getLogger(), *(lg for lg in manager.loggerDict.values() if isinstance(lg, logging.Logger))]
-
-
-@contextlib.contextmanager
-def _fresh_logging() -> Iterator[None]:
-    """A new process's logging inside: a root logger at WARNING without handlers (so a record
-    logged before Hydra configures logging reaches stderr through logging's last resort, not
-    pytest's capture), and no handler known to logging, since Hydra's logging config closes every
-    one it knows of (absl's then closes its stream: pytest's capture file). Afterwards every
-    logger is as before (one created inside as a new logger is) and the handlers added inside
-    are closed (Hydra's job log file among them)."""
-    saved = {lg: (lg.level, lg.handlers[:], lg.propagate, lg.disabled) for lg in _loggers()}
-    kept = {handler for _, handlers, _, _ in saved.values() for handler in handlers}
-    # logging's registry of handlers, which dictConfig shuts down (changed in place: logging
-    # refers to these objects)
-    registry, named = logging._handlerList[:], dict(logging._handlers)
-    del logging._handlerList[:]
-    logging._handlers.clear()
-    root = logging.getLogger()
-    root.handlers.clear()
-    root.setLevel(logging.WARNING)
-    try:
-        yield
-    finally:
-        for lg in _loggers():
-            level, handlers, propagate, disabled = saved.get(lg, (logging.NOTSET, [], True, False))
-            for handler in lg.handlers:
-                if handler not in kept:
-                    handler.close()
-            lg.setLevel(level)
-            lg.handlers[:] = handlers
-            lg.propagate, lg.disabled = propagate, disabled
-        logging._handlerList[:] = registry
-        logging._handlers.clear()
-        logging._handlers.update(named)
-
-
-@contextlib.contextmanager
-def _printed_warnings(stderr: io.StringIO) -> Iterator[None]:
-    """Python's default warning filters inside, not pytest's (which records warnings instead of
-    printing them); each warning shown is added to ``stderr`` as the interpreter prints it."""
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.resetwarnings()
-        warnings.simplefilter("default")
-        for category in (DeprecationWarning, PendingDeprecationWarning, ImportWarning, ResourceWarning):
-            warnings.simplefilter("ignore", category)
-        try:
-            yield
-        finally:
-            for shown in caught:
-                stderr.write(warnings.formatwarning(shown.message, shown.category, shown.filename,
-                                                    shown.lineno, shown.line))
 
 
 def assert_nothing_created(tmp_path: Path, result: subprocess.CompletedProcess, *needles: str) -> str:

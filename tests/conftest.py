@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Callable
+from pathlib import Path
+
 import pytest
-from _app_helpers import free_port, with_store
+from _app_helpers import QUICK, free_port, store_uri, with_store
+from omegaconf import DictConfig
 
 from al_experiments.acquisition import UnknownQueryError, unregister_query
 
@@ -24,6 +29,45 @@ def cleanup():
 def folder(tmp_path, tmp_path_factory):
     """The test's folder, with an empty MLflow store in it."""
     return with_store(tmp_path, tmp_path_factory)
+
+
+def compose_config(*overrides: str) -> DictConfig:
+    """``al-run``'s config for ``overrides``, composed with Hydra's compose API as ``al-run``
+    composes it (the packaged tree, the schema registered)."""
+    from hydra import compose, initialize_config_module
+
+    from al_experiments.app.cli import CONF_PACKAGE
+    from al_experiments.app.schema import register_configs
+
+    register_configs()
+    with initialize_config_module(CONF_PACKAGE.removeprefix("pkg://"), version_base="1.3"):
+        return compose("config", overrides=list(overrides))
+
+
+def in_folder(cfg: DictConfig, folder: Path) -> DictConfig:
+    """``cfg`` with its results (MLflow store, metrics, checkpoints) in ``folder``."""
+    cfg.mlflow.tracking_uri = store_uri(folder)
+    cfg.metrics_dir = str(folder / "metrics")
+    cfg.state_dir = str(folder / ".al-state")
+    return cfg
+
+
+@pytest.fixture(scope="session")
+def smoke_config() -> DictConfig:
+    """The smoke job's config (digits, 2 rounds, few epochs), composed once a session."""
+    return compose_config(*QUICK)
+
+
+@pytest.fixture
+def job_config(smoke_config, folder) -> Callable[..., DictConfig]:
+    """``job_config(*overrides)``: the smoke job's config with its results in the test's folder
+    (which holds an empty MLflow store); the session's composition is copied unless
+    ``overrides`` need a composition of their own."""
+    def make(*overrides: str) -> DictConfig:
+        cfg = compose_config(*QUICK, *overrides) if overrides else copy.deepcopy(smoke_config)
+        return in_folder(cfg, folder)
+
+    return make
 
 
 @pytest.fixture(scope="session")

@@ -1,6 +1,7 @@
-"""The real ``al-run`` CLI in subprocesses, against a real MLflow SQLite store in tmp_path: jobs
-that train, signals, and a refused command's exit status and whole stderr. The other refused
-commands are in test_app_cli_errors.py, run in-process."""
+"""The real ``al-run`` CLI in subprocesses, against a real MLflow SQLite store in tmp_path, for
+what only a process shows: a sweep's parent run and terminal, signals, a failed job's exit, a
+refused command's exit status and whole stderr. What one job logs is in test_app_job.py and the
+values a job refuses in test_app_job_refusals.py, both in this process."""
 
 from __future__ import annotations
 
@@ -11,59 +12,13 @@ import subprocess
 import time
 
 import pytest
-from _app_helpers import (QUICK, assert_nothing_created, check_sweep, cli_command, csv_files, metric_history,
-                          mlflow_runs, rounds_checkpointed, run_cli, store_uri)
+from _app_helpers import QUICK, assert_nothing_created, check_sweep, cli_command, mlflow_runs, rounds_checkpointed, run_cli, store_uri
 
 from al_experiments.utils.failpoints import ENV as FAILPOINTS
 
 pytestmark = pytest.mark.slow
 
 _TF_NOISE = re.compile(r"^(WARNING: All log messages before absl|[IWE]\d{4} )")
-
-
-def test_single_run(tmp_path):
-    # A git repository as the working directory: its commit is recorded with the run.
-    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
-    (tmp_path / "notes.txt").write_text("x")
-    subprocess.run(["git", "add", "notes.txt"], cwd=tmp_path, check=True)
-    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "x"], cwd=tmp_path, check=True)
-    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=tmp_path, capture_output=True, text=True).stdout.strip()
-    result = run_cli(tmp_path, *QUICK, "seed=3")
-    assert result.returncode == 0, result.stderr[-3000:]
-    [run] = mlflow_runs(tmp_path)
-    assert run.info.status == "FINISHED" and "mlflow.parentRunId" not in run.data.tags
-    assert run.data.tags["seed"] == "3" and run.data.params["query.name"] == "bald"
-    assert run.info.run_name == "bald-s3"
-    assert run.data.tags["mlflow.source.git.commit"] == commit and run.data.tags["git_dirty"] == "false"
-    assert run.data.tags["mlflow.source.name"] == "al-run"
-    assert run.data.tags["mlflow.note.content"].startswith("bald on digits, seed 3: test accuracy ")
-    # The two results as metrics; the rest of the summary in the description, not as charts.
-    assert {"final_test_accuracy", "aulc"} <= set(run.data.metrics)
-    assert not [k for k in run.data.metrics if k.startswith("summary.")]
-    [data] = run.inputs.dataset_inputs
-    assert data.dataset.name == "digits" and data.dataset.digest == run.data.params["data.content_hash"]
-    assert json.loads(data.dataset.profile)["train"] == int(run.data.params["data.train_size"])
-    # The terminal: one line per round with labels and accuracy, the run's page at the end.
-    out = result.stdout
-    assert re.search(r"^\[\d\d:\d\d:\d\d\] round 1/2: 20 labels, test accuracy 0\.\d{3}, \d+\.\d\d s$", out, re.M), out
-    assert re.search(r"round 2/2: 30 labels", out)
-    assert f"http://127.0.0.1:5000/#/experiments/{run.info.experiment_id}/runs/{run.info.run_id}" in out
-    assert not [line for line in (out + result.stderr).splitlines() if _TF_NOISE.match(line)], result.stderr[-2000:]
-    assert "Creating initial MLflow database tables" not in out + result.stderr  # MLflow's own chatter
-    assert [s for s, _ in metric_history(tmp_path, run.info.run_id, "test_accuracy")] == [1, 2]
-    [csv] = csv_files(tmp_path)
-    assert csv.name == "0_3_mc_dropout_mlp_bald.csv" and csv.parent == tmp_path / "run" / "metrics"
-    # artifacts: resolved config, Hydra's .hydra/, the CSV, the selected indices
-    from mlflow import MlflowClient
-
-    client = MlflowClient(store_uri(tmp_path))
-    paths = {a.path for a in client.list_artifacts(run.info.run_id)}
-    assert {"config", "metrics", "indices_selected.json"} <= paths
-    assert {a.path for a in client.list_artifacts(run.info.run_id, "config")} >= {"config/.hydra", "config/resolved.json"}
-    indices = client.load_dict(run.info.run_artifact_uri + "/indices_selected.json") \
-        if hasattr(client, "load_dict") else None
-    if indices is not None:
-        assert [r["iteration"] for r in indices["rounds"]] == [1, 2]
 
 
 def test_two_by_two_sweep(tmp_path):
@@ -98,6 +53,20 @@ def test_two_by_two_sweep(tmp_path):
     assert "job 1 of 4" in result.stdout and re.search(r"job 4 of 4, about \d+ s left", result.stdout)
     assert "| bald | 2 |" in result.stdout
     assert f"#/experiments/{parent.info.experiment_id}/runs/{parent.info.run_id}" in result.stdout
+    # Each job's lines: one per round with labels and accuracy, its run's page at the end; no
+    # TensorFlow or MLflow chatter.
+    out = result.stdout
+    assert re.search(r"^\[\d\d:\d\d:\d\d\] round 1/2: 20 labels, test accuracy 0\.\d{3}, \d+\.\d\d s$", out, re.M), out
+    assert len(re.findall(r"round 2/2: 30 labels", out)) == 4
+    for run in children:
+        assert f"#/experiments/{run.info.experiment_id}/runs/{run.info.run_id}" in out
+    assert not [line for line in (out + result.stderr).splitlines() if _TF_NOISE.match(line)], result.stderr[-2000:]
+    assert "Creating initial MLflow database tables" not in out + result.stderr
+    # Hydra's record of each job's command goes with its run.
+    client = MlflowClient(store_uri(tmp_path))
+    for run in children:
+        config = {a.path for a in client.list_artifacts(run.info.run_id, "config")}
+        assert config >= {"config/.hydra", "config/resolved.json"}, config
 
 
 @pytest.mark.parametrize("args, message, left", [
@@ -109,7 +78,8 @@ def test_two_by_two_sweep(tmp_path):
 ])
 def test_a_refused_command_exits_1_with_one_line(tmp_path, args, message, left):
     """A real process's exit status and whole stderr (TensorFlow, which writes to stderr from C++,
-    is not started for either); the other refusals are in test_app_cli_errors.py, in-process."""
+    is not started for either); the other refusals are in test_app_precheck.py and
+    test_app_job_refusals.py, in this process."""
     result = run_cli(tmp_path, *args)
     assert result.returncode == 1
     err = assert_nothing_created(tmp_path, result)

@@ -46,6 +46,15 @@ def test_a_misspelt_group_option_says_did_you_mean_and_lists_the_options():
     assert "batch_bald, batch_bald_culled, coreset, epig" in text and "\n" not in text
 
 
+def test_a_misspelt_strategy_name_in_a_sweep_lists_the_known_names():
+    for argv in (["query=bqld"], ["-m", "query.name=bqld", "seed=0,1"]):
+        with pytest.raises(ConfigError) as info:
+            check_command(argv)
+        text = str(info.value)
+        assert "bqld" in text and "Did you mean 'bald'" in text and "\n" not in text, text
+    assert "query.name='bqld' is not a query function" in text and "Known names: badge, bald, batch_bald" in text
+
+
 def test_good_commands_and_hydra_flags_pass():
     check_command([])
     check_command(["-m", "query=random,bald", "seed=range(3)", "+experiment=smoke", "hydra/launcher=local"])

@@ -130,14 +130,18 @@ def test_one_class_in_the_labelled_set_is_one_sentence(cancer):
 
 
 @pytest.mark.slow
-def test_classical_models_from_the_command_line(tmp_path):
-    from _app_helpers import mlflow_runs, run_cli
+def test_classical_models_as_jobs(job_config, folder):
+    """Each classical model of the config tree as a job: composed, built, run and logged."""
+    from _app_helpers import mlflow_runs
 
-    result = run_cli(tmp_path, "-m", "model=svm_rbf,logistic_regression,random_forest", "dataset=breast_cancer",
-                     "dataset.scaling=standard", "query=margin,coreset", "loop.init_size=10", "loop.step_size=1",
-                     "loop.max_rounds=3", "loop.init_strategy=random")
-    assert result.returncode == 0, result.stderr[-3000:]
-    runs = [r for r in mlflow_runs(tmp_path) if r.data.tags.get("run_kind") != "sweep"]
+    from al_experiments.app.job import JobContext, run_job
+
+    for job_num, (model, query) in enumerate((m, q) for m in ("svm_rbf", "logistic_regression", "random_forest")
+                                             for q in ("margin", "coreset")):
+        run_job(job_config(f"model={model}", "dataset=breast_cancer", "dataset.scaling=standard", f"query={query}",
+                           "loop.init_size=10", "loop.step_size=1", "loop.max_rounds=3", "loop.init_strategy=random"),
+                JobContext(job_num=job_num))
+    runs = mlflow_runs(folder)
     assert len(runs) == 6 and all(r.info.status == "FINISHED" for r in runs)
     svm = [r for r in runs if r.data.params["model.name"] == "svm_rbf"]
     assert {r.data.params["model.estimator._target_"] for r in svm} == {"sklearn.svm.SVC"}

@@ -152,17 +152,19 @@ def test_real_fashion_mnist_from_debian():
 @pytest.mark.slow
 @pytest.mark.skipif(not os.path.isdir(FASHION_MNIST_DEBIAN_DIR),
                     reason=f"Fashion-MNIST is not installed in {FASHION_MNIST_DEBIAN_DIR} (make data)")
-def test_fashion_quick_preset_runs_one_round(tmp_path):
+def test_fashion_quick_preset_runs_one_round(folder):
     import json
 
-    from _app_helpers import mlflow_runs, run_cli
+    from _app_helpers import mlflow_runs
+    from conftest import compose_config, in_folder
 
-    result = run_cli(tmp_path, "+experiment=fashion_quick", "loop.max_rounds=1", "query.pool_subset=200",
-                     "model.fit.epochs=2")
-    assert result.returncode == 0, result.stderr[-3000:]
-    [run] = mlflow_runs(tmp_path)
+    from al_experiments.app.job import JobContext, run_job
+
+    cfg = compose_config("+experiment=fashion_quick", "loop.max_rounds=1", "query.pool_subset=200", "model.fit.epochs=2")
+    run_job(in_folder(cfg, folder), JobContext())
+    [run] = mlflow_runs(folder)
     params = run.data.params
     assert (params["data.train_size"], params["data.val_size"], params["data.test_size"]) == ("59900", "100", "10000")
     assert params["data.input_shape"] == "(28, 28, 1)" and params["data.path"] == FASHION_MNIST_DEBIAN_DIR
-    meta = json.loads((tmp_path / "run" / "metrics" / ".meta.json").read_text())
+    meta = json.loads((folder / "metrics" / ".meta.json").read_text())
     assert meta["dataset"]["content_hash"] == params["data.content_hash"] == load_fashion_mnist().content_hash()

@@ -45,13 +45,13 @@ def test_local_launcher_sweep_with_parallel_writers(tmp_path):
     start = time.perf_counter()
     try:
         result = run_cli(tmp_path, "-m", "hydra/launcher=local", "hydra.launcher.timeout_min=10",
-                         *QUICK, "loop.max_rounds=4", "query=random,bald", "seed=0,1", timeout=600)
+                         *QUICK, "query=random,bald", "seed=0,1", timeout=600)
     finally:
         done.set()
         reader.join()
     elapsed = time.perf_counter() - start
     assert result.returncode == 0, result.stderr[-3000:]
-    parent, children = check_sweep(tmp_path, jobs=4, rounds=4)
+    parent, children = check_sweep(tmp_path, jobs=4)
     # each job ran in its own process: submitit's folder holds one log per job
     assert len(list((tmp_path / "sweep" / ".submitit").rglob("*_log.out"))) == 4
     assert failures == [] and reads[0] > 0

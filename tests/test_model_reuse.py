@@ -7,32 +7,26 @@ import csv
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
+from _app_helpers import QUICK, with_store
+from conftest import compose_config, in_folder
 
-from _app_helpers import QUICK, csv_files, run_cli
 from al_experiments.app.build import build
-from al_experiments.app.cli import CONF_DIR
+from al_experiments.app.job import JobContext, run_job
 from al_experiments.app.reuse import LAST_MODEL
-from al_experiments.app.schema import register_configs
 
 SMALL = ["loop.max_rounds=2", "model.fit.epochs=4", "model.fit.min_steps=null", "query.sample_size=4",
          "model.eval.sample_size=4"]
 
 
 @pytest.fixture(autouse=True)
-def hydra_conf():
-    register_configs()
-    GlobalHydra.instance().clear()
+def no_last_model():
     LAST_MODEL.clear()
-    with initialize_config_dir(version_base="1.3", config_dir=str(CONF_DIR)):
-        yield
-    GlobalHydra.instance().clear()
+    yield
     LAST_MODEL.clear()
 
 
 def built(*overrides: str):
-    return build(compose("config", overrides=[*SMALL, *overrides]))
+    return build(compose_config(*SMALL, *overrides))
 
 
 def results(job) -> list[tuple]:
@@ -75,23 +69,26 @@ def test_a_network_whose_rounds_restart_from_its_built_weights_is_never_taken_ov
     assert built("model.wrapper.reset=initial", "seed=1").model is not first.model
 
 
-def _rows(path: Path) -> list[dict]:
+def _rows(path: str) -> list[dict]:
     # Everything but the seconds each phase took.
-    with path.open(newline="") as handle:
+    with open(path, newline="") as handle:
         return [{k: v for k, v in row.items() if not k.endswith("_time")}
                 for row in csv.DictReader(handle, delimiter=" ")]
 
 
-def test_a_sweep_job_on_a_taken_over_network_equals_the_same_job_in_its_own_process(tmp_path):
+def test_a_job_on_a_taken_over_network_writes_what_a_job_on_its_own_network_writes(tmp_path, tmp_path_factory):
+    """Through the whole job (sinks and CSV), as the jobs of a sweep run in one process."""
+    def job(seed: int, folder: Path) -> str:
+        return run_job(in_folder(compose_config(*QUICK, f"seed={seed}"), with_store(folder, tmp_path_factory)),
+                       JobContext())["csv"]
+
     sweep_folder, single_folder = tmp_path / "sweep", tmp_path / "single"
     sweep_folder.mkdir(), single_folder.mkdir()
-    sweep = run_cli(sweep_folder, "-m", *QUICK, "seed=0,1")
-    assert sweep.returncode == 0, sweep.stderr[-3000:]
-    single = run_cli(single_folder, *QUICK, "seed=1")
-    assert single.returncode == 0, single.stderr[-3000:]
-    swept = {path.name.split("_", 1)[1]: path for path in csv_files(sweep_folder)}
-    (alone,) = csv_files(single_folder)
-    assert _rows(swept[alone.name.split("_", 1)[1]]) == _rows(alone)
+    job(0, sweep_folder)
+    after_another = job(1, sweep_folder)  # takes over seed 0's network
+    LAST_MODEL.clear()
+    alone = job(1, single_folder)
+    assert _rows(after_another) == _rows(alone)
 
 
 class HandWritten:

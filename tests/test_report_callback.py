@@ -12,11 +12,12 @@ from al_experiments.app.callbacks import MlflowSweepCallback
 from al_experiments.tracking import mlflow_run, mlflow_store, sweep
 
 
-def _sweep(tmp_path):
-    """A sweep dir announced for a SQLite store, with a parent run and two finished jobs."""
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+def _sweep(folder):
+    """A sweep dir announced for the SQLite store in ``folder`` (an empty store copied, not made
+    again), with a parent run and two finished jobs."""
+    uri = f"sqlite:///{folder / 'mlflow.db'}"
     experiment = mlflow_store.ensure_experiment(uri, "al-experiments")
-    sweep_dir = tmp_path / "sweep"
+    sweep_dir = folder / "sweep"
     sweep.announce_sweep(sweep_dir, uri, experiment)
     parent = sweep.parent_run_for(sweep_dir, uri, experiment)
     for query in ("random", "bald"):
@@ -34,15 +35,15 @@ def _status(uri, run_id):
     return MlflowClient(uri).get_run(run_id).info.status
 
 
-def test_report_step_writes_and_closes(tmp_path):
-    uri, parent, sweep_dir, config = _sweep(tmp_path)
+def test_report_step_writes_and_closes(folder):
+    uri, parent, sweep_dir, config = _sweep(folder)
     MlflowSweepCallback().on_multirun_end(config)
     assert (sweep_dir / "report" / "summary.md").is_file()
     assert _status(uri, parent) == "FINISHED"
 
 
-def test_failing_report_is_an_error_and_the_parent_still_ends(tmp_path, caplog):
-    uri, parent, sweep_dir, config = _sweep(tmp_path)
+def test_failing_report_is_an_error_and_the_parent_still_ends(folder, caplog):
+    uri, parent, sweep_dir, config = _sweep(folder)
     (sweep_dir / "report").mkdir()
     (sweep_dir / "report" / "notes.txt").write_text("mine")  # not a report: must not be replaced
     with caplog.at_level(logging.ERROR, logger="al_experiments.app.callbacks"):
@@ -53,8 +54,8 @@ def test_failing_report_is_an_error_and_the_parent_still_ends(tmp_path, caplog):
 
 
 @pytest.mark.parametrize("flag", [False, None])
-def test_no_report_unless_asked(tmp_path, flag):
-    uri, parent, sweep_dir, config = _sweep(tmp_path)
+def test_no_report_unless_asked(folder, flag):
+    uri, parent, sweep_dir, config = _sweep(folder)
     if flag is None:
         del config["report"]
     else:

@@ -109,16 +109,23 @@ def test_a_job_killed_at_every_point_in_turn_resumes_each_time_to_the_uninterrup
 
 
 def test_a_finished_job_is_skipped_and_resume_false_runs_it_afresh_apart(reference):
+    """The same job, ``run_job`` in this process on the reference's store and checkpoints."""
+    from conftest import compose_config
+
+    from al_experiments.app.job import JobContext, run_job
+
     folder, rows, _ = reference
     (path,) = csv_files(folder)
     before = path.read_bytes()
-    again = run_cli(folder, *JOB)
-    assert again.returncode == 0 and "finished before" in again.stderr + again.stdout
+    cfg = compose_config(*JOB, f"mlflow.tracking_uri={store_uri(folder)}", f"state_dir={folder / '.al-state'}")
+    again = run_job(cfg, JobContext())
+    assert again["skipped"] and again["csv"] == str(path)
     assert len(mlflow_runs(folder)) == 1 and path.read_bytes() == before
 
     # resume=false needs a place for its new CSV: the old one is kept, never overwritten.
-    fresh = run_cli(folder, *JOB, "resume=false", f"metrics_dir={folder / 'fresh'}")
-    assert fresh.returncode == 0, fresh.stderr[-3000:]
+    cfg.resume, cfg.metrics_dir = False, str(folder / "fresh")
+    fresh = run_job(cfg, JobContext())
+    assert not fresh.get("skipped") and fresh["run_id"] != again["run_id"]
     runs = mlflow_runs(folder)
     assert len(runs) == 2 and {r.info.status for r in runs} == {"FINISHED"}
     assert path.read_bytes() == before
@@ -294,12 +301,19 @@ def test_tracking_server_going_away_mid_run_then_coming_back(tmp_path, tmp_path_
 
 
 def test_a_corrupt_meta_file_stops_the_job_before_any_run_and_is_left_alone(folder):
+    """``run_job`` in this process: the refusal is the job's, one sentence, before any run."""
+    from conftest import compose_config, in_folder
+
+    from al_experiments.app.errors import StorageError
+    from al_experiments.app.job import JobContext, run_job
+
     metrics = folder / "old-metrics"
     metrics.mkdir()
     (metrics / ".meta.json").write_text('{"dataset": {"name": "digits"')  # truncated JSON
-    result = run_cli(folder, *JOB, f"metrics_dir={metrics}")
-    assert result.returncode == 1
-    lines = [line for line in result.stderr.splitlines() if line.startswith("Error: ")]
-    assert len(lines) == 1 and ".meta.json" in lines[0], result.stderr[-3000:]
+    cfg = in_folder(compose_config(*JOB), folder)
+    cfg.metrics_dir = str(metrics)
+    with pytest.raises(StorageError, match=r"\.meta\.json") as refused:
+        run_job(cfg, JobContext())
+    assert "\n" not in str(refused.value)
     assert (metrics / ".meta.json").read_text() == '{"dataset": {"name": "digits"'
     assert mlflow_runs(folder) == []
