@@ -294,13 +294,13 @@ def build_estimator(cfg: DictConfig) -> Any:
 def build_model(cfg: DictConfig, input_shape: tuple[int, ...], num_classes: int) -> Any:
     """The compiled wrapper (e.g. ``McDropout``) around a fresh network, or the wrapper
     (``Model``) around a classical estimator."""
-    import keras  # TensorFlow-heavy: loaded once the data and the query have been checked
-
     model_cfg = cfg.model
     if model_cfg.estimator is not None:
         wrapper = instantiate(model_cfg.wrapper, build_estimator(cfg), model_settings(cfg))
         wrapper.compile(loss=model_cfg.loss, metrics=["accuracy", *CLASS_METRICS])
         return wrapper
+    import keras  # TensorFlow-heavy: loaded for a network only, once the data and query are checked
+
     network = build_network(cfg, input_shape, num_classes)
     try:
         wrapper = instantiate(model_cfg.wrapper, network, model_settings(cfg))
@@ -332,8 +332,11 @@ def build(cfg: DictConfig) -> Job:
     # TensorFlow's start-up (which reads neither).
     dataset, info, task = build_dataset(cfg)
     query = build_query(cfg)
-    import_tensorflow()  # before Keras, so TF's log level is set before it loads
-    import keras  # TensorFlow-heavy: after the checks above, so a bad config is refused first
+    # A classical model (model.estimator) never loads TensorFlow: its jobs start in a second.
+    uses_keras = cfg.model.get("network") is not None
+    if uses_keras:
+        import_tensorflow()  # before Keras, so TF's log level is set before it loads
+        import keras  # TensorFlow-heavy: after the checks above, so a bad config is refused first
 
     # A multirun on the basic launcher runs its jobs in one process: the previous job's network
     # is taken over when this job would build the same one; otherwise its Keras state is
@@ -341,11 +344,12 @@ def build(cfg: DictConfig) -> Job:
     key = architecture_key(cfg, info.input_shape, info.num_classes)
     model = LAST_MODEL.take(key)
     if model is None:
-        keras.backend.clear_session()
-        seed_everything(cfg.seed)
+        if uses_keras:
+            keras.backend.clear_session()
+        seed_everything(cfg.seed, tensorflow=uses_keras)
         model = build_model(cfg, info.input_shape, info.num_classes)
     else:
-        seed_everything(cfg.seed)
+        seed_everything(cfg.seed, tensorflow=uses_keras)
         as_active_model(model).renew(model_settings(cfg))
     LAST_MODEL.keep(key, model)
     try:

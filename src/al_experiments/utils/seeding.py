@@ -14,11 +14,14 @@ import numpy as np
 from al_experiments.validation import rng_from
 
 
-def seed_everything(seed: int) -> None:
-    """Seed Python's ``random``, NumPy's global RNG and TensorFlow/Keras (if importable)."""
+def seed_everything(seed: int, tensorflow: bool = True) -> None:
+    """Seed Python's ``random``, NumPy's global RNG and, unless ``tensorflow=False`` (a job
+    without a Keras network, which need not load it), TensorFlow/Keras."""
     seed = int(seed)
     random.seed(seed)
     np.random.seed(seed % 2**32)
+    if not tensorflow:
+        return
     try:
         import keras  # TensorFlow-heavy: loaded only where a job seeds it
     except ImportError:  # pragma: no cover - TensorFlow is a dependency
