@@ -11,14 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from _app_helpers import cli_command, csv_files, mlflow_runs, run_cli, with_store
+from _app_helpers import QUICK_CLASSICAL, cli_command, csv_files, mlflow_runs, run_cli, with_store
 from al_experiments.utils.failpoints import ENV as FAILPOINTS
 from test_resume_cli import csv_rows, run_record
 
 pytestmark = pytest.mark.slow
 
 # Two jobs, run one after the other: a kill lands in the first that reaches its point.
-SWEEP = ["-m", "+experiment=smoke", "loop.max_rounds=3", "query=random,bald", "seed=0"]
+SWEEP = ["-m", *QUICK_CLASSICAL, "loop.max_rounds=3", "query=random,bald", "seed=0"]
 JOBS = 2
 POINTS = ["after_run_created", "after_run_finished",
           *(f"{name}@{round_index}" for name in ("before_checkpoint", "after_checkpoint", "after_csv", "after_mlflow")

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from _app_helpers import QUICK, check_sweep, run_cli
+from _app_helpers import QUICK_CLASSICAL as QUICK, check_sweep, run_cli
 
 from al_experiments.utils.failpoints import ENV as FAILPOINTS
 

@@ -10,7 +10,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from _app_helpers import AL_RUN, QUICK
+from _app_helpers import AL_RUN, QUICK_CLASSICAL as QUICK
 from conftest import add_tracking_user, read_credentials
 
 from al_experiments.app.cli import CONF_PACKAGE  # noqa: F401  (registers the configs)
