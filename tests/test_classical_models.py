@@ -147,3 +147,23 @@ def test_classical_models_as_jobs(job_config, folder):
     assert {r.data.params["model.estimator._target_"] for r in svm} == {"sklearn.svm.SVC"}
     assert {r.data.tags["samples"] for r in svm} == {"decision function", "deterministic"}  # margin, coreset
     assert all(0.5 < r.data.metrics["test_accuracy"] <= 1 for r in runs)
+
+
+@pytest.mark.slow
+def test_a_classical_job_never_loads_tensorflow(tmp_path):
+    """A job of a classical model runs to the end in a fresh interpreter without TensorFlow or
+    Keras ever being imported (its start-up is the slow part of a job's process)."""
+    import subprocess
+    import sys
+
+    from _app_helpers import QUICK_CLASSICAL, cli_command
+
+    command, env = cli_command(tmp_path, *QUICK_CLASSICAL)
+    script = ("import sys; from al_experiments.app.cli import main; sys.argv = ['al-run', *sys.argv[1:]]\n"
+              "try:\n    main()\nexcept SystemExit as exc:\n    assert not exc.code, exc.code\n"
+              "loaded = sorted(m for m in ('tensorflow', 'keras') if m in sys.modules)\n"
+              "assert not loaded, loaded\nprint('done without', 'tensorflow')")
+    overrides = command[command.index(QUICK_CLASSICAL[0]):]
+    result = subprocess.run([sys.executable, "-c", script, *overrides], cwd=tmp_path, env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0 and "done without tensorflow" in result.stdout, result.stderr[-3000:]
