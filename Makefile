@@ -25,8 +25,9 @@ run: $(STAMP)
 # The real Fashion-MNIST tests run where Debian's package can be installed (root + apt);
 # elsewhere they skip and say why.
 # Test files run in parallel, each whole on one worker (a file's fixtures, such as the SLURM
-# cluster, stay in one process). Most tests wait on an al-run subprocess, so two workers keep
-# two cores busy; each worker holds TensorFlow (about 1.5 GB), hence at most four.
+# cluster, stay in one process). Jobs run in the test's process where only their results are
+# checked; the tests of what only a process shows (exit codes, signals, launchers, servers)
+# wait on al-run subprocesses. Each worker holds TensorFlow (about 1.5 GB), hence at most four.
 TEST_WORKERS ?= $(shell $(PYTHON) -c 'import os; print(min(4, os.cpu_count() or 1))')
 PARALLEL := -n $(TEST_WORKERS) --dist loadfile
 
@@ -71,9 +72,11 @@ bench-baal: $(STAMP) $(BAAL)/bin/python
 	$(BIN)/python benchmarks/bench_baal.py --json bench-baal.json
 	$(BIN)/python benchmarks/bench_baal.py --only digits --threads 1 --json bench-baal-1-thread.json
 
-# What a 9-job sweep spends per job beyond its rounds (ours and Hydra's).
+# What a 9-job sweep spends per job beyond its rounds (ours and Hydra's), and what al-run's
+# compose-once sweeper saves per job against Hydra's basic one.
 bench-sweep: $(STAMP)
 	$(BIN)/python benchmarks/bench_sweep.py --json bench-sweep.json
+	$(BIN)/python benchmarks/bench_sweeper.py
 
 # The shared tracking server under load (8, 32 and 128 jobs back to back, 128 at the Gal CNN
 # round's pace, each also through two server restarts; about 35 minutes), then a 16-job SLURM

@@ -456,3 +456,16 @@ def signature_names(*functions: Any) -> set[str]:
                 names.add(parameter.name)
     names.discard("self")
     return names
+
+
+def numeric_array(value: Any, needs: str, fix: str) -> np.ndarray:
+    """``value`` as a float64 array, or one sentence (``<needs>; got ...: <fix>.``) where it
+    holds something that is not a number or rows of different lengths (numpy's own message
+    names neither the argument nor the fix)."""
+    try:
+        return np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"{needs}; got a {type(value).__name__} whose values are not all numbers (or whose rows differ "
+            f"in length): {fix}."
+        ) from None

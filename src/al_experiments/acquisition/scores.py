@@ -22,6 +22,8 @@ import numpy as np
 from numpy.typing import ArrayLike
 from scipy.special import entr
 
+from al_experiments.validation import numeric_array
+
 __all__ = [
     "check_probs",
     "check_embeddings",
@@ -52,13 +54,7 @@ def check_probs(probs: ArrayLike) -> np.ndarray:
     sum to 1, so callers may pass e.g. a single sigmoid column (C=1); for binary problems, prefer
     two columns ``[1 - p, p]`` so that entropies mean what they should.
     """
-    try:
-        arr = np.asarray(probs, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise ValueError(
-            f"{_SHAPE_HINT}; got a {type(probs).__name__} whose values are not all numbers (or whose rows differ "
-            "in length): pass a numeric array of softmax outputs."
-        ) from None
+    arr = numeric_array(probs, _SHAPE_HINT, "pass a numeric array of softmax outputs")
 
     if arr.ndim == 2:
         raise ValueError(
@@ -98,14 +94,8 @@ def check_embeddings(x: ArrayLike, name: str = "embeddings", empty_dim: int | No
     """Return ``x`` as a finite float64 matrix ``(rows, D)`` or raise a one-sentence error.
 
     With ``empty_dim`` set, a 1-D empty input (``[]``) is read as ``(0, empty_dim)``."""
-    try:
-        arr = np.asarray(x, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise ValueError(
-            f"{name} must be a numeric (rows, D) array; got a {type(x).__name__} whose values are not all numbers "
-            "(or whose rows differ in length): pass "
-            "the model's embedding vectors as a float array."
-        ) from None
+    arr = numeric_array(x, f"{name} must be a numeric (rows, D) array",
+                        "pass the model's embedding vectors as a float array")
     if empty_dim is not None and arr.ndim == 1 and arr.size == 0:
         return np.empty((0, empty_dim))
     if arr.ndim != 2:

@@ -23,7 +23,7 @@ from numbers import Integral
 import numpy as np
 from numpy.typing import ArrayLike
 
-from al_experiments.validation import RNG, WHOLE_AT_LEAST_0, Interval, validate_params
+from al_experiments.validation import RNG, WHOLE_AT_LEAST_0, Interval, numeric_array, validate_params
 
 from ..scores import check_embeddings, check_probs
 
@@ -45,13 +45,7 @@ def gradient_embedding_factors(
     """Validate BADGE's inputs and return the factors ``(a, h)`` of the gradient embeddings
     ``g_i = a_i ⊗ h_i``: ``a = onehot(argmax p) - p`` of shape (N, C) (ties in the argmax go to
     the lowest class) and ``h`` the embeddings (N, D), both float64."""
-    try:
-        p = np.asarray(probs, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise ValueError(
-            f"BADGE needs probabilities of shape (N, C); got a {type(probs).__name__} whose values are not all "
-            "numbers (or whose rows differ in length): pass a numeric array of softmax rows."
-        ) from None
+    p = numeric_array(probs, "BADGE needs probabilities of shape (N, C)", "pass a numeric array of softmax rows")
     if p.ndim == 3:
         raise ValueError(
             f"BADGE needs the deterministic predictive of shape (N, C); got shape {p.shape}: "
