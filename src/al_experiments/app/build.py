@@ -333,7 +333,7 @@ def build(cfg: DictConfig) -> Job:
     dataset, info, task = build_dataset(cfg)
     query = build_query(cfg)
     # A classical model (model.estimator) never loads TensorFlow: its jobs start in a second.
-    uses_keras = cfg.model.get("network") is not None
+    uses_keras = cfg.model.estimator is None  # as build_model decides: the schema allows one of the two
     if uses_keras:
         import_tensorflow()  # before Keras, so TF's log level is set before it loads
         import keras  # TensorFlow-heavy: after the checks above, so a bad config is refused first
