@@ -24,12 +24,13 @@ run: $(STAMP)
 
 # The real Fashion-MNIST tests run where Debian's package can be installed (root + apt);
 # elsewhere they skip and say why.
-# Test files run in parallel, each whole on one worker (a file's fixtures, such as the SLURM
-# cluster, stay in one process). Jobs run in the test's process where only their results are
+# Test files run in parallel, each whole on one worker (its module fixtures are made once); the
+# tests of the real servers (PostgreSQL + MLflow, SLURM) share one worker, and the files that run
+# processes are handed out first (tests/conftest.py). Jobs run in the test's process where only their results are
 # checked; the tests of what only a process shows (exit codes, signals, launchers, servers)
 # wait on al-run subprocesses. Each worker holds TensorFlow (about 1.5 GB), hence at most four.
 TEST_WORKERS ?= $(shell $(PYTHON) -c 'import os; print(min(4, os.cpu_count() or 1))')
-PARALLEL := -n $(TEST_WORKERS) --dist loadfile
+PARALLEL := -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder
 
 test: $(STAMP)
 	@[ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && $(MAKE) --no-print-directory data >/dev/null 2>&1 \

@@ -292,6 +292,8 @@ def main() -> int:
                         help="compute per round of the paced phases (default 4.5: the Gal CNN round here)")
     parser.add_argument("--rounds", type=int, default=100)
     parser.add_argument("--restarts", type=int, default=2, help="server restarts in the second phase (0: none)")
+    parser.add_argument("--restarts-only", action="store_true",
+                        help="only the phase with restarts (its checks, without the steady phase's figures)")
     parser.add_argument("--json", help="write the figures here")
     args = parser.parse_args()
 
@@ -310,7 +312,8 @@ def _run(args: argparse.Namespace, uri: str, local: bool, env: dict[str, str], t
         warm_up(uri, Path(scratch) / "warm-up")
         plan = [(clients, 0.0) for clients in args.clients] + [(clients, args.round_s) for clients in args.paced]
         for clients, round_s in plan:
-            for restarts in ([0, args.restarts] if args.restarts and local else [0]):
+            phases = [0, args.restarts] if args.restarts and local else [0]
+            for restarts in (phases[-1:] if args.restarts_only else phases):
                 folder = Path(scratch) / f"{clients}-{round_s}-{restarts}"
                 folder.mkdir()
                 row = phase(uri, clients, args.rounds, round_s, folder, tracking_dir if local else None,

@@ -8,7 +8,7 @@ run per job under one FINISHED parent, each round metric at steps 1..rounds exac
 the round's test accuracy and labelled-pool size equal to the CSV's row.
 
     python benchmarks/slurm_sweep_restart.py                # 16 jobs of 6 rounds
-    python benchmarks/slurm_sweep_restart.py --jobs 4 --rounds 3
+    python benchmarks/slurm_sweep_restart.py --jobs 4 --rounds 3 --classical
 """
 
 from __future__ import annotations
@@ -56,8 +56,10 @@ def check(uri: str, experiment: str, sweep_dir: Path, jobs: int, rounds: int) ->
             steps = [m.step for m in client.get_metric_history(run.info.run_id, key)]
             if sorted(steps) != list(range(1, rounds + 1)):
                 problems.append(f"{name}: {key} at steps {sorted(steps)}")
-        for key, column in (("test_accuracy", "eval_sparse_categorical_accuracy"),
-                            ("labeled_pool_size", "labeled_pool_size")):
+        # the CSV's accuracy column is named for the model's metric (eval_accuracy for a classical model)
+        accuracy = next((c for c in next(iter(rows.values()), {}) if c.startswith("eval_") and c.endswith("accuracy")
+                         and "balanced" not in c), "eval_accuracy")
+        for key, column in (("test_accuracy", accuracy), ("labeled_pool_size", "labeled_pool_size")):
             logged = {m.step: m.value for m in client.get_metric_history(run.info.run_id, key)}
             for step, row in rows.items():
                 if not math.isclose(logged.get(step, math.nan), float(row[column]), rel_tol=1e-6):
@@ -72,6 +74,9 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--restarts", type=int, default=1)
     parser.add_argument("--folder", help="where the sweep's folders go (default: a temporary one)")
+    parser.add_argument("--classical", action="store_true",
+                        help="jobs of a logistic regression on breast_cancer instead of the smoke network: no "
+                             "TensorFlow start-up per job, when the launcher and the server are what is looked at")
     args = parser.parse_args()
 
     with running_server() as uri:
@@ -85,6 +90,7 @@ def _sweep(args: argparse.Namespace, uri: str) -> int:
     seeds = ",".join(str(s) for s in range(args.jobs // 2))
     command = [str(AL_RUN), "-m", "hydra/launcher=slurm", "hydra.launcher.timeout_min=20",
                "hydra.launcher.cpus_per_task=1", "hydra.launcher.mem_gb=2", "+experiment=smoke",
+               *(["model=logistic_regression", "dataset=breast_cancer"] if args.classical else []),
                f"loop.max_rounds={args.rounds}", "query=random,bald", f"seed={seeds}",
                f"mlflow.tracking_uri={uri}", f"mlflow.experiment_name={experiment}",
                f"hydra.sweep.dir={sweep_dir}", f"state_dir={folder / 'state'}"]

@@ -13,6 +13,31 @@ from omegaconf import DictConfig
 from al_experiments.acquisition import UnknownQueryError, unregister_query
 
 
+# Session fixtures that start real servers (PostgreSQL with an MLflow server, a SLURM cluster):
+# every test that uses one runs in the same xdist worker, so a run starts each once, not once
+# per worker.
+SHARED_SERVERS = ("tracking_server", "slurm_cluster")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items):
+    """Work units for ``pytest -n N --dist loadgroup --no-loadscope-reorder`` (``make test``): a
+    module's tests run in one worker (its module fixtures are made once), the tests of the
+    shared servers in one worker, and the units that run real processes (``slow`` tests) are
+    handed out first, so that the long ones do not start last while the other worker idles."""
+    def unit(item) -> str:
+        return "servers" if set(SHARED_SERVERS) & set(item.fixturenames) else item.module.__name__
+
+    slow: dict[str, int] = {}
+    for item in items:
+        slow[unit(item)] = slow.get(unit(item), 0) + (item.get_closest_marker("slow") is not None)
+    first_seen = {name: index for index, name in reversed(list(enumerate(map(unit, items))))}
+    order = {name: (name != "servers", -count, first_seen[name]) for name, count in slow.items()}
+    items.sort(key=lambda item: order[unit(item)])  # stable: a unit's tests keep their order
+    for item in items:
+        item.add_marker(pytest.mark.xdist_group(unit(item)))
+
+
 @pytest.fixture
 def cleanup():
     """Names registered by a test are removed afterwards so tests stay independent."""

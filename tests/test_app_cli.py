@@ -12,7 +12,7 @@ import subprocess
 import time
 
 import pytest
-from _app_helpers import QUICK, assert_nothing_created, check_sweep, cli_command, mlflow_runs, rounds_checkpointed, run_cli, store_uri
+from _app_helpers import QUICK, QUICK_CLASSICAL, assert_nothing_created, check_sweep, cli_command, mlflow_runs, rounds_checkpointed, run_cli, store_uri
 
 from al_experiments.utils.failpoints import ENV as FAILPOINTS
 
@@ -22,18 +22,20 @@ _TF_NOISE = re.compile(r"^(WARNING: All log messages before absl|[IWE]\d{4} )")
 
 
 def test_two_by_two_sweep(tmp_path):
+    """A sweep as the terminal and the MLflow UI show it (a classical model: the sweep is under
+    test; the report's sweep runs the network)."""
     result = run_cli(tmp_path, "-m", "query=random,bald", "seed=0,1", "loop.max_rounds=2",
-                     "model.fit.epochs=5", "query.sample_size=5", "model.eval.sample_size=5")
+                     "model=logistic_regression", "dataset=breast_cancer", "query.sample_size=5")
     assert result.returncode == 0, result.stderr[-3000:]
     parent, children = check_sweep(tmp_path, jobs=4)
     assert sorted((r.data.tags["query"], r.data.tags["seed"]) for r in children) == [
         ("bald", "0"), ("bald", "1"), ("random", "0"), ("random", "1")]
     names = sorted(p.name for p in (tmp_path / "sweep" / "metrics").glob("*.csv"))
-    assert all(re.fullmatch(r"\d_\d_mc_dropout_mlp_(random|bald)\.csv", n) for n in names), names
+    assert all(re.fullmatch(r"\d_\d_logistic_regression_(random|bald)\.csv", n) for n in names), names
     # Names: the varying parts, strategy first (a fixed override such as the epochs is left out).
     assert sorted(r.info.run_name for r in children) == ["bald-s0", "bald-s1", "random-s0", "random-s1"]
-    assert re.fullmatch(r"query=random,bald seed=0,1 loop\.max_rounds=2 model\.fit\.epochs=5 "
-                        r"query\.sample_size=5 model\.eval\.sample_size=5 \d{4}-\d\d-\d\d \d\d:\d\d",
+    assert re.fullmatch(r"query=random,bald seed=0,1 loop\.max_rounds=2 model=logistic_regression "
+                        r"dataset=breast_cancer query\.sample_size=5 \d{4}-\d\d-\d\d \d\d:\d\d",
                         parent.info.run_name), parent.info.run_name
     assert parent.data.params["query"] == "random,bald" and parent.data.params["seed"] == "0,1"
     description = parent.data.tags["mlflow.note.content"]
@@ -105,16 +107,18 @@ def _statuses(tmp_path) -> list[tuple[str, str]]:
 def test_failing_job_marks_runs_failed(tmp_path):
     """A job failing mid-loop ends FAILED, and so does its sweep's parent (Hydra skips
     on_multirun_end after a failure; al-run's main closes the parent)."""
-    result = run_cli(tmp_path, "-m", *QUICK, "model.loss=not_a_loss")  # Keras resolves it at fit
+    # scikit-learn checks an estimator's settings at fit, so the job fails in its first round
+    result = run_cli(tmp_path, "-m", *QUICK_CLASSICAL, "model.estimator.C=-1")
     assert result.returncode != 0
     assert _statuses(tmp_path) == [("job", "FAILED"), ("sweep", "FAILED")]
     [job] = [r for r in mlflow_runs(tmp_path) if "mlflow.parentRunId" in r.data.tags]
-    assert "not_a_loss" in job.data.tags["error"]
+    assert "'C' parameter" in job.data.tags["error"]
 
 
 def test_sigterm_marks_runs_killed(tmp_path):
-    """SIGTERM (scancel, kill) ends the job's run and the sweep's parent KILLED."""
-    command, env = cli_command(tmp_path, "-m", *QUICK)
+    """SIGTERM (scancel, kill) ends the job's run and the sweep's parent KILLED (a classical job:
+    the signal's handling is under test, not the network)."""
+    command, env = cli_command(tmp_path, "-m", *QUICK_CLASSICAL)
     # The job holds once round 1 is checkpointed: the signal finds it mid-run however fast the
     # machine. Waiting reads the checkpoint, not the MLflow store, which the job may be creating.
     env[FAILPOINTS] = "after_checkpoint@1:wait"

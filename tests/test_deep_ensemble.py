@@ -4,6 +4,8 @@ through ``al-run model=ensemble_mlp``."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import keras
 import numpy as np
 import pytest
@@ -155,15 +157,17 @@ def test_a_compiled_network_compiles_every_member():
     assert wrapper.members[0].get_model().optimizer is not wrapper.members[1].get_model().optimizer
 
 
-@pytest.mark.slow
-def test_cli_runs_an_ensemble(tmp_path):
-    from _app_helpers import QUICK, csv_files, mlflow_runs, run_cli
+def test_the_ensemble_preset_runs_as_a_job(job_config, folder):
+    """``model=ensemble_mlp`` composed by Hydra and run by ``run_job``: one FINISHED run of 5
+    members, and its tf_al CSV."""
+    from _app_helpers import mlflow_runs
 
-    result = run_cli(tmp_path, "model=ensemble_mlp", *QUICK)
-    assert result.returncode == 0, result.stderr[-3000:]
-    [run] = mlflow_runs(tmp_path)
+    from al_experiments.app.job import JobContext, run_job
+
+    result = run_job(job_config("model=ensemble_mlp"), JobContext())
+    [run] = mlflow_runs(folder)
     assert run.info.status == "FINISHED" and run.data.params["model.wrapper.members"] == "5"
-    assert [p.name for p in csv_files(tmp_path)] == ["0_0_ensemble_mlp_bald.csv"]
+    assert Path(result["csv"]).name == "0_0_ensemble_mlp_bald.csv" and Path(result["csv"]).is_file()
 
 
 @pytest.mark.parametrize("reset", ["reinit", "warm"])

@@ -75,21 +75,6 @@ def slurm_cluster():
 
 
 @pytest.mark.slurm
-def test_slurm_launcher_sweep(slurm_cluster, tmp_path):
-    start = time.perf_counter()
-    result = run_cli(tmp_path, "-m", "hydra/launcher=slurm", "hydra.launcher.timeout_min=10",
-                     "hydra.launcher.cpus_per_task=1", "hydra.launcher.mem_gb=2",
-                     *QUICK, "seed=0,1", timeout=500)
-    elapsed = time.perf_counter() - start
-    assert result.returncode == 0, result.stderr[-3000:]
-    parent, children = check_sweep(tmp_path, jobs=2)
-    # the jobs really went through SLURM: submitit named their folders after SLURM job ids
-    job_dirs = [p.name for p in (tmp_path / "sweep" / ".submitit").iterdir() if p.is_dir()]
-    assert any("_" in name and name.split("_")[0].isdigit() for name in job_dirs), job_dirs
-    print(f"SLURM launcher, 2-job sweep: {elapsed:.1f} s")
-
-
-@pytest.mark.slurm
 def test_slurm_preemption_requeues_and_the_job_resumes(slurm_cluster, tmp_path):
     """USR2 (what SLURM sends at preemption or before the time limit) in the middle of a job:
     submitit requeues it and the requeued job continues after its last checkpointed round,
@@ -130,14 +115,20 @@ def test_slurm_preemption_requeues_and_the_job_resumes(slurm_cluster, tmp_path):
 
 @pytest.mark.slurm
 def test_slurm_sweep_into_the_postgresql_server_survives_a_restart(slurm_cluster, tracking_server, tmp_path):
-    """benchmarks/slurm_sweep_restart.py in small: 4 jobs through SLURM into the PostgreSQL-backed
-    server, restarted when half of the rounds are in; then, run by run against the CSVs, every
-    round once in the store with the CSV's values, every run FINISHED under one parent."""
+    """The SLURM launcher's sweep, as benchmarks/slurm_sweep_restart.py runs it in small: 4 jobs
+    (classical: the launcher and the server are under test) through SLURM into the
+    PostgreSQL-backed server, restarted when half of the rounds are in; then, run by run against
+    the CSVs, every round once in the store with the CSV's values, every run FINISHED under one
+    parent, and each job run by SLURM."""
     import sys
 
     result = subprocess.run(
         [sys.executable, str(REPO / "benchmarks" / "slurm_sweep_restart.py"), "--jobs", "4", "--rounds", "3",
-         "--folder", str(tmp_path)], env=tracking_server.env, capture_output=True, text=True, timeout=900)
+         "--classical", "--folder", str(tmp_path)], env=tracking_server.env, capture_output=True, text=True,
+        timeout=900)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "al-run exit 0; 0 problems" in result.stdout and "rounds in)" in result.stdout, result.stdout
+    # the jobs really went through SLURM: submitit names each task's folder <array job id>_<task>
+    tasks = sorted(p.name for p in (tmp_path / "sweep" / ".submitit").iterdir() if p.is_dir() and "_" in p.name)
+    assert len(tasks) == 4 and all(part.isdigit() for name in tasks for part in name.split("_")), tasks
     print(result.stdout.strip())

@@ -34,7 +34,7 @@ from al_experiments.app.cli import CONF_DIR
 from al_experiments.app.errors import ConfigError
 from al_experiments.app.schema import register_configs, register_strategy_configs, validate
 
-from _app_helpers import QUICK, cli_command
+from _app_helpers import QUICK_CLASSICAL, cli_command
 
 
 @pytest.fixture
@@ -166,10 +166,10 @@ POLITE_MODULE = """
     import numpy as np
     from al_experiments.acquisition import available_queries, get_query, register_batch_query
 
-    BALD = get_query("bald")
+    MAX_ENTROPY = get_query("max_entropy")
 
     def plugin_polite(view, batch_size, rng):
-        scores = view.scores(BALD)
+        scores = view.scores(MAX_ENTROPY)
         chosen = np.argsort(-scores, kind="stable")[:batch_size]
         with open(os.environ["PLUGIN_POLITE_LOG"], "a") as log:
             log.write(" ".join(map(str, chosen)) + "\\n")
@@ -183,7 +183,7 @@ POLITE_MODULE = """
 def test_a_plugin_that_calls_the_registry_while_imported_runs_in_al_run(site, tmp_path):
     install(site, "plugin-polite", {"plugin_polite": "plugin_polite_mod"}, {"plugin_polite_mod": POLITE_MODULE})
     log = tmp_path / "selections.txt"
-    command, env = cli_command(tmp_path, *QUICK, "query=plugin_polite")
+    command, env = cli_command(tmp_path, *QUICK_CLASSICAL, "query=plugin_polite")
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(site), env.get("PYTHONPATH")]))
     env["PLUGIN_POLITE_LOG"] = str(log)
     # The timeout only stops a hang from holding the suite: a hang is the failure under test.
