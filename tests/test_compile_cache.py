@@ -1,6 +1,9 @@
 """The compile cache the processes of a sweep share (utils.compile_cache): how it sets up
-TensorFlow's persistent XLA cache, and, with real processes, that a later process loads what an
-earlier one compiled and that processes writing at once leave a cache that works."""
+TensorFlow's persistent XLA cache, and, with real processes, that of processes starting at once
+one compiles and the others load, and that a later process loads what they left.
+
+Which process compiled and which loaded is read from TensorFlow's own log of the cache (the
+lines it writes when it saves an entry and when it loads one)."""
 
 from __future__ import annotations
 
@@ -9,6 +12,8 @@ import logging
 import os
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -16,7 +21,7 @@ import pytest
 from al_experiments.app.errors import ConfigError
 from al_experiments.app.schema import validate
 from al_experiments.utils import compile_cache
-from al_experiments.utils.compile_cache import XLA_FLAGS_ENV, cache_key, use_compile_cache
+from al_experiments.utils.compile_cache import XLA_FLAGS_ENV, cache_key, first_compile, use_compile_cache
 
 
 @pytest.fixture
@@ -26,6 +31,7 @@ def fresh_process(monkeypatch):
     for name in (XLA_FLAGS_ENV, "TF_CPP_MIN_LOG_LEVEL", compile_cache.KEEP_LOGS_ENV):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.delitem(sys.modules, "tensorflow", raising=False)
+    monkeypatch.setattr(compile_cache, "_writable_cache", None)
     return monkeypatch
 
 
@@ -107,6 +113,43 @@ def test_the_cache_lives_under_state_dir_and_leaves_the_job_identity_alone(smoke
     assert job_identity(moved) == job_identity(resolved)
 
 
+def test_one_process_at_a_time_compiles_a_program(fresh_process, tmp_path):
+    use_compile_cache(tmp_path / "cache")
+    times: dict[str, float] = {}
+
+    def hold(who: str, program: str, seconds: float) -> None:
+        with first_compile(program):
+            times[f"{who} in"] = time.monotonic()
+            time.sleep(seconds)
+            times[f"{who} out"] = time.monotonic()
+
+    first = threading.Thread(target=hold, args=("first", "train A", 0.5))
+    first.start()
+    while "first in" not in times:
+        time.sleep(0.01)
+    # flock locks an open file, so a second opening in this process waits as another process would
+    same = threading.Thread(target=hold, args=("same", "train A", 0.0))
+    other = threading.Thread(target=hold, args=("other", "train B", 0.0))
+    same.start(), other.start()
+    for thread in (first, same, other):
+        thread.join(timeout=60)
+    assert times["same in"] >= times["first out"]  # the same program waited for the first
+    assert times["other in"] < times["first out"]  # another program did not
+    assert len(list((tmp_path / "cache" / cache_key()).glob("*.lock"))) == 2
+
+
+def test_without_a_writable_cache_nothing_is_locked(fresh_process, tmp_path):
+    with first_compile("train A"):
+        pass
+    fresh_process.chdir(tmp_path)
+    blocker = tmp_path / "a file"
+    blocker.write_text("")
+    use_compile_cache(blocker / "cache")  # cannot be made: no cache
+    with first_compile("train A"):
+        pass
+    assert [p.name for p in tmp_path.iterdir()] == ["a file"]
+
+
 # A process as a job's: the cache set up before TensorFlow loads, then a dense network trained
 # through XLA (one compiled program); prints its losses.
 TRAIN = """
@@ -129,38 +172,38 @@ print(json.dumps(model.fit(x, y).history["loss"]))
 
 
 def _start(folder: Path) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-    for name in (XLA_FLAGS_ENV, "TF_CPP_MIN_LOG_LEVEL"):
-        env.pop(name, None)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "TF_CPP_MIN_LOG_LEVEL": "0",
+           "TF_CPP_VMODULE": "device_executable_persistor=2"}  # its lines on saving and loading an entry
+    env.pop(XLA_FLAGS_ENV, None)
     return subprocess.Popen([sys.executable, "-c", TRAIN, str(folder)], env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
 
 
-def _losses(process: subprocess.Popen) -> list[float]:
+def _finish(process: subprocess.Popen) -> tuple[list[float], dict[str, int]]:
+    """The process's losses, and how many programs it compiled and saved, and loaded."""
     out, err = process.communicate(timeout=600)  # a hang guard only
     assert process.returncode == 0, err[-3000:]
-    return json.loads(out.strip().splitlines()[-1])
+    cache = {"saved": err.count("XlaSerializedCacheEntry saved"), "loaded": err.count("Loading cached entry")}
+    return json.loads(out.strip().splitlines()[-1]), cache
 
 
 def _entries(folder: Path) -> dict[str, tuple[int, int]]:
-    """Every file of the cache: its identity on disk (inode, modification time in ns)."""
-    return {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in folder.rglob("*") if p.is_file()}
+    """Every entry of the cache: its identity on disk (inode, modification time in ns)."""
+    return {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in folder.rglob("*")
+            if p.is_file() and p.suffix != ".lock"}
 
 
 @pytest.mark.slow
-def test_processes_writing_at_once_leave_a_cache_a_later_process_loads(tmp_path):
+def test_of_processes_starting_at_once_one_compiles_and_a_later_one_loads(tmp_path):
     folder = tmp_path / "cache"
-    writers = [_start(folder) for _ in range(3)]  # all compile the same program at once
-    results = [_losses(w) for w in writers]
-    assert results[0] == results[1] == results[2]
+    writers = [_finish(p) for p in [_start(folder) for _ in range(3)]]  # as a local sweep's jobs
+    assert writers[0][0] == writers[1][0] == writers[2][0]  # loaded programs compute what compiled ones do
+    assert sorted(cache["saved"] for _, cache in writers) == [0, 0, 1], writers
+    assert sorted(cache["loaded"] for _, cache in writers) == [0, 1, 1], writers
     written = _entries(folder)
-    # Each writer renamed a whole entry into place: one file for the one program, no partial
-    # or temporary file left.
+    # The entry was renamed into place whole: one file for the one program, no temporary one.
     assert len(written) == 1 and all(name.endswith("XLA_CPU_JIT.pb") for name in written), written
-    assert all((folder / cache_key()).glob("*.pb"))
 
-    reader = _losses(_start(folder))
-    assert reader == results[0]  # the loaded program computes what the compiled one did
-    # A process that compiled would have written its entry anew (a new file renamed into
-    # place): the entry is the same file as before, so the reader loaded it.
-    assert _entries(folder) == written
+    losses, cache = _finish(_start(folder))
+    assert losses == writers[0][0] and cache == {"saved": 0, "loaded": 1}
+    assert _entries(folder) == written  # read, not written again

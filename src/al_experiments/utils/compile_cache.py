@@ -18,6 +18,9 @@ share its compiled programs anyway).
 - Writers are safe together: TensorFlow writes an entry to a unique temporary file in the
   folder and renames it into place, so a reader sees a whole entry or none, and two jobs that
   compiled the same program at once leave one of their (identical) entries.
+- Jobs that start together (a local sweep, the first tasks of an array) would all find the
+  cache empty and all compile. ``first_compile`` lets one process at a time compile a given
+  program while the others wait for its entry and load it: one compile per sweep.
 - The cache changes how fast a job starts, never its results. A folder that cannot be made or
   written is therefore no reason to stop a job: it is used read-only where it can be read
   (a cache filled once and shared read-only), else not at all, with one warning either way.
@@ -31,6 +34,9 @@ import logging
 import os
 import platform
 import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
 
@@ -40,6 +46,10 @@ log = logging.getLogger(__name__)
 
 XLA_FLAGS_ENV = "TF_XLA_FLAGS"
 _DIRECTORY_FLAG = "--tf_xla_persistent_cache_directory"
+# How long a process waits for another to compile the same program before compiling it itself
+# (a compile takes seconds; a process that holds the lock longer is stuck, or its disk is).
+COMPILE_WAIT_S = 120.0
+_writable_cache: Path | None = None  # this process's cache, where it may write entries
 
 
 def use_compile_cache(folder: str | os.PathLike[str] | None) -> Path | None:
@@ -70,6 +80,8 @@ def use_compile_cache(folder: str | os.PathLike[str] | None) -> Path | None:
             return None
         log.warning("The compile cache %s is read-only (%s): its programs are used, new ones are not kept.",
                     path, reason)
+    global _writable_cache
+    _writable_cache = None if read_only else path
     new_flags = [f'{_DIRECTORY_FLAG}="{path}"', "--tf_xla_persistent_cache_device_types=CPU"]
     if read_only:
         new_flags.append("--tf_xla_persistent_cache_read_only=true")
@@ -81,6 +93,53 @@ def use_compile_cache(folder: str | os.PathLike[str] | None) -> Path | None:
         # exceptions. A user's own level is kept.
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     return path
+
+
+@contextmanager
+def first_compile(program: str) -> Iterator[None]:
+    """Around a process's first call of an XLA program (``program``: a name for what it
+    computes, equal in every process that compiles the same one): one process at a time runs
+    it, so the first compiles and writes the entry while the others wait and then load it.
+    Nothing happens without a writable cache; a lock that cannot be taken (a file system without
+    locks, a wait beyond ``COMPILE_WAIT_S``) lets the process compile on its own."""
+    cache = _writable_cache
+    try:
+        import fcntl  # POSIX only: elsewhere every process compiles
+    except ImportError:
+        fcntl = None
+    if cache is None or fcntl is None:
+        yield
+        return
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+        handle = os.open(cache / f"{hashlib.sha256(program.encode()).hexdigest()[:16]}.lock",
+                         os.O_CREAT | os.O_RDWR, 0o666)
+    except OSError:
+        yield
+        return
+    locked = False
+    try:
+        locked = _lock(fcntl, handle)
+        yield
+    finally:
+        if locked:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+        os.close(handle)
+
+
+def _lock(fcntl, handle: int) -> bool:
+    deadline = time.monotonic() + COMPILE_WAIT_S
+    while True:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            if time.monotonic() > deadline:
+                log.debug("Another process has compiled for over %s s: compiling without waiting", COMPILE_WAIT_S)
+                return False
+            time.sleep(0.05)
+        except OSError:  # no locks on this file system
+            return False
 
 
 def _unwritable(path: Path) -> str:
