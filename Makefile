@@ -76,6 +76,7 @@ bench-baal: $(STAMP) $(BAAL)/bin/python
 # compose-once sweeper saves per job against Hydra's basic one.
 bench-sweep: $(STAMP)
 	$(BIN)/python benchmarks/bench_sweep.py --json bench-sweep.json
+	$(BIN)/python benchmarks/bench_sweep.py --launcher local --seeds 0 --cache --repeats 2
 	$(BIN)/python benchmarks/bench_sweeper.py
 
 # The shared tracking server under load (8, 32 and 128 jobs back to back, 128 at the Gal CNN

@@ -150,7 +150,8 @@ def local_figures(sweeps: list[dict], jobs: int) -> list[tuple[str, float]]:
 
 def tensorflow_import_seconds() -> float:
     """TensorFlow's and Keras' import in a fresh process, as a job's process pays it."""
-    code = ("import time; t = time.perf_counter(); from al_experiments.utils.quiet_tensorflow import import_tensorflow; "
+    code = ("import time; t = time.perf_counter()\n"
+            "from al_experiments.utils.quiet_tensorflow import import_tensorflow\n"
             "import_tensorflow(); import keras; print(time.perf_counter() - t)")
     return float(subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout)
 
