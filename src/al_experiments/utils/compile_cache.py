@@ -135,7 +135,8 @@ def _lock(fcntl, handle: int) -> bool:
             return True
         except BlockingIOError:
             if time.monotonic() > deadline:
-                log.debug("Another process has compiled for over %s s: compiling without waiting", COMPILE_WAIT_S)
+                log.warning("Waited %.0f s for another process to compile the same XLA program: compiling it here "
+                            "(a process holding a lock in the compile cache is stuck, or its disk is).", COMPILE_WAIT_S)
                 return False
             time.sleep(0.05)
         except OSError:  # no locks on this file system
