@@ -74,9 +74,11 @@ bench-baal: $(STAMP) $(BAAL)/bin/python
 	$(BIN)/python benchmarks/bench_baal.py --only digits --threads 1 --json bench-baal-1-thread.json
 
 # What a 9-job sweep spends per job beyond its rounds (ours and Hydra's), and what al-run's
-# compose-once sweeper saves per job against Hydra's basic one.
+# compose-once sweeper saves per job against Hydra's basic one; a local sweep's jobs (a process
+# each) with an empty, a filled and no compile cache.
 bench-sweep: $(STAMP)
 	$(BIN)/python benchmarks/bench_sweep.py --json bench-sweep.json
+	$(BIN)/python benchmarks/bench_sweep.py --launcher local --seeds 0 --cache --repeats 2
 	$(BIN)/python benchmarks/bench_sweeper.py
 
 # The shared tracking server under load (8, 32 and 128 jobs back to back, 128 at the Gal CNN

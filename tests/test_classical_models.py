@@ -152,13 +152,15 @@ def test_classical_models_as_jobs(job_config, folder):
 @pytest.mark.slow
 def test_a_classical_job_never_loads_tensorflow(tmp_path):
     """A job of a classical model runs to the end in a fresh interpreter without TensorFlow or
-    Keras ever being imported (its start-up is the slow part of a job's process)."""
+    Keras ever being imported (its start-up is the slow part of a job's process), also where a
+    network's job would set TensorFlow up first (its threads under SLURM, the compile cache)."""
     import subprocess
     import sys
 
     from _app_helpers import QUICK_CLASSICAL, cli_command
 
     command, env = cli_command(tmp_path, *QUICK_CLASSICAL)
+    env["SLURM_CPUS_PER_TASK"] = "1"
     script = ("import sys; from al_experiments.app.cli import main; sys.argv = ['al-run', *sys.argv[1:]]\n"
               "try:\n    main()\nexcept SystemExit as exc:\n    assert not exc.code, exc.code\n"
               "loaded = sorted(m for m in ('tensorflow', 'keras') if m in sys.modules)\n"
@@ -167,3 +169,4 @@ def test_a_classical_job_never_loads_tensorflow(tmp_path):
     result = subprocess.run([sys.executable, "-c", script, *overrides], cwd=tmp_path, env=env,
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0 and "done without tensorflow" in result.stdout, result.stderr[-3000:]
+    assert not list(tmp_path.rglob("compile-cache"))

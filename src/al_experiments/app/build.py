@@ -295,7 +295,7 @@ def build_model(cfg: DictConfig, input_shape: tuple[int, ...], num_classes: int)
     """The compiled wrapper (e.g. ``McDropout``) around a fresh network, or the wrapper
     (``Model``) around a classical estimator."""
     model_cfg = cfg.model
-    if model_cfg.estimator is not None:
+    if not uses_keras(cfg):
         wrapper = instantiate(model_cfg.wrapper, build_estimator(cfg), model_settings(cfg))
         wrapper.compile(loss=model_cfg.loss, metrics=["accuracy", *CLASS_METRICS])
         return wrapper
@@ -326,6 +326,12 @@ def build_query(cfg: DictConfig) -> Any:
         raise ConfigError(f"query.options: {exc}") from None
 
 
+def uses_keras(cfg: DictConfig) -> bool:
+    """Whether the job's model is a Keras network (and so needs TensorFlow) rather than a
+    classical estimator: the schema allows exactly one of ``model.network`` and ``model.estimator``."""
+    return cfg.model.estimator is None
+
+
 def build(cfg: DictConfig) -> Job:
     """All objects of one job, seeded by ``cfg.seed`` (the network's initial weights included)."""
     # The data and the query are checked first: a bad file is refused in a second, not after
@@ -333,8 +339,8 @@ def build(cfg: DictConfig) -> Job:
     dataset, info, task = build_dataset(cfg)
     query = build_query(cfg)
     # A classical model (model.estimator) never loads TensorFlow: its jobs start in a second.
-    uses_keras = cfg.model.estimator is None  # as build_model decides: the schema allows one of the two
-    if uses_keras:
+    keras_job = uses_keras(cfg)
+    if keras_job:
         import_tensorflow()  # before Keras, so TF's log level is set before it loads
         import keras  # TensorFlow-heavy: after the checks above, so a bad config is refused first
 
@@ -344,12 +350,12 @@ def build(cfg: DictConfig) -> Job:
     key = architecture_key(cfg, info.input_shape, info.num_classes)
     model = LAST_MODEL.take(key)
     if model is None:
-        if uses_keras:
+        if keras_job:
             keras.backend.clear_session()
-        seed_everything(cfg.seed, tensorflow=uses_keras)
+        seed_everything(cfg.seed, tensorflow=keras_job)
         model = build_model(cfg, info.input_shape, info.num_classes)
     else:
-        seed_everything(cfg.seed, tensorflow=uses_keras)
+        seed_everything(cfg.seed, tensorflow=keras_job)
         as_active_model(model).renew(model_settings(cfg))
     LAST_MODEL.keep(key, model)
     try:

@@ -13,9 +13,10 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from al_experiments.app.build import build
+from al_experiments.app.build import build, uses_keras
 from al_experiments.app.schema import validate
 from al_experiments.app.sinks import JobContext, JobSinks
+from al_experiments.utils.compile_cache import use_compile_cache
 
 __all__ = ["JobContext", "round_line", "run_job", "summarize"]
 
@@ -41,7 +42,8 @@ def run_job(cfg: DictConfig, ctx: JobContext | None = None, job: Any = None) -> 
     resolved = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
     sinks = JobSinks(cfg, resolved, ctx)  # checks the store and the folders; writes nothing
     if job is None:
-        _limit_threads()
+        if uses_keras(cfg):  # a classical model's job never loads TensorFlow
+            _prepare_tensorflow(cfg)
         job = build(cfg)
     with sinks.opened(job):
         finished_before = sinks.resume()
@@ -80,8 +82,10 @@ def _accuracy(evaluation: dict[str, float] | None) -> float | None:
     return None
 
 
-def _limit_threads() -> None:
-    """Use only the CPUs SLURM gave the job; TF would otherwise start one thread per core."""
+def _prepare_tensorflow(cfg: DictConfig) -> None:
+    """What must be set before TensorFlow loads: the compile cache the jobs of a sweep share;
+    under SLURM, only the CPUs SLURM gave the job (TF would otherwise start one thread per core)."""
+    use_compile_cache(cfg.compile_cache)
     cpus = os.environ.get("SLURM_CPUS_PER_TASK")
     if not cpus:
         return

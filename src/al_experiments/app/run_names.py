@@ -14,7 +14,7 @@ from datetime import datetime
 from hydra.core.override_parser.overrides_parser import OverridesParser
 
 # Overrides that say where results go or how a job runs, not what it measures.
-_NOT_IN_NAMES = ("hydra", "mlflow", "metrics_dir", "run_name", "tags", "resume", "state_dir", "report")
+_NOT_IN_NAMES = ("hydra", "mlflow", "metrics_dir", "run_name", "tags", "resume", "state_dir", "compile_cache", "report")
 _VALUE_CHARS = 24
 
 

@@ -284,6 +284,8 @@ class AppConfig:
     report: bool = False  # at the end of a multirun, al-report of the sweep (see app.callbacks)
     resume: bool = True  # continue an interrupted job, skip a finished one (see al_experiments.resume)
     state_dir: str = ".al-state"  # where jobs keep their checkpoints
+    # the XLA programs the jobs of a sweep share across processes (utils.compile_cache); None: none
+    compile_cache: Optional[str] = "${state_dir}/compile-cache"
 
 
 def register_configs() -> None:
@@ -414,6 +416,9 @@ def validate(cfg: DictConfig) -> None:
             f"model={model.name} needs exactly one of model.network (a Keras network builder) and "
             "model.estimator (a classical model such as sklearn.svm.SVC); set one and null the other."
         )
+    if cfg.compile_cache is not None and not cfg.compile_cache.strip():
+        raise ConfigError("compile_cache is empty; name a folder for the compiled programs, or set "
+                          "compile_cache=null to compile them in every process.")
     if not cfg.mlflow.experiment_name.strip():
         raise ConfigError("mlflow.experiment_name is empty; give the MLflow experiment a name.")
     try:  # a credential in the URI, refused before Hydra saves the command line

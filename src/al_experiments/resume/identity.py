@@ -9,7 +9,8 @@ from typing import Any
 
 # Top-level config keys that change where results are written or how a job is run, never what
 # it computes.
-VOLATILE_KEYS = frozenset({"mlflow", "metrics_dir", "run_name", "tags", "resume", "state_dir", "report", "hydra"})
+VOLATILE_KEYS = frozenset({"mlflow", "metrics_dir", "run_name", "tags", "resume", "state_dir", "compile_cache",
+                           "report", "hydra"})
 
 
 def job_identity(config: Mapping[str, Any]) -> str:

@@ -6,10 +6,12 @@ dominates on a few dozen points). ``Model.fit`` uses it where it applies
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from typing import Any, Callable
 
 import numpy as np
 
+from al_experiments.utils.compile_cache import first_compile
 from al_experiments.wrapper.sampling import compiled_function, dropout_rate, input_signature, tf, training_pass
 from al_experiments.wrapper.keras_metrics import is_accuracy, metric_name
 
@@ -182,16 +184,30 @@ class Trainer:
             self._train_fns[key] = fn
         return fn
 
+    def _program_name(self, y: np.ndarray, batch_size: int) -> str:
+        """What the XLA training program depends on, as a name equal in every process that
+        trains this network's kind: its layers, optimizer, input and target layout, batch size."""
+        layers = [(type(layer).__name__, [tuple(w.shape) for w in layer.weights]) for layer in self._model.layers]
+        return repr(("train", layers, type(self._model.optimizer).__name__, self._x_shape, self._x_dtype.__name__,
+                     y.dtype.str, y.shape[1:], int(batch_size)))
+
     def fit(self, x: np.ndarray, y: np.ndarray, epochs: int, batch_size: int, seed: int) -> dict[str, list[float]]:
         if len(x) == 0:
             raise ValueError("Cannot fit on an empty labelled set.")
         y = np.asarray(y)
         y = y.astype(np.float32) if y.dtype.kind == "f" else y.astype(np.int64)
-        losses, accs = self._compiled_train(y, int(batch_size))(
-            tf.constant(np.asarray(x, dtype=self._x_dtype)), tf.constant(y),
-            tf.constant(int(epochs), tf.int32), tf.constant(int(batch_size), tf.int32),
-            tf.constant(int(seed) % 2**31, tf.int32),
-        )
+        programs = len(self._train_fns)
+        train = self._compiled_train(y, int(batch_size))
+        # A new XLA program compiles on its first call: one process of a sweep at a time, the
+        # others load it from the compile cache.
+        first_call = first_compile(self._program_name(y, batch_size)) \
+            if self.uses_xla and len(self._train_fns) > programs else nullcontext()
+        with first_call:
+            losses, accs = train(
+                tf.constant(np.asarray(x, dtype=self._x_dtype)), tf.constant(y),
+                tf.constant(int(epochs), tf.int32), tf.constant(int(batch_size), tf.int32),
+                tf.constant(int(seed) % 2**31, tf.int32),
+            )
         history = {"loss": [float(v) for v in losses.numpy()]}
         for name in self.metric_names:
             history[name] = [float(v) for v in accs.numpy()]
