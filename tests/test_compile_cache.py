@@ -195,10 +195,10 @@ def _entries(folder: Path) -> dict[str, tuple[int, int]]:
 @pytest.mark.slow
 def test_of_processes_starting_at_once_one_compiles_and_a_later_one_loads(tmp_path):
     folder = tmp_path / "cache"
-    writers = [_finish(p) for p in [_start(folder) for _ in range(3)]]  # as a local sweep's jobs
-    assert writers[0][0] == writers[1][0] == writers[2][0]  # loaded programs compute what compiled ones do
-    assert sorted(cache["saved"] for _, cache in writers) == [0, 0, 1], writers
-    assert sorted(cache["loaded"] for _, cache in writers) == [0, 1, 1], writers
+    writers = [_finish(p) for p in [_start(folder) for _ in range(2)]]  # as a local sweep's jobs
+    assert writers[0][0] == writers[1][0]  # a loaded program computes what the compiled one does
+    assert sorted(cache["saved"] for _, cache in writers) == [0, 1], writers
+    assert sorted(cache["loaded"] for _, cache in writers) == [0, 1], writers
     written = _entries(folder)
     # The entry was renamed into place whole: one file for the one program, no temporary one.
     assert len(written) == 1 and all(name.endswith("XLA_CPU_JIT.pb") for name in written), written
