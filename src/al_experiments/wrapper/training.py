@@ -6,24 +6,31 @@ dominates on a few dozen points). ``Model.fit`` uses it where it applies
 
 from __future__ import annotations
 
-from typing import Any, Callable
+import contextlib
+import logging
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
-from al_experiments.wrapper.sampling import compiled_function, dropout_rate, input_signature, tf, training_pass
+from al_experiments.wrapper.sampling import (compiled_function, dropout_rate, dropped, input_signature, keep_mask,
+                                             nested_layers, tf)
 from al_experiments.wrapper.keras_metrics import is_accuracy, metric_name
 
 import keras  # noqa: E402  (after sampling's quiet TensorFlow import)
 
+log = logging.getLogger(__name__)
 
 # Layers whose training step XLA compiles, on CPU, into a few fused kernels instead of about 200
 # executor operations, whose dispatch dominates a small dense network's step. Exact types, each
-# computing every example on its own (padded batch rows change nothing), and no convolution or
-# pooling: XLA's CPU convolutions are far slower than TensorFlow's own kernels (Gal et al.'s
-# CNN). Dropout is applied by ``sampling.training_pass`` (see ``xla_trainable``).
+# computing every example on its own (padded batch rows change nothing) except
+# BatchNormalization, whose batch statistics are taken over the real rows (``xla_layer_calls``);
+# no convolution or pooling: XLA's CPU convolutions are far slower than TensorFlow's own kernels
+# (Gal et al.'s CNN). Dropout is applied by ``xla_layer_calls`` too. A model (Sequential,
+# functional or subclassed) is a container: its own layers are what is checked.
 XLA_LAYERS = (
     "Dense EinsumDense Flatten Reshape Permute RepeatVector Activation ReLU LeakyReLU PReLU ELU "
-    "Softmax LayerNormalization UnitNormalization Rescaling Identity Dropout"
+    "Softmax LayerNormalization UnitNormalization Rescaling Identity Dropout BatchNormalization "
+    "InputLayer Add Subtract Multiply Average Maximum Minimum Concatenate Dot"
 ).split()
 # Steps per XLA call: a call from the graph has a fixed cost, so several steps share one; the
 # gathered minibatches of one call stay within this many bytes.
@@ -38,10 +45,11 @@ class Trainer:
     last batch may be smaller, regularisation losses are added, and the per-epoch mean loss and
     accuracy-type metrics are returned as a ``History``-like dict.
 
-    A network of the layers in ``XLA_LAYERS`` (``xla_trainable``) trains through XLA: chunks of
-    up to ``XLA_CHUNK_STEPS`` steps, one compiled program each, over minibatches padded to the
-    batch size with zero-weighted rows (XLA needs one shape; the mean loss and its gradient are
-    over the real rows only). ``xla=False`` keeps every network on the graph path.
+    A network of the layers in ``XLA_LAYERS`` (``xla_trainable``), built with any of Keras' APIs,
+    trains through XLA: chunks of up to ``XLA_CHUNK_STEPS`` steps, one compiled program each,
+    over minibatches padded to the batch size with zero-weighted rows (XLA needs one shape; the
+    mean loss, its gradient and batch normalisation's statistics are over the real rows only).
+    ``xla=False`` keeps every network on the graph path.
     """
 
     def __init__(self, model, loss: Any, metrics: list[Any], xla: bool = True) -> None:
@@ -64,7 +72,7 @@ class Trainer:
         self._apply_gradients = adam_step(optimizer, variables) or \
             (lambda grads: optimizer.apply_gradients(zip(grads, variables)))
         per_example = per_example_loss(self._loss_fn)
-        self.uses_xla = bool(xla) and per_example is not None and xla_trainable(model)
+        self.uses_xla = bool(xla) and per_example is not None and xla_trainable(model, log_blocker=True)
         self._per_example_loss = per_example
         self._train_fns: dict[tuple, Callable] = {}
 
@@ -73,7 +81,7 @@ class Trainer:
         its rows; correct predictions)``: the loss that Keras' ``fit`` reports, weighted by rows.
 
         With ``weights`` (1 for a real row, 0 for padding) the loss is the mean over the real
-        rows and the network runs layer by layer, applying dropout itself (see ``xla_trainable``).
+        rows and the network runs with the layer calls of ``xla_layer_calls``.
         """
         model, variables = self._model, self._model.trainable_variables
         with tf.GradientTape() as tape:
@@ -82,7 +90,8 @@ class Trainer:
                 count = tf.cast(tf.shape(xb)[0], tf.float32)
                 batch_loss = tf.cast(tf.reduce_mean(self._loss_fn(yb, pred)), tf.float32)
             else:
-                pred = training_pass(model.layers, xb, "philox")
+                with xla_layer_calls(model, weights):
+                    pred = model(xb, training=True)
                 per_row = tf.cast(self._per_example_loss(yb, pred), tf.float32)
                 per_row = tf.reduce_mean(tf.reshape(per_row, [tf.shape(per_row)[0], -1]), axis=1)
                 count = tf.reduce_sum(weights)
@@ -229,20 +238,87 @@ def per_example_loss(loss_fn) -> Callable | None:
     return loss_fn if callable(loss_fn) else None
 
 
-def xla_trainable(model) -> bool:
-    """Whether the XLA path trains this network: a Sequential model of ``XLA_LAYERS`` only,
-    whose every ``Dropout`` is a plain one that ``sampling.training_pass`` applies (Keras' own
-    dropout compiles, under XLA, to a random generator as slow as the rest of the step)."""
+def xla_blocker(model):
+    """The first layer inside ``model`` that keeps it off the XLA path, or None.
 
-    if type(model) is not keras.Sequential:
-        return False
+    A model (Sequential, functional or subclassed) passes as a container of layers; every other
+    layer must be of a type in ``XLA_LAYERS``, exactly (a subclass may compute anything), and a
+    ``Dropout`` a plain one that ``xla_layer_calls`` applies (Keras' own dropout compiles, under
+    XLA, to a random generator as slow as the rest of the step).
+    """
     allowed = tuple(getattr(keras.layers, name) for name in XLA_LAYERS)
-    for layer in model.layers:
+    for layer in nested_layers(model):
+        if isinstance(layer, keras.Model):
+            continue
         if type(layer) not in allowed:
-            return False
+            return layer
         if type(layer) is keras.layers.Dropout and layer.rate > 0 and dropout_rate(layer) is None:
-            return False
-    return True
+            return layer
+    return None
+
+
+def xla_trainable(model, log_blocker: bool = False) -> bool:
+    """Whether the XLA path trains this network (see ``xla_blocker``); with ``log_blocker``, one
+    debug line names the layer that sends it to the graph path."""
+    blocker = xla_blocker(model)
+    if blocker is not None and log_blocker:
+        log.debug("%s trains on the graph path, not through XLA: its layer %r (%s) is not one the XLA "
+                  "trainer compiles (training.XLA_LAYERS).", model.name, blocker.name, type(blocker).__name__)
+    return blocker is None
+
+
+@contextlib.contextmanager
+def xla_layer_calls(model, row_weights) -> Iterator[None]:
+    """Within it, calling ``model`` runs its plain ``Dropout`` layers and its
+    ``BatchNormalization`` layers as the XLA path needs them, whichever Keras API built it:
+
+    * dropout by ``sampling.keep_mask`` with the Philox generator, seeded by the layer's own seed
+      generator (Keras' dropout asks for the platform's default generator, which under XLA
+      compiles to one many times slower than the rest of a small network's step);
+    * batch normalisation with its batch statistics, and so its moving averages, over the rows
+      whose ``row_weights`` are non-zero: Keras' own ``mask`` argument of the layer, given the
+      rows' weights, so the padded rows of a minibatch change nothing.
+
+    It replaces each such layer's public ``call`` on the instance while the network is called (a
+    compiled function calls it only while tracing) and puts the class's back afterwards. Every
+    other layer, and a subclassed model's own ``call``, run as written, so this serves functional
+    graphs and subclassed models as well as Sequential ones, and the weights are the network's
+    own (a rebuilt copy of the graph, as ``keras.models.clone_model`` makes, would not reach a
+    subclassed model's ``call``).
+    """
+
+    def own_dropout(layer, rate):
+        def call(inputs, training=False):
+            if not training:
+                return inputs
+            return dropped(inputs, keep_mask(tf.shape(inputs), layer, rate, "philox"), rate)
+        return call
+
+    def real_rows_batch_norm(layer):
+        keras_call = layer.call
+
+        def call(inputs, training=None, mask=None):
+            # The mask Keras' layer takes has the input's shape less its last axis.
+            rank = len(inputs.shape)
+            weights = tf.reshape(tf.cast(row_weights, inputs.dtype), [-1] + [1] * (rank - 2))
+            return keras_call(inputs, training=training, mask=tf.broadcast_to(weights, tf.shape(inputs)[:-1]))
+        return call
+
+    swapped = []
+    for layer in nested_layers(model):
+        rate = dropout_rate(layer)
+        if rate is not None:
+            swapped.append((layer, own_dropout(layer, rate)))
+        elif type(layer) is keras.layers.BatchNormalization:
+            swapped.append((layer, real_rows_batch_norm(layer)))
+    try:
+        for layer, call in swapped:
+            layer.call = call
+        yield
+    finally:
+        for layer, _ in swapped:
+            if "call" in vars(layer):
+                del layer.call
 
 
 def adam_step(optimizer, variables: list) -> Callable | None:
