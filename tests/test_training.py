@@ -9,6 +9,7 @@ import pytest
 import tensorflow as tf
 
 from al_experiments.wrapper import training
+from _keras_forms import APIS, build
 from al_experiments.wrapper.sampling import nested_layers
 from al_experiments.wrapper.training import Trainer, adam_step
 
@@ -107,9 +108,13 @@ def test_the_trainer_trains_as_keras_fit_does(loss, xla):
 # ---------------------------------------------------------------- the XLA path
 
 
-def network(*middle, features=6, classes=3, regularizer=None):
-    keras.utils.set_random_seed(0)
-    return keras.Sequential([keras.Input((features,)), *middle, *top_layers(classes, regularizer)])
+def chain(api):
+    """A builder of ``*middle`` then two dense layers, as the benchmarks' ``protocol.build`` builds
+    a network with Keras' API ``api`` (Sequential, functional or subclassed)."""
+    def make(*middle, features=6, classes=3, regularizer=None):
+        keras.utils.set_random_seed(0)
+        return build(api, (features,), [*middle, *top_layers(classes, regularizer)])
+    return make
 
 
 def top_layers(classes, regularizer=None):
@@ -117,13 +122,7 @@ def top_layers(classes, regularizer=None):
             keras.layers.Dense(classes, activation="softmax")]
 
 
-def functional_network(*middle, features=6, classes=3, regularizer=None):
-    """``network``'s layers as a functional chain, ``keras.Model(inputs, outputs)``."""
-    keras.utils.set_random_seed(0)
-    x = inputs = keras.Input((features,))
-    for layer in [*middle, *top_layers(classes, regularizer)]:
-        x = layer(x)
-    return keras.Model(inputs, x)
+network, functional_network, subclassed_network = (chain(api) for api in APIS)
 
 
 def residual_network(*middle, features=6, classes=3, regularizer=None):
@@ -138,26 +137,6 @@ def residual_network(*middle, features=6, classes=3, regularizer=None):
     residual = keras.layers.Add()([hidden, keras.layers.Dense(16, activation="tanh")(hidden)])
     joined = keras.layers.Concatenate()([residual, keras.layers.Dense(4)(inputs)])
     return keras.Model(inputs, output(joined))
-
-
-class Subclassed(keras.Model):
-    def __init__(self, middle, classes, regularizer):
-        super().__init__()
-        self.middle = list(middle)
-        self.hidden, self.output_layer = top_layers(classes, regularizer)
-
-    def call(self, x, training=False):
-        for layer in self.middle:
-            x = layer(x, training=training)
-        return self.output_layer(self.hidden(x))
-
-
-def subclassed_network(*middle, features=6, classes=3, regularizer=None):
-    """``network``'s layers in a subclassed model, built by a call."""
-    keras.utils.set_random_seed(0)
-    net = Subclassed(middle, classes, regularizer)
-    net(np.zeros((1, features), np.float32))
-    return net
 
 
 BUILDERS = {"sequential": network, "functional": functional_network, "residual": residual_network,
