@@ -6,14 +6,13 @@ dominates on a few dozen points). ``Model.fit`` uses it where it applies
 
 from __future__ import annotations
 
-import contextlib
 import logging
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import numpy as np
 
-from al_experiments.wrapper.sampling import (compiled_function, dropout_rate, dropped, input_signature, keep_mask,
-                                             nested_layers, tf)
+from al_experiments.wrapper.sampling import (compiled_function, dropout_rate, input_signature, nested_layers,
+                                             own_dropout_call, swapped_calls, tf)
 from al_experiments.wrapper.keras_metrics import is_accuracy, metric_name
 
 import keras  # noqa: E402  (after sampling's quiet TensorFlow import)
@@ -267,10 +266,10 @@ def xla_trainable(model, log_blocker: bool = False) -> bool:
     return blocker is None
 
 
-@contextlib.contextmanager
-def xla_layer_calls(model, row_weights) -> Iterator[None]:
-    """Within it, calling ``model`` runs its plain ``Dropout`` layers and its
-    ``BatchNormalization`` layers as the XLA path needs them, whichever Keras API built it:
+def xla_layer_calls(model, row_weights):
+    """Within it (``sampling.swapped_calls``), calling ``model`` runs its plain ``Dropout``
+    layers and its ``BatchNormalization`` layers as the XLA path needs them, whichever Keras API
+    built it:
 
     * dropout by ``sampling.keep_mask`` with the Philox generator, seeded by the layer's own seed
       generator (Keras' dropout asks for the platform's default generator, which under XLA
@@ -278,23 +277,11 @@ def xla_layer_calls(model, row_weights) -> Iterator[None]:
     * batch normalisation with its batch statistics, and so its moving averages, over the rows
       whose ``row_weights`` are non-zero: Keras' own ``mask`` argument of the layer, given the
       rows' weights, so the padded rows of a minibatch change nothing.
-
-    It replaces each such layer's public ``call`` on the instance while the network is called (a
-    compiled function calls it only while tracing) and puts the class's back afterwards. Every
-    other layer, and a subclassed model's own ``call``, run as written, so this serves functional
-    graphs and subclassed models as well as Sequential ones, and the weights are the network's
-    own (a rebuilt copy of the graph, as ``keras.models.clone_model`` makes, would not reach a
-    subclassed model's ``call``).
     """
 
-    def own_dropout(layer, rate):
-        def call(inputs, training=False):
-            if not training:
-                return inputs
-            return dropped(inputs, keep_mask(tf.shape(inputs), layer, rate, "philox"), rate)
-        return call
-
     def real_rows_batch_norm(layer):
+        if type(layer) is not keras.layers.BatchNormalization:
+            return None
         keras_call = layer.call
 
         def call(inputs, training=None, mask=None):
@@ -304,21 +291,7 @@ def xla_layer_calls(model, row_weights) -> Iterator[None]:
             return keras_call(inputs, training=training, mask=tf.broadcast_to(weights, tf.shape(inputs)[:-1]))
         return call
 
-    swapped = []
-    for layer in nested_layers(model):
-        rate = dropout_rate(layer)
-        if rate is not None:
-            swapped.append((layer, own_dropout(layer, rate)))
-        elif type(layer) is keras.layers.BatchNormalization:
-            swapped.append((layer, real_rows_batch_norm(layer)))
-    try:
-        for layer, call in swapped:
-            layer.call = call
-        yield
-    finally:
-        for layer, _ in swapped:
-            if "call" in vars(layer):
-                del layer.call
+    return swapped_calls(model, lambda layer: own_dropout_call(layer, "philox") or real_rows_batch_norm(layer))
 
 
 def adam_step(optimizer, variables: list) -> Callable | None:
