@@ -298,6 +298,40 @@ def test_a_layer_xla_does_not_train_sends_the_network_to_the_graph_path_with_one
     assert len(lines) == 1 and "'conv' (Conv1D)" in lines[0] and "graph path" in lines[0], lines
 
 
+class WithHostCall(keras.Model):
+    """Supported layers, but the model's own ``call`` runs an operation XLA has no kernel for."""
+
+    def __init__(self):
+        super().__init__()
+        self.hidden, self.output_layer = top_layers(3)
+
+    def call(self, x, training=False):
+        hidden = tf.py_function(lambda h: h * 1.0, [self.hidden(x)], tf.float32)
+        return self.output_layer(tf.ensure_shape(hidden, [None, 16]))
+
+
+def test_a_call_xla_cannot_compile_trains_on_the_graph_path_from_the_same_state(caplog):
+    rng = np.random.default_rng(1)
+    x, y = rng.normal(size=(30, 6)).astype(np.float32), rng.integers(0, 3, 30)
+    results = []
+    for xla in (True, False):
+        keras.utils.set_random_seed(0)
+        net = WithHostCall()
+        net(x[:1])
+        net.compile(optimizer=keras.optimizers.Adam(0.01), loss="sparse_categorical_crossentropy")
+        trainer = Trainer(net, "sparse_categorical_crossentropy", ["accuracy"], xla=xla)
+        assert trainer.uses_xla is xla  # only compiling finds the operation out
+        with caplog.at_level("DEBUG", logger=training.__name__):
+            history = trainer.fit(x, y, epochs=3, batch_size=8, seed=3)
+        assert not trainer.uses_xla
+        results.append(([np.array(w) for w in net.get_weights()], history))
+    lines = [record.getMessage() for record in caplog.records if record.name == training.__name__]
+    assert len(lines) == 1 and "graph path" in lines[0] and "EagerPyFunc" in lines[0], lines
+    for a, b in zip(results[0][0], results[1][0], strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert results[0][1] == results[1][1]
+
+
 def test_the_wrapper_trains_through_xla_unless_told_not_to():
     from al_experiments.wrapper import McDropout
 

@@ -34,6 +34,8 @@ XLA_LAYERS = (
 # Steps per XLA call: a call from the graph has a fixed cost, so several steps share one; the
 # gathered minibatches of one call stay within this many bytes.
 XLA_CHUNK_STEPS = 64
+# How TensorFlow's error begins when XLA has no kernel for an operation of the program.
+XLA_UNSUPPORTED = "Detected unsupported operations when trying to compile graph"
 XLA_CHUNK_BYTES = 64 * 2**20
 
 
@@ -195,11 +197,22 @@ class Trainer:
             raise ValueError("Cannot fit on an empty labelled set.")
         y = np.asarray(y)
         y = y.astype(np.float32) if y.dtype.kind == "f" else y.astype(np.int64)
-        losses, accs = self._compiled_train(y, int(batch_size))(
-            tf.constant(np.asarray(x, dtype=self._x_dtype)), tf.constant(y),
-            tf.constant(int(epochs), tf.int32), tf.constant(int(batch_size), tf.int32),
-            tf.constant(int(seed) % 2**31, tf.int32),
-        )
+        args = (tf.constant(np.asarray(x, dtype=self._x_dtype)), tf.constant(y), tf.constant(int(epochs), tf.int32),
+                tf.constant(int(batch_size), tf.int32), tf.constant(int(seed) % 2**31, tf.int32))
+        try:
+            losses, accs = self._compiled_train(y, int(batch_size))(*args)
+        except tf.errors.InvalidArgumentError as error:
+            # A subclassed model's own ``call`` may hold an operation XLA has no kernel for,
+            # which only compiling finds out; the program fails before its first step, so
+            # nothing has trained yet and the graph path starts from the same state.
+            if not self.uses_xla or XLA_UNSUPPORTED not in str(error):
+                raise
+            log.debug("%s trains on the graph path, not through XLA: XLA cannot compile its %s's call (%s).",
+                      self._model.name, type(self._model).__name__,
+                      str(error).split(XLA_UNSUPPORTED, 1)[1].strip().split("\n", 1)[0][:200])
+            self.uses_xla = False
+            self._train_fns.clear()
+            losses, accs = self._compiled_train(y, int(batch_size))(*args)
         history = {"loss": [float(v) for v in losses.numpy()]}
         for name in self.metric_names:
             history[name] = [float(v) for v in accs.numpy()]
