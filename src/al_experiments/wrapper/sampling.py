@@ -229,14 +229,17 @@ def swapped_calls(model, replacement: Callable) -> Iterator[None]:
     written, and the weights are the network's own: a rebuilt copy of the graph (what
     ``keras.models.clone_model`` makes) would not reach a subclassed model's ``call``.
     """
-    swapped = [(layer, call) for layer in nested_layers(model) if (call := replacement(layer)) is not None]
+    swapped = [(layer, call, vars(layer).get("call")) for layer in nested_layers(model)
+               if (call := replacement(layer)) is not None]
     try:
-        for layer, call in swapped:
+        for layer, call, _ in swapped:
             layer.call = call
         yield
     finally:
-        for layer, _ in swapped:
-            if "call" in vars(layer):
+        for layer, _, own in swapped:
+            if own is not None:  # one the instance had before
+                layer.call = own
+            elif "call" in vars(layer):
                 del layer.call
 
 
