@@ -67,8 +67,9 @@ $(BAAL)/bin/python:
 	$(BAAL)/bin/python -m pip install --quiet "torch==2.13.0+cpu" "baal==2.1.0" \
 		|| $(BAAL)/bin/python -m pip install --quiet torch "baal==2.1.0"
 
-# Rounds against baal on the digits and Gal CNN protocols with the arithmetic floor (about 10
-# minutes, most of it baal's CNN scoring), then digits again at one thread a side.
+# Rounds against baal on the digits and Gal CNN protocols with the arithmetic floor, ours with
+# the network built as Sequential, functional and subclassed Keras (about 12 minutes, most of it
+# baal's CNN scoring), then digits again at one thread a side.
 bench-baal: $(STAMP) $(BAAL)/bin/python
 	$(BIN)/python benchmarks/bench_baal.py --json bench-baal.json
 	$(BIN)/python benchmarks/bench_baal.py --only digits --threads 1 --json bench-baal-1-thread.json

@@ -25,23 +25,57 @@ def digits_split():
     return train_test_split(x, y, test_size=TEST_FRACTION, random_state=SEED, stratify=y)
 
 
-def mlp():
+# The Keras APIs a network can be built with; each builds the same layers.
+APIS = ("sequential", "functional", "subclassed")
+
+
+def build(api, input_shape, layers):
+    """``layers`` in order as a ``keras.Sequential``, a functional ``keras.Model(inputs, outputs)``
+    or a subclassed ``keras.Model`` (built by one call, as a subclassed model must be before
+    it is wrapped)."""
+    import keras
+    import numpy as np
+
+    if api == "sequential":
+        return keras.Sequential([keras.Input(input_shape), *layers])
+    if api == "functional":
+        x = inputs = keras.Input(input_shape)
+        for layer in layers:
+            x = layer(x)
+        return keras.Model(inputs, x)
+    if api != "subclassed":
+        raise ValueError(f"Unknown Keras API {api!r}: use one of {', '.join(APIS)}.")
+
+    class Chain(keras.Model):
+        def __init__(self, chain):
+            super().__init__()
+            self.chain = list(chain)
+
+        def call(self, x, training=False):
+            for layer in self.chain:
+                x = layer(x, training=training)
+            return x
+
+    model = Chain(layers)
+    model(np.zeros((1, *input_shape), "float32"))
+    return model
+
+
+def mlp(api="sequential"):
     import keras
 
-    return keras.Sequential([
-        keras.Input((64,)),
+    return build(api, (64,), [
         keras.layers.Dense(128, activation="relu"),
         keras.layers.Dropout(0.5),
         keras.layers.Dense(10, activation="softmax"),
     ])
 
 
-def gal_cnn():
+def gal_cnn(api="sequential"):
     """Gal et al. (2017)'s CNN for 28x28 gray images with a channel axis."""
     import keras
 
-    return keras.Sequential([
-        keras.Input((28, 28, 1)),
+    return build(api, (28, 28, 1), [
         keras.layers.Conv2D(32, 3, activation="relu"),
         keras.layers.Conv2D(32, 3, activation="relu"),
         keras.layers.MaxPooling2D(2),

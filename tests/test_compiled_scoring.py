@@ -8,11 +8,13 @@ from __future__ import annotations
 import keras
 import numpy as np
 import pytest
+from _keras_forms import APIS, build
 
 from al_experiments.acquisition import get_query, register_query, scores, unregister_query
 from al_experiments.acquisition.graph_scores import graph_reduction, reduce_with_checks
 from al_experiments.wrapper import McDropout, Model
-from al_experiments.wrapper.sampling import Sampler, deterministic_prefix
+from al_experiments.wrapper import sampling
+from al_experiments.wrapper.sampling import Sampler, deterministic_prefix, keep_mask
 from al_experiments.wrapper.training import Trainer
 from al_experiments.wrapper.reset import WeightResetter
 
@@ -230,14 +232,19 @@ def test_a_round_samples_each_set_once():
     assert sorted(passes) == sorted([20, 200 - 20, 40])
 
 
+@pytest.mark.parametrize("api", APIS)
 @pytest.mark.parametrize("rate", [0.5, 0.25, 0.1])  # random bytes (k / 256) and random floats
-def test_sampled_dropout_keeps_what_keras_dropout_keeps_and_scales_it_alike(rate):
+def test_sampled_dropout_keeps_what_keras_dropout_keeps_and_scales_it_alike(rate, api, monkeypatch):
     """The sampler applies a plain Dropout layer itself (its masks from random bytes where the
-    rate allows); every element must be kept independently with probability 1 - rate and
-    scaled by 1 / (1 - rate), as Keras' own training pass does."""
-    net = keras.Sequential([keras.Input((400,)), keras.layers.Dropout(rate), keras.layers.Dropout(rate)])
+    rate allows), whichever Keras API built the network; every element must be kept
+    independently with probability 1 - rate and scaled by 1 / (1 - rate), as Keras' own
+    training pass does."""
+    net = build(api, (400,), [keras.layers.Dropout(rate), keras.layers.Dropout(rate)])
     x = np.random.default_rng(0).uniform(0.5, 1.5, size=(5, 400)).astype(np.float32)
+    own_masks = []
+    monkeypatch.setattr(sampling, "keep_mask", lambda *args: own_masks.append(args) or keep_mask(*args))
     ours = Sampler(net, stochastic=True).sample(x, 400)  # (5, 400 samples, 400 features)
+    assert len(own_masks) == 2  # both layers' masks are the sampler's own, drawn while tracing
     theirs = np.stack([np.asarray(net(x, training=True)) for _ in range(400)], axis=1)
     kept = 1 - (1 - (1 - rate) ** 2)
     scale = 1 / (1 - rate) ** 2

@@ -49,7 +49,8 @@ class Model(QueryMethods):
             every round) or ``"warm"`` (keep training the current weights).
         fast_fit: Use the compiled trainer where it applies (default True).
         xla: Let the compiled trainer run a network of dense layers through XLA (default True;
-            ``training.XLA_LAYERS``): faster steps for a compile once per network. False keeps it on TensorFlow's graph path; dropout draws differ
+            ``training.XLA_LAYERS``; Sequential, functional or subclassed): faster steps for a
+            compile once per network. False keeps it on TensorFlow's graph path; dropout draws differ
             between the two, so a seed's results do too.
         embedding_layer: Name of the layer whose output ``embeddings`` returns (default None:
             the input of the last Dense layer).

@@ -18,8 +18,9 @@ set or a shrinking pool does not retrace.
 
 from __future__ import annotations
 
+import contextlib
 import time
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
@@ -205,6 +206,43 @@ def training_pass(layers, x, alg: str = "auto_select"):
     return x
 
 
+def own_dropout_call(layer, alg: str = "auto_select") -> Callable | None:
+    """For a plain ``Dropout`` (``dropout_rate``), a ``call`` that applies ``keep_mask`` (with
+    generator ``alg``) in training mode; None for any other layer."""
+    rate = dropout_rate(layer)
+    if rate is None:
+        return None
+
+    def call(inputs, training=False):
+        return dropped(inputs, keep_mask(tf.shape(inputs), layer, rate, alg), rate) if training else inputs
+    return call
+
+
+@contextlib.contextmanager
+def swapped_calls(model, replacement: Callable) -> Iterator[None]:
+    """Within it, every layer inside ``model`` for which ``replacement(layer)`` gives a function
+    runs that function as its ``call``, whichever Keras API built the network.
+
+    It sets the public ``call`` on each such instance and removes it afterwards, so the class's
+    own is back; a compiled function calls the layers only while tracing, so this is needed
+    around the trace alone. Every other layer, and a subclassed model's own ``call``, run as
+    written, and the weights are the network's own: a rebuilt copy of the graph (what
+    ``keras.models.clone_model`` makes) would not reach a subclassed model's ``call``.
+    """
+    swapped = [(layer, call, vars(layer).get("call")) for layer in nested_layers(model)
+               if (call := replacement(layer)) is not None]
+    try:
+        for layer, call, _ in swapped:
+            layer.call = call
+        yield
+    finally:
+        for layer, _, own in swapped:
+            if own is not None:  # one the instance had before
+                layer.call = own
+            elif "call" in vars(layer):
+                del layer.call
+
+
 class Sampler:
     """Compiled predictive sampling of a Keras model."""
 
@@ -243,8 +281,9 @@ class Sampler:
         def stochastic_passes(x):
             for layer in prefix:
                 x = layer(x, training=False)
-            if not sequential:
-                return model(copies(x), training=True)
+            if not sequential:  # any other network: its plain dropout is the same masks' too
+                with swapped_calls(model, own_dropout_call):
+                    return model(copies(x), training=True)
             rest = list(suffix)
             rate = dropout_rate(rest[0]) if rest else None
             if rate is not None:

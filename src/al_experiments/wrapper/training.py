@@ -6,30 +6,38 @@ dominates on a few dozen points). ``Model.fit`` uses it where it applies
 
 from __future__ import annotations
 
+import logging
 from contextlib import nullcontext
 from typing import Any, Callable
 
 import numpy as np
 
 from al_experiments.utils.compile_cache import first_compile
-from al_experiments.wrapper.sampling import compiled_function, dropout_rate, input_signature, tf, training_pass
+from al_experiments.wrapper.sampling import (compiled_function, dropout_rate, input_signature, nested_layers,
+                                             own_dropout_call, swapped_calls, tf)
 from al_experiments.wrapper.keras_metrics import is_accuracy, metric_name
 
 import keras  # noqa: E402  (after sampling's quiet TensorFlow import)
 
+log = logging.getLogger(__name__)
 
 # Layers whose training step XLA compiles, on CPU, into a few fused kernels instead of about 200
 # executor operations, whose dispatch dominates a small dense network's step. Exact types, each
-# computing every example on its own (padded batch rows change nothing), and no convolution or
-# pooling: XLA's CPU convolutions are far slower than TensorFlow's own kernels (Gal et al.'s
-# CNN). Dropout is applied by ``sampling.training_pass`` (see ``xla_trainable``).
+# computing every example on its own (padded batch rows change nothing) except
+# BatchNormalization, whose batch statistics are taken over the real rows (``xla_layer_calls``);
+# no convolution or pooling: XLA's CPU convolutions are far slower than TensorFlow's own kernels
+# (Gal et al.'s CNN). Dropout is applied by ``xla_layer_calls`` too. A model (Sequential,
+# functional or subclassed) is a container: its own layers are what is checked.
 XLA_LAYERS = (
     "Dense EinsumDense Flatten Reshape Permute RepeatVector Activation ReLU LeakyReLU PReLU ELU "
-    "Softmax LayerNormalization UnitNormalization Rescaling Identity Dropout"
+    "Softmax LayerNormalization UnitNormalization Rescaling Identity Dropout BatchNormalization "
+    "InputLayer Add Subtract Multiply Average Maximum Minimum Concatenate Dot"
 ).split()
 # Steps per XLA call: a call from the graph has a fixed cost, so several steps share one; the
 # gathered minibatches of one call stay within this many bytes.
 XLA_CHUNK_STEPS = 64
+# How TensorFlow's error begins when XLA has no kernel for an operation of the program.
+XLA_UNSUPPORTED = "Detected unsupported operations when trying to compile graph"
 XLA_CHUNK_BYTES = 64 * 2**20
 
 
@@ -40,10 +48,11 @@ class Trainer:
     last batch may be smaller, regularisation losses are added, and the per-epoch mean loss and
     accuracy-type metrics are returned as a ``History``-like dict.
 
-    A network of the layers in ``XLA_LAYERS`` (``xla_trainable``) trains through XLA: chunks of
-    up to ``XLA_CHUNK_STEPS`` steps, one compiled program each, over minibatches padded to the
-    batch size with zero-weighted rows (XLA needs one shape; the mean loss and its gradient are
-    over the real rows only). ``xla=False`` keeps every network on the graph path.
+    A network of the layers in ``XLA_LAYERS`` (``xla_trainable``), built with any of Keras' APIs,
+    trains through XLA: chunks of up to ``XLA_CHUNK_STEPS`` steps, one compiled program each,
+    over minibatches padded to the batch size with zero-weighted rows (XLA needs one shape; the
+    mean loss, its gradient and batch normalisation's statistics are over the real rows only).
+    ``xla=False`` keeps every network on the graph path.
     """
 
     def __init__(self, model, loss: Any, metrics: list[Any], xla: bool = True) -> None:
@@ -66,7 +75,7 @@ class Trainer:
         self._apply_gradients = adam_step(optimizer, variables) or \
             (lambda grads: optimizer.apply_gradients(zip(grads, variables)))
         per_example = per_example_loss(self._loss_fn)
-        self.uses_xla = bool(xla) and per_example is not None and xla_trainable(model)
+        self.uses_xla = bool(xla) and per_example is not None and xla_trainable(model, log_blocker=True)
         self._per_example_loss = per_example
         self._train_fns: dict[tuple, Callable] = {}
 
@@ -75,7 +84,7 @@ class Trainer:
         its rows; correct predictions)``: the loss that Keras' ``fit`` reports, weighted by rows.
 
         With ``weights`` (1 for a real row, 0 for padding) the loss is the mean over the real
-        rows and the network runs layer by layer, applying dropout itself (see ``xla_trainable``).
+        rows and the network runs with the layer calls of ``xla_layer_calls``.
         """
         model, variables = self._model, self._model.trainable_variables
         with tf.GradientTape() as tape:
@@ -84,7 +93,8 @@ class Trainer:
                 count = tf.cast(tf.shape(xb)[0], tf.float32)
                 batch_loss = tf.cast(tf.reduce_mean(self._loss_fn(yb, pred)), tf.float32)
             else:
-                pred = training_pass(model.layers, xb, "philox")
+                with xla_layer_calls(model, weights):
+                    pred = model(xb, training=True)
                 per_row = tf.cast(self._per_example_loss(yb, pred), tf.float32)
                 per_row = tf.reduce_mean(tf.reshape(per_row, [tf.shape(per_row)[0], -1]), axis=1)
                 count = tf.reduce_sum(weights)
@@ -187,27 +197,41 @@ class Trainer:
     def _program_name(self, y: np.ndarray, batch_size: int) -> str:
         """What the XLA training program depends on, as a name equal in every process that
         trains this network's kind: its layers, optimizer, input and target layout, batch size."""
-        layers = [(type(layer).__name__, [tuple(w.shape) for w in layer.weights]) for layer in self._model.layers]
+        layers = [(type(layer).__name__, [tuple(w.shape) for w in layer.weights]) for layer in nested_layers(self._model)]
         return repr(("train", layers, type(self._model.optimizer).__name__, self._x_shape, self._x_dtype.__name__,
                      y.dtype.str, y.shape[1:], int(batch_size)))
+
+    def _first_or_later_call(self, y: np.ndarray, batch_size: int, args: tuple):
+        """The training program's call; a new XLA program compiles on its first call, one
+        process of a sweep at a time, while the others wait and load it from the compile cache."""
+        programs = len(self._train_fns)
+        train = self._compiled_train(y, batch_size)
+        first_call = first_compile(self._program_name(y, batch_size)) \
+            if self.uses_xla and len(self._train_fns) > programs else nullcontext()
+        with first_call:
+            return train(*args)
 
     def fit(self, x: np.ndarray, y: np.ndarray, epochs: int, batch_size: int, seed: int) -> dict[str, list[float]]:
         if len(x) == 0:
             raise ValueError("Cannot fit on an empty labelled set.")
         y = np.asarray(y)
         y = y.astype(np.float32) if y.dtype.kind == "f" else y.astype(np.int64)
-        programs = len(self._train_fns)
-        train = self._compiled_train(y, int(batch_size))
-        # A new XLA program compiles on its first call: one process of a sweep at a time, the
-        # others load it from the compile cache.
-        first_call = first_compile(self._program_name(y, batch_size)) \
-            if self.uses_xla and len(self._train_fns) > programs else nullcontext()
-        with first_call:
-            losses, accs = train(
-                tf.constant(np.asarray(x, dtype=self._x_dtype)), tf.constant(y),
-                tf.constant(int(epochs), tf.int32), tf.constant(int(batch_size), tf.int32),
-                tf.constant(int(seed) % 2**31, tf.int32),
-            )
+        args = (tf.constant(np.asarray(x, dtype=self._x_dtype)), tf.constant(y), tf.constant(int(epochs), tf.int32),
+                tf.constant(int(batch_size), tf.int32), tf.constant(int(seed) % 2**31, tf.int32))
+        try:
+            losses, accs = self._first_or_later_call(y, int(batch_size), args)
+        except tf.errors.InvalidArgumentError as error:
+            # A subclassed model's own ``call`` may hold an operation XLA has no kernel for,
+            # which only compiling finds out; the program fails before its first step, so
+            # nothing has trained yet and the graph path starts from the same state.
+            if not self.uses_xla or XLA_UNSUPPORTED not in str(error):
+                raise
+            log.debug("%s trains on the graph path, not through XLA: XLA cannot compile its %s's call (%s).",
+                      self._model.name, type(self._model).__name__,
+                      str(error).split(XLA_UNSUPPORTED, 1)[1].strip().split("\n", 1)[0][:200])
+            self.uses_xla = False
+            self._train_fns.clear()
+            losses, accs = self._first_or_later_call(y, int(batch_size), args)
         history = {"loss": [float(v) for v in losses.numpy()]}
         for name in self.metric_names:
             history[name] = [float(v) for v in accs.numpy()]
@@ -245,20 +269,61 @@ def per_example_loss(loss_fn) -> Callable | None:
     return loss_fn if callable(loss_fn) else None
 
 
-def xla_trainable(model) -> bool:
-    """Whether the XLA path trains this network: a Sequential model of ``XLA_LAYERS`` only,
-    whose every ``Dropout`` is a plain one that ``sampling.training_pass`` applies (Keras' own
-    dropout compiles, under XLA, to a random generator as slow as the rest of the step)."""
+def xla_blocker(model):
+    """The first layer inside ``model`` that keeps it off the XLA path, or None.
 
-    if type(model) is not keras.Sequential:
-        return False
+    A model (Sequential, functional or subclassed) passes as a container of layers; every other
+    layer must be of a type in ``XLA_LAYERS``, exactly (a subclass may compute anything), and a
+    ``Dropout`` a plain one that ``xla_layer_calls`` applies (Keras' own dropout compiles, under
+    XLA, to a random generator as slow as the rest of the step).
+    """
     allowed = tuple(getattr(keras.layers, name) for name in XLA_LAYERS)
-    for layer in model.layers:
+    for layer in nested_layers(model):
+        if isinstance(layer, keras.Model):
+            continue
         if type(layer) not in allowed:
-            return False
+            return layer
         if type(layer) is keras.layers.Dropout and layer.rate > 0 and dropout_rate(layer) is None:
-            return False
-    return True
+            return layer
+    return None
+
+
+def xla_trainable(model, log_blocker: bool = False) -> bool:
+    """Whether the XLA path trains this network (see ``xla_blocker``); with ``log_blocker``, one
+    debug line names the layer that sends it to the graph path."""
+    blocker = xla_blocker(model)
+    if blocker is not None and log_blocker:
+        log.debug("%s trains on the graph path, not through XLA: its layer %r (%s) is not one the XLA "
+                  "trainer compiles (training.XLA_LAYERS).", model.name, blocker.name, type(blocker).__name__)
+    return blocker is None
+
+
+def xla_layer_calls(model, row_weights):
+    """Within it (``sampling.swapped_calls``), calling ``model`` runs its plain ``Dropout``
+    layers and its ``BatchNormalization`` layers as the XLA path needs them, whichever Keras API
+    built it:
+
+    * dropout by ``sampling.keep_mask`` with the Philox generator, seeded by the layer's own seed
+      generator (Keras' dropout asks for the platform's default generator, which under XLA
+      compiles to one many times slower than the rest of a small network's step);
+    * batch normalisation with its batch statistics, and so its moving averages, over the rows
+      whose ``row_weights`` are non-zero: Keras' own ``mask`` argument of the layer, given the
+      rows' weights, so the padded rows of a minibatch change nothing.
+    """
+
+    def real_rows_batch_norm(layer):
+        if type(layer) is not keras.layers.BatchNormalization:
+            return None
+        keras_call = layer.call
+
+        def call(inputs, training=None, mask=None):
+            # The mask Keras' layer takes has the input's shape less its last axis.
+            rank = len(inputs.shape)
+            weights = tf.reshape(tf.cast(row_weights, inputs.dtype), [-1] + [1] * (rank - 2))
+            return keras_call(inputs, training=training, mask=tf.broadcast_to(weights, tf.shape(inputs)[:-1]))
+        return call
+
+    return swapped_calls(model, lambda layer: own_dropout_call(layer, "philox") or real_rows_batch_norm(layer))
 
 
 def adam_step(optimizer, variables: list) -> Callable | None:
