@@ -31,7 +31,7 @@ import math
 
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike
-from scipy.special import entr, logsumexp
+from scipy.special import entr
 
 from al_experiments.validation import RNG, WHOLE_AT_LEAST_0, WHOLE_AT_LEAST_1, Boolean, optional, validate_params
 
@@ -311,18 +311,27 @@ def _sampled_operator(
     labels, counts = _distinct_columns(labels, c)
     u_cols = labels.shape[1]
     with np.errstate(divide="ignore"):
-        logp = np.log(p_sel)  # (n, T, C); -inf where p = 0
-    log_joint = np.zeros((t, u_cols))  # log p(config_u | theta_t)
+        # (n, C, T): a configuration's log-probabilities over t are a gather of whole rows.
+        log_pt = np.ascontiguousarray(np.log(p_sel).transpose(0, 2, 1))  # -inf where p = 0
+    log_joint = np.zeros((u_cols, t))  # log p(config_u | theta_t)
     for s in range(n):
-        log_joint += logp[s][:, labels[s]]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        log_q = logsumexp(log_joint, axis=0) - math.log(t)
-    ok = np.isfinite(log_q)  # q = 0 only for all-zero probability rows: such configs get weight 0
-    ratio = np.zeros((t, u_cols))
-    ratio[:, ok] = np.exp(log_joint[:, ok] - log_q[ok]) / t  # p(config | theta_t) / (q T)
-    weighted_log_q = np.where(ok, log_q, 0.0) * counts
-    w = ratio @ weighted_log_q
-    at = _with_ones_row(ratio, dt)
+        log_joint += log_pt[s][labels[s]]
+    # log q = logsumexp over t less log T, and p(config | theta_t) / (q T) = exp(. - max) / sum:
+    # one exponential pass gives both.
+    top = log_joint.max(axis=1)
+    ok = np.isfinite(top)  # q = 0 only for all-zero probability rows: such configs get weight 0
+    if ok.all():
+        ratio = np.exp(np.subtract(log_joint, top[:, None], out=log_joint), out=log_joint)
+    else:
+        ratio = np.zeros((u_cols, t))
+        ratio[ok] = np.exp(log_joint[ok] - top[ok, None])
+    total = ratio.sum(axis=1)
+    ratio /= np.where(ok, total, 1.0)[:, None]
+    log_q = np.zeros(u_cols)
+    log_q[ok] = np.log(total[ok]) + top[ok] - math.log(t)
+    weighted_log_q = log_q * counts
+    w = ratio.T @ weighted_log_q
+    at = _with_ones_row(ratio.T, dt)
     return _Operator(at, 1.0 / m, w, float(-weighted_log_q.sum() / m), counts.astype(dt))
 
 
