@@ -83,7 +83,7 @@ def main() -> None:
                 rows.append({"seed": seed, "labelled": size, "cull": cull, "same": bool(np.array_equal(chosen, uncull)),
                              "repeats": BATCH - len(set(picked.tolist())), "joint_info": info})
     base = {(r["seed"], r["labelled"]): r["joint_info"] for r in rows if r["cull"] is None}
-    print(f"| kept candidates (of {len(pool_x) - 20}..{len(pool_x) - 100}) | batches equal to the uncull one | "
+    print(f"| kept candidates (of {len(pool_x) - 100:,} to {len(pool_x) - 20:,}) | batches equal to the uncull one | "
           "repeated images per batch | joint information lost, mean / worst (nats) |")
     print("|---:|---:|---:|---:|")
     for cull in culls:
