@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test test-fast install bench bench-round bench-acquisition bench-baal bench-sweep bench-tracking ui clean data
+.PHONY: run test test-fast install bench bench-round bench-acquisition bench-baal bench-sweep bench-tracking bench-scale ui clean data
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -54,7 +54,7 @@ $(SKAL)/bin/python:
 	$(PYTHON) -m venv $(SKAL)
 	$(SKAL)/bin/python -m pip install --quiet scikit-activeml==1.0.1
 
-bench: bench-round bench-acquisition bench-baal bench-sweep bench-tracking
+bench: bench-round bench-acquisition bench-baal bench-sweep bench-tracking bench-scale
 
 bench-round: $(STAMP) $(TFAL)/bin/python
 	$(BIN)/python benchmarks/bench_round.py --json bench-results.json
@@ -90,10 +90,16 @@ bench-tracking: $(STAMP)
 	bash scripts/slurm_cluster.sh up >/dev/null
 	$(BIN)/python benchmarks/slurm_sweep_restart.py
 
-# BatchBALD against scikit-activeml and the GEMM floor, the other selectors, and independent
-# against consistent MC sampling.
+# Seconds a round and peak memory of every strategy at 10,000, 100,000 and 1,000,000 candidates
+# (the largest holds a 3 GiB pool); what BatchBALD's cull changes in its batches on repeated digits.
+bench-scale: $(STAMP)
+	$(BIN)/python benchmarks/bench_scale.py --json bench-scale.json
+	$(BIN)/python benchmarks/cull_picks.py
+
+# BatchBALD against scikit-activeml and the GEMM floor (and on each family of arrays), the other
+# selectors, and independent against consistent MC sampling.
 bench-acquisition: $(STAMP) $(SKAL)/bin/python
-	$(BIN)/python benchmarks/bench_batch_bald.py --json bench-batch-bald.json
+	$(BIN)/python benchmarks/bench_batch_bald.py --families --json bench-batch-bald.json
 	$(BIN)/python benchmarks/bench_selectors.py
 	$(BIN)/python benchmarks/bench_sampling.py
 

@@ -19,12 +19,21 @@ fixed-seed Dirichlet probabilities. Three columns, measured in the same run:
   (min(C**i, num_samples), T) @ (T, N*C), blocked (the full output would be 4 GB), fastest of a
   few block shapes.
 
+Then one row per family of arrays and size (--families; N = 2,000, 5,000 and 10,000, T = 100,
+C = 10, batch 10, num_samples = 10,000, the default lazy greedy against the reference measured at
+N = 1,000 and 2,000 and extrapolated linearly beyond, on the same arrays):
+
+* dirichlet: the arrays above (a Dirichlet centre per point, samples scattered around it);
+* confident: peaked predictions whose samples agree (most points carry little information);
+* soft: uniform random numbers normalised per sample (every point uncertain, all alike);
+* near-duplicates: 200 distinct points, each N / 200 times with a little noise.
+
 Every side is pinned to the same number of BLAS threads (--threads, default 1: the machine is
 shared) via OMP/OPENBLAS/MKL_NUM_THREADS in each subprocess and threadpoolctl. The selections of
 both implementations are also compared in the exact regime (batch 3, C**2 <= num_samples).
 
 Usage: python benchmarks/bench_batch_bald.py [--quick] [--threads N] [--reps N] [--no-ref]
-       [--json FILE]
+       [--families | --only-families] [--json FILE]
 """
 
 from __future__ import annotations
@@ -86,6 +95,33 @@ def make_probs(n: int, t: int, c: int, seed: int = SEED) -> np.ndarray:
     return g / g.sum(axis=2, keepdims=True)
 
 
+def confident_probs(n: int, t: int, c: int, seed: int = SEED) -> np.ndarray:
+    """Peaked predictions whose T samples agree closely."""
+    rng = np.random.default_rng(seed)
+    centre = rng.dirichlet(np.full(c, 0.1), size=(n, 1))
+    g = rng.standard_gamma(np.broadcast_to(centre * 200.0 + 0.01, (n, t, c)))
+    return g / g.sum(axis=2, keepdims=True)
+
+
+def soft_probs(n: int, t: int, c: int, seed: int = SEED) -> np.ndarray:
+    """Uniform random numbers normalised per sample: every point uncertain, all alike."""
+    p = np.random.default_rng(seed).random((n, t, c))
+    return p / p.sum(axis=2, keepdims=True)
+
+
+def near_duplicate_probs(n: int, t: int, c: int, seed: int = SEED, distinct: int = 200) -> np.ndarray:
+    """``distinct`` points of :func:`make_probs`, each repeated with noise of 1% in log space."""
+    rng = np.random.default_rng(seed)
+    base = make_probs(distinct, t, c, seed)
+    logits = np.log(base[np.arange(n) % distinct]) + rng.normal(scale=0.01, size=(n, t, c))
+    p = np.exp(logits - logits.max(axis=2, keepdims=True))
+    return p / p.sum(axis=2, keepdims=True)
+
+
+FAMILIES = {"dirichlet": make_probs, "confident": confident_probs, "soft": soft_probs,
+            "near-duplicates": near_duplicate_probs}
+
+
 # --- workers (run in fresh subprocesses of this interpreter) --------------------------------
 
 
@@ -118,17 +154,18 @@ def worker_timing(args: argparse.Namespace) -> None:
     ours, lazy, floor, idx, idx_lazy = [], [], [], None, None
     with threadpool_limits(args.threads):
         for _ in range(args.reps):  # interleaved, so machine load hits all alike
-            t0 = time.perf_counter()
-            idx = batch_bald(probs, args.batch, num_samples=args.num_samples, rng=SEED, lazy=False)
-            ours.append(time.perf_counter() - t0)
+            if not args.lazy_only:
+                t0 = time.perf_counter()
+                idx = batch_bald(probs, args.batch, num_samples=args.num_samples, rng=SEED, lazy=False)
+                ours.append(time.perf_counter() - t0)
             t0 = time.perf_counter()
             idx_lazy = batch_bald(probs, args.batch, num_samples=args.num_samples, rng=SEED,
                                   lazy=True)
             lazy.append(time.perf_counter() - t0)
             if args.floor:
                 floor.append(floor_seconds(probs, args.batch, args.num_samples))
-    print(json.dumps({"ours": ours, "lazy": lazy, "floor": floor, "indices": idx.tolist(),
-                      "indices_lazy": idx_lazy.tolist()}))
+    print(json.dumps({"ours": ours, "lazy": lazy, "floor": floor,
+                      "indices": None if idx is None else idx.tolist(), "indices_lazy": idx_lazy.tolist()}))
 
 
 def worker_memory(args: argparse.Namespace) -> None:
@@ -173,11 +210,11 @@ def run_json(cmd: list[str], threads: int) -> dict:
 
 
 def ours_cmd(mode: str, data: Path, n: int, batch: int, num_samples: int, threads: int,
-             reps: int = 1, floor: bool = False, lazy: bool = False) -> list[str]:
+             reps: int = 1, floor: bool = False, lazy: bool = False, lazy_only: bool = False) -> list[str]:
     cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", mode, "--data", str(data),
            "--n", str(n), "--batch", str(batch), "--num-samples", str(num_samples),
            "--threads", str(threads), "--reps", str(reps)]
-    return cmd + (["--floor"] if floor else []) + (["--lazy"] if lazy else [])
+    return cmd + (["--floor"] if floor else []) + (["--lazy"] if lazy else []) + (["--lazy-only"] if lazy_only else [])
 
 
 def ref_cmd(data: Path, n: int, batch: int, num_samples: int, threads: int) -> list[str]:
@@ -192,6 +229,8 @@ def main() -> None:
     ap.add_argument("--reps", type=int, default=None, help="timed repetitions (default 3; 1 quick)")
     ap.add_argument("--no-ref", action="store_true", help="skip scikit-activeml")
     ap.add_argument("--json", type=Path, help="also write the figures here")
+    ap.add_argument("--families", action="store_true", help="also time every family of arrays")
+    ap.add_argument("--only-families", action="store_true", help="only the families' table")
     # worker-only options
     ap.add_argument("--worker", choices=["timing", "memory", "exact"], help=argparse.SUPPRESS)
     ap.add_argument("--data", help=argparse.SUPPRESS)
@@ -200,6 +239,7 @@ def main() -> None:
     ap.add_argument("--num-samples", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--floor", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--lazy", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--lazy-only", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
         {"timing": worker_timing, "memory": worker_memory, "exact": worker_exact}[args.worker](args)
@@ -221,6 +261,12 @@ def main() -> None:
           f"{threads} BLAS thread(s) on every side, float32 (ours default)")
     res: dict = {"N": n, "T": t, "C": c, "batch": batch, "num_samples": num_samples,
                  "threads": threads, "reps": reps}
+    if args.only_families:
+        res["families"] = family_rows(args, t, c, batch, num_samples, reps, threads, have_ref)
+        report_families(res["families"], threads)
+        if args.json:
+            args.json.write_text(json.dumps(res, indent=2))
+        return
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp) / "probs.npy"
         np.save(data, make_probs(n, t, c))
@@ -272,8 +318,52 @@ def main() -> None:
                                   "ref": ref_ex["indices"], **ours_ex}
 
     report(res, have_ref)
+    if args.families:
+        res["families"] = family_rows(args, t, c, batch, num_samples, reps, threads, have_ref)
+        report_families(res["families"], threads)
     if args.json:
         args.json.write_text(json.dumps(res, indent=2))
+
+
+def family_rows(args: argparse.Namespace, t: int, c: int, batch: int, num_samples: int, reps: int,
+                threads: int, have_ref: bool) -> list[dict]:
+    """Per family: ours (lazy, median of ``reps``) at each size, the reference at 1,000 and 2,000
+    (or 200 and 400 with --quick), and the speed-ups."""
+    sizes, ref_ns = ([400, 1_000], [200, 400]) if args.quick else ([2_000, 5_000, 10_000], [1_000, 2_000])
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for family, make in FAMILIES.items():
+            data = Path(tmp) / f"{family}.npy"
+            np.save(data, make(max(sizes), t, c).astype(np.float64))
+            refs = {}
+            if have_ref:
+                for rn in ref_ns:
+                    refs[rn] = run_json(ref_cmd(data, rn, batch, num_samples, threads), threads)["seconds"]
+                slope, icept = np.polyfit(list(refs), list(refs.values()), 1)
+            for n in sizes:
+                timing = run_json(ours_cmd("timing", data, n, batch, num_samples, threads, reps, lazy_only=True),
+                                  threads)
+                row = {"family": family, "n": n, "lazy_s": statistics.median(timing["lazy"]),
+                       "lazy_runs_s": timing["lazy"]}
+                if have_ref:
+                    row["ref_measured"] = n in refs
+                    row["ref_s"] = refs[n] if n in refs else float(icept + slope * n)
+                    row["speedup"] = row["ref_s"] / row["lazy_s"]
+                rows.append(row)
+                print(f"  {family} N={n:,}: lazy runs {', '.join(f'{s:.2f}' for s in timing['lazy'])} s"
+                      + (f"; reference {row['ref_s']:.1f} s ({'measured' if row['ref_measured'] else 'extrapolated'})"
+                         if have_ref else ""))
+    return rows
+
+
+def report_families(rows: list[dict], threads: int) -> None:
+    print(f"\n  | family | N | ours s (lazy, median) | scikit-activeml s | speed-up (goal >= 20x) |"
+          f"  ({threads} BLAS thread(s) on every side)")
+    print("  |---|---:|---:|---:|---:|")
+    for r in rows:
+        ref = (f"{r['ref_s']:.1f}" + ("" if r["ref_measured"] else " (extrapolated)")) if "ref_s" in r else "n/a"
+        speed = f"{r['speedup']:.0f}x {'met' if r['speedup'] >= 20 else 'NOT met'}" if "speedup" in r else "n/a"
+        print(f"  | {r['family']} | {r['n']:,} | {r['lazy_s']:.2f} | {ref} | {speed} |")
 
 
 def report(res: dict, have_ref: bool) -> None:

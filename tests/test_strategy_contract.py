@@ -69,10 +69,10 @@ def pool_of(n: int = 60, labelled: int = 10) -> Pool:
 
 def test_batch_builtins_are_registered_with_their_options():
     assert set(BATCH_BUILTINS) <= set(available_queries())
-    assert get_query("batch_bald").options() == {"num_samples": 10_000, "prefilter": None, "lazy": True}
+    assert get_query("batch_bald").options() == {"num_samples": 10_000, "prefilter": 10_000, "lazy": True}
     assert get_query("power_bald").options() == {"temperature": 1.0}
     assert get_query("epig").options() == {"target_size": 100, "target": "pool", "stochastic": None,
-                                           "temperature": 1.0}
+                                           "temperature": 1.0, "prefilter": 10_000}
     assert get_query("coreset").options() == {} and get_query("badge").options() == {}
     for name in BATCH_BUILTINS:
         assert isinstance(get_query(name), BatchStrategy) and get_query(name).description
@@ -83,6 +83,8 @@ def test_batch_builtins_are_registered_with_their_options():
 @pytest.mark.parametrize("name, options, match", [
     ("batch_bald", {"num_samples": 0}, "num_samples=0 is invalid"),
     ("batch_bald", {"prefilter": 2.5}, "prefilter=2.5 is invalid"),
+    ("batch_bald", {"prefilter": 0}, "prefilter=0 is invalid"),
+    ("epig", {"prefilter": -3}, "prefilter=-3 is invalid"),
     ("epig", {"target": "test"}, "target='test' is invalid: it must be one of 'pool', 'validation', 'test_distribution'"),
     ("epig", {"target_size": 0}, "target_size=0"),
     ("power_bald", {"temperature": 0}, "temperature=0 is invalid: it must be a finite number > 0"),
@@ -234,7 +236,7 @@ def test_selector_options_need_defaults(cleanup):
 
 def test_check_options_fills_defaults():
     assert check_options(get_query("epig"), {"target_size": 7}) == {
-        "target_size": 7, "target": "pool", "stochastic": None, "temperature": 1.0}
+        "target_size": 7, "target": "pool", "stochastic": None, "temperature": 1.0, "prefilter": 10_000}
     assert isinstance(get_query("bald"), QueryStrategy)
     np.testing.assert_allclose(get_query("bald").scores(np.full((2, 3, 2), 0.5)), f.bald(np.full((2, 3, 2), 0.5)))
 

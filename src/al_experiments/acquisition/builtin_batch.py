@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from al_experiments.validation import WHOLE_AT_LEAST_1, Options, validate_params
+from al_experiments.validation import WHOLE_AT_LEAST_1, Options, optional, validate_params
 
 from .batch import batch_bald as _batch_bald
 from .batch.badge import badge as _badge
@@ -25,6 +25,7 @@ from .batch.probcover import DEFAULT_PURITY, DELTA, PURITY
 from .batch.probcover import probcover as _probcover
 from .batch.stochastic import STOCHASTIC_CONSTRAINTS, take_batch
 from .batch.typiclust import typiclust as _typiclust
+from .ranking import top_k
 
 __all__ = ["BUILTINS", "FIXED_SAMPLES", "samples_used"]
 
@@ -33,14 +34,39 @@ __all__ = ["BUILTINS", "FIXED_SAMPLES", "samples_used"]
 FEATURE_SOURCES = ("embedding", "input")
 
 
+# The joint strategies' cull: the candidates of highest BALD (on the round's consistent samples,
+# reduced inside the compiled sampler) that alone get consistent samples and a joint score.
+# Pools up to this size are never culled; see the README for the measurement behind it.
+DEFAULT_PREFILTER = 10_000
+PREFILTER = {"prefilter": optional(WHOLE_AT_LEAST_1)}
+
+
+def kept_candidates(view: Any, prefilter: int | None, batch_size: int) -> np.ndarray | None:
+    """Positions (into the round's candidates, ascending) of the ``prefilter`` candidates of
+    highest BALD on the consistent samples, ties to the lower position; None where nothing is
+    culled (``prefilter`` None or at least the number of candidates)."""
+    if prefilter is None or prefilter >= len(view):
+        return None
+    if prefilter < min(batch_size, len(view)):
+        raise ValueError(
+            f"prefilter={prefilter} keeps fewer candidates than the batch of {batch_size}: set "
+            f"query.options.prefilter to at least the batch size, or null to keep every candidate."
+        )
+    return np.sort(top_k(view.joint_scores("bald"), prefilter))
+
+
 # Each selector declares the ranges of its options, so a bad query.options value stops a job at
 # its config check (``strategy.check_options`` reads the declarations) as well as at a call.
 @validate_params(_batch_bald.OPTIONS)
 def batch_bald(view: Any, batch_size: int, rng: np.random.Generator, num_samples: int = 10_000,
-               prefilter: int | None = None, lazy: bool = True):
-    """BatchBALD (Kirsch et al. 2019): greedy joint mutual information on consistent samples."""
-    chosen, joint = _batch_bald.batch_bald_with_scores(view.joint_samples(), batch_size, num_samples=num_samples, rng=rng,
-                                           prefilter=prefilter, lazy=lazy)
+               prefilter: int | None = DEFAULT_PREFILTER, lazy: bool = True):
+    """BatchBALD (Kirsch et al. 2019): greedy joint mutual information on consistent samples,
+    among the ``prefilter`` candidates of highest BALD (None: all)."""
+    kept = kept_candidates(view, prefilter, batch_size)
+    chosen, joint = _batch_bald.batch_bald_with_scores(view.joint_samples(kept), batch_size, num_samples=num_samples,
+                                                       rng=rng, lazy=lazy)
+    if kept is not None:
+        chosen = kept[chosen]
     return chosen, np.diff(joint, prepend=0.0)  # each pick's gain in joint mutual information
 
 
@@ -72,12 +98,20 @@ def badge(view: Any, batch_size: int, rng: np.random.Generator) -> np.ndarray:
     return _badge(view.predictive(), view.embeddings(), batch_size, rng=rng)
 
 
-@validate_params({"target_size": WHOLE_AT_LEAST_1, "target": Options(TARGET_SOURCES), **STOCHASTIC_CONSTRAINTS})
+@validate_params({"target_size": WHOLE_AT_LEAST_1, "target": Options(TARGET_SOURCES), **STOCHASTIC_CONSTRAINTS,
+                  **PREFILTER})
 def epig(view: Any, batch_size: int, rng: np.random.Generator, target_size: int = 100,
-         target: str = "pool", stochastic: str | None = None, temperature: float = 1.0):
-    """EPIG (Bickford Smith et al. 2023): expected information gain about predictions on a target set."""
-    scores = epig_scores(view.joint_samples(), view.target_samples(target_size, source=target))
+         target: str = "pool", stochastic: str | None = None, temperature: float = 1.0,
+         prefilter: int | None = DEFAULT_PREFILTER):
+    """EPIG (Bickford Smith et al. 2023): expected information gain about predictions on a target
+    set, among the ``prefilter`` candidates of highest BALD (None: all). A point's EPIG never
+    exceeds its BALD on the same draws (its label informs the targets' only through the
+    parameters), so a culled point scores at most the lowest BALD kept."""
+    kept = kept_candidates(view, prefilter, batch_size)
+    scores = epig_scores(view.joint_samples(kept), view.target_samples(target_size, source=target))
     chosen = take_batch(scores, batch_size, stochastic, temperature, rng)
+    if kept is not None:
+        return kept[chosen], scores[chosen]
     return chosen, scores[chosen]
 
 

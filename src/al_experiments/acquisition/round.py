@@ -202,7 +202,7 @@ class RoundView:
                     f"samples='consistent' scores '{strategy.name}' on the round's consistent samples, "
                     "but this model (or set_fn) scores points its own way; use samples='independent'."
                 )
-            return self._consistent_scores(strategy)
+            return self.joint_scores(strategy)
         if own is not None:
             fn = own if self._scorer is not None else own(strategy.name)
             if fn is None:
@@ -221,6 +221,16 @@ class RoundView:
                 )
             return out
         return point_scores(self.model, inputs, strategy, self.sample_size, self.chunk_size)
+
+    def joint_scores(self, strategy: str | QueryStrategy) -> np.ndarray:
+        """Per-point scores ``(N,)`` on the round's consistent samples (the draws of
+        ``joint_samples``), whatever ``samples`` says: what a joint strategy culls its
+        candidates by, so that a kept candidate's samples are its rows of the whole set's."""
+        strategy = get_query(strategy)
+        key = ("joint_scores", strategy.name)
+        if key not in self._cache:
+            self._cache[key] = self._consistent_scores(strategy)
+        return self._cache[key]
 
     def _consistent_scores(self, strategy: QueryStrategy) -> np.ndarray:
         """Scores on the round's consistent samples: reduced inside the model's compiled
@@ -247,12 +257,20 @@ class RoundView:
                                               self.chunk_size)
         return self._cache["samples"]
 
-    def joint_samples(self) -> np.ndarray:
+    def joint_samples(self, positions: np.ndarray | None = None) -> np.ndarray:
         """Consistent samples ``(N, T, C)``: sample t is one parameter draw for every candidate
-        (and for ``target_samples``), as BatchBALD's and EPIG's joint terms need."""
-        if "joint" not in self._cache:
-            self._cache["joint"] = self._consistent(self.candidate_inputs())
-        return self._cache["joint"]
+        (and for ``target_samples``), as BatchBALD's and EPIG's joint terms need.
+
+        ``positions`` (into the candidates) asks for those candidates only, and only they pass
+        through the network: the draws depend on the round's seed and the sample index alone, so
+        their rows are the rows the whole set's samples would have."""
+        if positions is None or "joint" in self._cache:
+            if "joint" not in self._cache:
+                self._cache["joint"] = self._consistent(self.candidate_inputs())
+            whole = self._cache["joint"]
+            return whole if positions is None else whole[positions]
+        positions = np.asarray(positions, dtype=np.int64)
+        return self._consistent(IndexedInputs(self.pool.inputs, self.candidates[positions]))
 
     def target_samples(self, size: int = 100, source: str = "pool") -> np.ndarray:
         """Consistent samples ``(M, T, C)`` of a target set, drawn with the same parameter draws

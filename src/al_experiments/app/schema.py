@@ -390,6 +390,12 @@ def validate(cfg: DictConfig) -> None:
         check_options(strategy, dict(query.options))
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"query.options: {exc}") from None
+    prefilter = query.options.get("prefilter")
+    if prefilter is not None and prefilter < cfg.loop.step_size:
+        raise ConfigError(
+            f"query.options.prefilter={prefilter} keeps fewer candidates than a batch of loop.step_size="
+            f"{cfg.loop.step_size}: set it to at least the batch size, or null to keep every candidate."
+        )
     if query.options.get("target") == "validation" and not data.val_size:
         raise ConfigError(
             "query.options.target=validation needs a validation split: set dataset.val_size "

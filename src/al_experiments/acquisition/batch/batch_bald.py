@@ -14,7 +14,9 @@ The joint entropy ``H(y_sel, y_x)`` is computed
   configurations of the selected points (extended by one outer product per added point);
 * beyond that, from ``num_samples // T`` label configurations drawn from each ``theta_t`` (at
   least one each) with importance weights ``1 / q(config)``, ``q`` the mean over ``T``; the
-  configurations are drawn afresh whenever a point is added.
+  configurations are drawn afresh whenever a point is added. A configuration drawn several times
+  is scored once with its count as weight (the same sum): confident predictions draw few
+  distinct configurations.
 
 Either way, the joint probabilities of the selected configurations with every candidate's labels
 are one matrix product ``(candidates * C, T) @ (T, configs)`` followed by ``-sum p log p``. Both
@@ -29,7 +31,7 @@ import math
 
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike
-from scipy.special import entr, logsumexp
+from scipy.special import entr
 
 from al_experiments.validation import RNG, WHOLE_AT_LEAST_0, WHOLE_AT_LEAST_1, Boolean, optional, validate_params
 
@@ -50,10 +52,11 @@ _BLOCK_ELEMS = 1 << 20
 # Configurations per block at most; more are split into equal parts.
 _MAX_CONFIG_BLOCK = 4096
 
-# Lazy greedy: candidates scored per chunk (big enough for an efficient GEMM, small enough not
-# to overshoot much), and the margin by which the best gain must beat a bound before that
+# Lazy greedy: candidates scored in the first chunk of a step, doubling in each further chunk up
+# to the last size (a step that a few candidates settle scores few; one that needs many runs
+# large, efficient GEMMs), and the margin by which the best gain must beat a bound before that
 # candidate is skipped (well above the dtype's rounding error).
-_LAZY_CHUNK = 256
+_LAZY_CHUNKS = (32, 256)
 _LAZY_TOL = {np.dtype(np.float32): 1e-3, np.dtype(np.float64): 1e-8}
 
 # Per dtype: (flush, eps). Entries below `flush` are set to 0 before the matrix product, so that
@@ -98,8 +101,8 @@ def batch_bald(
     candidates whose gain can still win: the
     gain ``I(y_x; theta | y_sel)`` never grows as the batch grows (conditioning reduces entropy),
     so a candidate's last computed gain (BALD at first) bounds its current one. Candidates are
-    scored in decreasing order of that bound, 256 at a time, until the best gain found
-    beats every remaining bound by a small margin (1e-3 nats in float32). In the exact regime
+    scored in decreasing order of that bound, 32 at first and twice as many in each further
+    chunk up to 256, until the best gain found beats every remaining bound by a small margin (1e-3 nats in float32). In the exact regime
     this is the same batch as ``lazy=False`` up to that margin, at a fraction of the work; in
     the sampled regime the bound holds for the true gains but not for every noisy estimate, so
     a candidate within the estimate's noise of the winner may be skipped.
@@ -264,13 +267,16 @@ class _Operator:
     ``at`` is (T + 1, M) in the compute dtype: column m holds the weights that turn a candidate's
     samples into its joint probabilities with configuration m (a last row of ones picks up the
     candidates' eps column). The joint entropy of candidate x is
-    ``-kappa * (sum_{m,c} G log G + row_sums_x . w)`` with ``G = X_x @ at``.
+    ``-kappa * (sum_{m,c} n_m G log G + row_sums_x . w)`` with ``G = X_x @ at`` and ``n_m`` the
+    configuration's count.
     """
 
-    __slots__ = ("at", "h_sel", "kappa", "w")
+    __slots__ = ("at", "counts", "h_sel", "kappa", "w")
 
-    def __init__(self, at: np.ndarray, kappa: float, w: np.ndarray | None, h_sel: float):
+    def __init__(self, at: np.ndarray, kappa: float, w: np.ndarray | None, h_sel: float,
+                 counts: np.ndarray | None = None):
         self.at, self.kappa, self.w = at, kappa, w
+        self.counts = counts  # how often each column's configuration was drawn (None: once)
         # H(y_sel) by the same estimator: subtracting it leaves H(y_x | y_sel), whose sampled
         # estimate lacks the noise the joint and the marginal share.
         self.h_sel = h_sel
@@ -302,19 +308,45 @@ def _sampled_operator(
     # Inverse CDF: the first class whose cumulative mass exceeds u (never a zero-mass class).
     labels = np.minimum((cdf <= u[:, :, None]).sum(axis=2), c - 1)
     del cdf, u
+    labels, counts = _distinct_columns(labels, c)
+    u_cols = labels.shape[1]
     with np.errstate(divide="ignore"):
-        logp = np.log(p_sel)  # (n, T, C); -inf where p = 0
-    log_joint = np.zeros((t, m))  # log p(config_m | theta_t)
+        # (n, C, T): a configuration's log-probabilities over t are a gather of whole rows.
+        log_pt = np.ascontiguousarray(np.log(p_sel).transpose(0, 2, 1))  # -inf where p = 0
+    log_joint = np.zeros((u_cols, t))  # log p(config_u | theta_t)
     for s in range(n):
-        log_joint += logp[s][:, labels[s]]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        log_q = logsumexp(log_joint, axis=0) - math.log(t)
-    ok = np.isfinite(log_q)  # q = 0 only for all-zero probability rows: such configs get weight 0
-    ratio = np.zeros((t, m))
-    ratio[:, ok] = np.exp(log_joint[:, ok] - log_q[ok]) / t  # p(config | theta_t) / (q T)
-    log_q = np.where(ok, log_q, 0.0)
-    w = ratio @ log_q
-    return _Operator(_with_ones_row(ratio, dt), 1.0 / m, w, float(-log_q.sum() / m))
+        log_joint += log_pt[s][labels[s]]
+    # log q = logsumexp over t less log T, and p(config | theta_t) / (q T) = exp(. - max) / sum:
+    # one exponential pass gives both.
+    top = log_joint.max(axis=1)
+    ok = np.isfinite(top)  # q = 0 only for all-zero probability rows: such configs get weight 0
+    if ok.all():
+        ratio = np.exp(np.subtract(log_joint, top[:, None], out=log_joint), out=log_joint)
+    else:
+        ratio = np.zeros((u_cols, t))
+        ratio[ok] = np.exp(log_joint[ok] - top[ok, None])
+    total = ratio.sum(axis=1)
+    ratio /= np.where(ok, total, 1.0)[:, None]
+    log_q = np.zeros(u_cols)
+    log_q[ok] = np.log(total[ok]) + top[ok] - math.log(t)
+    weighted_log_q = log_q * counts
+    w = ratio.T @ weighted_log_q
+    at = _with_ones_row(ratio.T, dt)
+    return _Operator(at, 1.0 / m, w, float(-weighted_log_q.sum() / m), counts.astype(dt))
+
+
+def _distinct_columns(labels: np.ndarray, c: int) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct columns of the (n, M) label configurations, in a fixed order, and how often
+    each occurs."""
+    n = labels.shape[0]
+    if n * math.log2(c) < 62:  # one int64 code per configuration
+        codes = np.zeros(labels.shape[1], dtype=np.int64)
+        for s in range(n):
+            codes = codes * c + labels[s]
+        _, first, counts = np.unique(codes, return_index=True, return_counts=True)
+        return labels[:, first], counts.astype(np.float64)
+    distinct, counts = np.unique(labels, axis=1, return_counts=True)
+    return distinct, counts.astype(np.float64)
 
 
 def _with_ones_row(a_t: np.ndarray, dt: np.dtype) -> np.ndarray:
@@ -344,7 +376,7 @@ def _candidate_matrix(pc: np.ndarray, dt: np.dtype) -> np.ndarray:
 
 def _joint_entropies(op: _Operator, xt: np.ndarray, row_sums: np.ndarray, c: int) -> np.ndarray:
     """Joint entropy ``H(y_sel, y_x)`` (float64) for every candidate row block of ``xt``."""
-    at = op.at
+    at, counts = op.at, op.counts
     m = at.shape[1]
     kc_total = xt.shape[0]
     nblk = -(-m // _MAX_CONFIG_BLOCK)
@@ -364,7 +396,11 @@ def _joint_entropies(op: _Operator, xt: np.ndarray, row_sums: np.ndarray, c: int
             lg = buf_l[: rows * width].reshape(rows, width)
             np.matmul(x_blk, a_blk, out=g)  # joint probabilities (or their ratios to q)
             np.log(g, out=lg)
-            acc[k0 : k0 + rows] += np.vecdot(g, lg)  # sum over configurations of G log G
+            if counts is None:
+                acc[k0 : k0 + rows] += np.vecdot(g, lg)  # sum over configurations of G log G
+            else:
+                np.multiply(lg, g, out=lg)
+                acc[k0 : k0 + rows] += lg @ counts[m0 : m0 + mb]  # ... each times its count
     s1 = acc.reshape(-1, c).sum(axis=1)
     if op.w is not None:
         s1 += row_sums @ op.w
@@ -387,8 +423,10 @@ def _lazy_gains(
     avail = np.flatnonzero(~taken)
     order = avail[np.argsort(-bound[avail], kind="stable")]  # ties: lower position first
     best, start = -np.inf, 0
+    size, largest = _LAZY_CHUNKS
     while start < order.size:
-        idx = order[start : start + _LAZY_CHUNK]
+        idx = order[start : start + size]
+        size = min(2 * size, largest)
         rows = (idx[:, None] * c + np.arange(c)).ravel()
         d = _joint_entropies(op, xt[rows], row_sums[idx], c) - op.h_sel - h_cond[idx]
         delta[idx] = d
