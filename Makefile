@@ -30,7 +30,7 @@ run: $(STAMP)
 # checked; the tests of what only a process shows (exit codes, signals, launchers, servers)
 # wait on al-run subprocesses. Each worker holds TensorFlow (about 1.5 GB), hence at most four.
 TEST_WORKERS ?= $(shell $(PYTHON) -c 'import os; print(min(4, os.cpu_count() or 1))')
-PARALLEL := -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder
+PARALLEL := -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 test: $(STAMP)
 	@[ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && $(MAKE) --no-print-directory data >/dev/null 2>&1 \

@@ -13,29 +13,47 @@ from omegaconf import DictConfig
 from al_experiments.acquisition import UnknownQueryError, unregister_query
 
 
-# Session fixtures that start real servers (PostgreSQL with an MLflow server, a SLURM cluster):
-# every test that uses one runs in the same xdist worker, so a run starts each once, not once
-# per worker.
+# Session fixtures that start real servers (PostgreSQL with an MLflow server, a SLURM cluster),
+# and the files whose tests use them: these files run in one xdist worker, so a run starts each
+# server once, not once per worker.
 SHARED_SERVERS = ("tracking_server", "slurm_cluster")
+SHARED_SERVER_FILES = ("tests/test_launchers.py", "tests/test_tracking_access.py", "tests/test_tracking_server.py")
 
 
-@pytest.hookimpl(tryfirst=True)
+def _work_unit(nodeid: str) -> str:
+    """A test's work unit under ``make test``'s scheduler: its file, or the shared servers' unit."""
+    path = nodeid.split("::", 1)[0]
+    return "servers" if path in SHARED_SERVER_FILES else path
+
+
+def pytest_xdist_make_scheduler(config, log):
+    """Files whole on one worker, as ``--dist loadfile`` gives them (module fixtures are made
+    once), with the shared servers' files as one unit; handed out in collection order."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ByWorkUnit(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return _work_unit(nodeid)
+
+    return ByWorkUnit(config, log)
+
+
 def pytest_collection_modifyitems(config, items):
-    """Work units for ``pytest -n N --dist loadgroup --no-loadscope-reorder`` (``make test``): a
-    module's tests run in one worker (its module fixtures are made once), the tests of the
-    shared servers in one worker, and the units that run real processes (``slow`` tests) are
-    handed out first, so that the long ones do not start last while the other worker idles."""
-    def unit(item) -> str:
-        return "servers" if set(SHARED_SERVERS) & set(item.fixturenames) else item.module.__name__
-
+    """The units that run real processes (``slow`` tests) first, the servers' unit before all:
+    xdist hands units out in this order (``--no-loadscope-reorder``), so the long ones do not
+    start last while the other worker idles. A test of a shared server outside the listed files
+    is refused: it would start a second server in another worker."""
     slow: dict[str, int] = {}
-    for item in items:
-        slow[unit(item)] = slow.get(unit(item), 0) + (item.get_closest_marker("slow") is not None)
-    first_seen = {name: index for index, name in reversed(list(enumerate(map(unit, items))))}
-    order = {name: (name != "servers", -count, first_seen[name]) for name, count in slow.items()}
-    items.sort(key=lambda item: order[unit(item)])  # stable: a unit's tests keep their order
-    for item in items:
-        item.add_marker(pytest.mark.xdist_group(unit(item)))
+    first_seen: dict[str, int] = {}
+    for index, item in enumerate(items):
+        unit = _work_unit(item.nodeid)
+        if unit != "servers" and set(SHARED_SERVERS) & set(item.fixturenames):
+            raise pytest.UsageError(f"{item.nodeid} uses a shared server: add its file to SHARED_SERVER_FILES "
+                                    "in tests/conftest.py.")
+        slow[unit] = slow.get(unit, 0) + (item.get_closest_marker("slow") is not None)
+        first_seen.setdefault(unit, index)
+    items.sort(key=lambda item: (_work_unit(item.nodeid) != "servers", -slow[_work_unit(item.nodeid)],
+                                 first_seen[_work_unit(item.nodeid)]))  # stable: a unit keeps its order
 
 
 @pytest.fixture

@@ -206,3 +206,25 @@ def test_of_processes_starting_at_once_one_compiles_and_a_later_one_loads(tmp_pa
     losses, cache = _finish(_start(folder))
     assert losses == writers[0][0] and cache == {"saved": 0, "loaded": 1}
     assert _entries(folder) == written  # read, not written again
+
+
+def test_a_failed_write_into_the_cache_is_the_os_error_behind_it(tmp_path, monkeypatch):
+    """TensorFlow writes an entry while it compiles, so a full cache folder fails the program's
+    call with TensorFlow's own error: it comes out as the OSError it is, naming the folder (what a
+    job reports as a results folder to fix); any other error passes unchanged."""
+    import errno
+
+    cache = tmp_path / "cache"
+    monkeypatch.setattr(compile_cache, "_writable_cache", cache)
+    message = f"{cache}/xla_compile_cache__1__2__XLA_CPU_JIT.pbvm-1.tmp; No space left on device"
+    with pytest.raises(OSError) as raised:
+        with first_compile("program"):
+            raise RuntimeError(message)
+    assert raised.value.errno == errno.ENOSPC and raised.value.filename == str(cache)
+    with pytest.raises(RuntimeError, match="elsewhere"):
+        with first_compile("program"):
+            raise RuntimeError("/somewhere/elsewhere: No space left on device")
+    monkeypatch.setattr(compile_cache, "_writable_cache", None)
+    with pytest.raises(RuntimeError):  # no cache of this process's: nothing of it can fail
+        with first_compile("program"):
+            raise RuntimeError(message)

@@ -45,8 +45,10 @@ def run_record(tmp_path: Path, run) -> dict:
         if key.endswith("_time") or key.endswith("_seconds"):
             continue
         metrics[key] = sorted((m.step, m.value) for m in client.get_metric_history(run.info.run_id, key))
-    # The store's path is the only param that names the test's folder.
-    params = {k: v.replace(str(tmp_path), "<tmp>") for k, v in run.data.params.items() if k != "state_dir"}
+    # The store's path is the only param that names the test's folder; where checkpoints and
+    # compiled programs are kept is no part of the results.
+    params = {k: v.replace(str(tmp_path), "<tmp>") for k, v in run.data.params.items()
+              if k not in ("state_dir", "compile_cache")}
     tags = {k: run.data.tags.get(k) for k in ("query", "seed", "job_identity", "experiment_file")}
     return {"status": run.info.status, "params": params, "tags": tags, "metrics": metrics}
 
@@ -172,8 +174,10 @@ def tiny_filesystem(tmp_path):
 
 
 def test_a_full_disk_fails_clearly_and_the_rerun_resumes_after_space_is_freed(folder, reference, tiny_filesystem):
+    # the checkpoints on the full disk; the compile cache, whose entry would never fit, beside it
     state = f"state_dir={tiny_filesystem / 'state'}"
-    full = run_cli(folder, *JOB, state)
+    cache = f"compile_cache={folder / 'compile-cache'}"
+    full = run_cli(folder, *JOB, state, cache)
     assert full.returncode == 1
     lines = [line for line in full.stderr.splitlines() if line.startswith("Error: ")]
     assert len(lines) == 1 and "No space left on device" in lines[0] and "re-run the same command" in lines[0], full.stderr[-2000:]
@@ -182,7 +186,7 @@ def test_a_full_disk_fails_clearly_and_the_rerun_resumes_after_space_is_freed(fo
     assert csv_files(folder) == []  # nothing was written past the last checkpoint
 
     (tiny_filesystem / "filler").unlink()  # space freed
-    resumed = run_cli(folder, *JOB, state)
+    resumed = run_cli(folder, *JOB, state, cache)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     (run,) = mlflow_runs(folder)
     (path,) = csv_files(folder)

@@ -295,8 +295,9 @@ def _publish_round(suit: ExperimentSuitMetrics, run: mlflow_run.JobRun, experime
 
 def _storage_error(path: str, reason: str) -> StorageError:
     return StorageError(
-        f"Cannot write {path}: {reason}; free space or fix the folder (metrics_dir, state_dir, the "
-        "MLflow store), then re-run the same command: the job resumes after its last completed round."
+        f"Cannot write {path}: {reason}; free space or fix the folder (metrics_dir, state_dir, "
+        "compile_cache, the MLflow store), then re-run the same command: the job resumes after its last "
+        "completed round."
     )
 
 

@@ -101,8 +101,40 @@ def first_compile(program: str) -> Iterator[None]:
     computes, equal in every process that compiles the same one): one process at a time runs
     it, so the first compiles and writes the entry while the others wait and then load it.
     Nothing happens without a writable cache; a lock that cannot be taken (a file system without
-    locks, a wait beyond ``COMPILE_WAIT_S``) lets the process compile on its own."""
+    locks, a wait beyond ``COMPILE_WAIT_S``) lets the process compile on its own.
+
+    TensorFlow writes the entry as part of the compile, so a cache folder that fills up or turns
+    read-only fails the call itself: that failure is raised as the ``OSError`` it is, naming the
+    folder, which a job reports like any results folder to fix (a full ``state_dir``)."""
     cache = _writable_cache
+    try:
+        with _one_compiler_at_a_time(cache, program):
+            yield
+    except Exception as error:
+        failure = write_failure(error, cache)
+        if failure is None:
+            raise
+        raise failure from None
+
+
+# How TensorFlow's message names a failed write of a cache entry (it reports the C library's text).
+_WRITE_FAILURES = {"No space left on device": errno.ENOSPC, "Disk quota exceeded": errno.EDQUOT,
+                   "Read-only file system": errno.EROFS, "Permission denied": errno.EACCES}
+
+
+def write_failure(error: Exception, cache: Path | None) -> OSError | None:
+    """The ``OSError`` behind ``error`` when it is a failed write into ``cache``, else None."""
+    text = str(error)
+    if cache is None or str(cache) not in text:
+        return None
+    for reason, code in _WRITE_FAILURES.items():
+        if reason in text:
+            return OSError(code, os.strerror(code), str(cache))
+    return None
+
+
+@contextmanager
+def _one_compiler_at_a_time(cache: Path | None, program: str) -> Iterator[None]:
     try:
         import fcntl  # POSIX only: elsewhere every process compiles
     except ImportError:
