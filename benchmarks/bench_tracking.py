@@ -296,6 +296,8 @@ def main() -> int:
                         help="only the phase with restarts (its checks, without the steady phase's figures)")
     parser.add_argument("--json", help="write the figures here")
     args = parser.parse_args()
+    if args.restarts_only and not args.restarts:
+        parser.error("--restarts-only needs --restarts of at least 1")
 
     env = dict(os.environ)
     tracking_dir = Path(env.get("TRACKING_DIR") or ("/var/lib/al-tracking" if os.geteuid() == 0

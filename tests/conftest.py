@@ -43,17 +43,17 @@ def pytest_collection_modifyitems(config, items):
     xdist hands units out in this order (``--no-loadscope-reorder``), so the long ones do not
     start last while the other worker idles. A test of a shared server outside the listed files
     is refused: it would start a second server in another worker."""
+    units = {item: _work_unit(item.nodeid) for item in items}
     slow: dict[str, int] = {}
     first_seen: dict[str, int] = {}
-    for index, item in enumerate(items):
-        unit = _work_unit(item.nodeid)
+    for index, (item, unit) in enumerate(units.items()):
         if unit != "servers" and set(SHARED_SERVERS) & set(item.fixturenames):
             raise pytest.UsageError(f"{item.nodeid} uses a shared server: add its file to SHARED_SERVER_FILES "
                                     "in tests/conftest.py.")
         slow[unit] = slow.get(unit, 0) + (item.get_closest_marker("slow") is not None)
         first_seen.setdefault(unit, index)
-    items.sort(key=lambda item: (_work_unit(item.nodeid) != "servers", -slow[_work_unit(item.nodeid)],
-                                 first_seen[_work_unit(item.nodeid)]))  # stable: a unit keeps its order
+    # stable: a unit keeps its tests' order
+    items.sort(key=lambda item: (units[item] != "servers", -slow[units[item]], first_seen[units[item]]))
 
 
 @pytest.fixture

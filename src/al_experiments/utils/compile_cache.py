@@ -111,7 +111,7 @@ def first_compile(program: str) -> Iterator[None]:
         with _one_compiler_at_a_time(cache, program):
             yield
     except Exception as error:
-        failure = write_failure(error, cache)
+        failure = _write_failure(error, cache)
         if failure is None:
             raise
         raise failure from None
@@ -122,7 +122,7 @@ _WRITE_FAILURES = {"No space left on device": errno.ENOSPC, "Disk quota exceeded
                    "Read-only file system": errno.EROFS, "Permission denied": errno.EACCES}
 
 
-def write_failure(error: Exception, cache: Path | None) -> OSError | None:
+def _write_failure(error: Exception, cache: Path | None) -> OSError | None:
     """The ``OSError`` behind ``error`` when it is a failed write into ``cache``, else None."""
     text = str(error)
     if cache is None or str(cache) not in text:

@@ -201,8 +201,8 @@ def training_pass(layers, x, alg: str = "auto_select"):
     """``x`` through ``layers`` in training mode: each plain ``Dropout`` applied by
     ``keep_mask`` (with generator ``alg``), every other layer called as Keras calls it."""
     for layer in layers:
-        rate = dropout_rate(layer)
-        x = layer(x, training=True) if rate is None else dropped(x, keep_mask(tf.shape(x), layer, rate, alg), rate)
+        own = own_dropout_call(layer, alg)
+        x = layer(x, training=True) if own is None else own(x, training=True)
     return x
 
 

@@ -75,7 +75,7 @@ class Trainer:
         self._apply_gradients = adam_step(optimizer, variables) or \
             (lambda grads: optimizer.apply_gradients(zip(grads, variables)))
         per_example = per_example_loss(self._loss_fn)
-        self.uses_xla = bool(xla) and per_example is not None and xla_trainable(model, log_blocker=True)
+        self.uses_xla = bool(xla) and per_example is not None and xla_trainable(model)
         self._per_example_loss = per_example
         self._train_fns: dict[tuple, Callable] = {}
 
@@ -288,11 +288,11 @@ def xla_blocker(model):
     return None
 
 
-def xla_trainable(model, log_blocker: bool = False) -> bool:
-    """Whether the XLA path trains this network (see ``xla_blocker``); with ``log_blocker``, one
-    debug line names the layer that sends it to the graph path."""
+def xla_trainable(model) -> bool:
+    """Whether the XLA path trains this network (see ``xla_blocker``); if not, one debug line
+    names the layer that sends it to the graph path."""
     blocker = xla_blocker(model)
-    if blocker is not None and log_blocker:
+    if blocker is not None:
         log.debug("%s trains on the graph path, not through XLA: its layer %r (%s) is not one the XLA "
                   "trainer compiles (training.XLA_LAYERS).", model.name, blocker.name, type(blocker).__name__)
     return blocker is None
