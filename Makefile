@@ -110,11 +110,12 @@ data:
 	[ -d /usr/share/datasets/fashion-mnist ] || $(SUDO) apt-get install -y -q dataset-fashion-mnist \
 		|| ($(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q dataset-fashion-mnist)
 
-# The runs of al-run's experiment (its id read from the store), not MLflow's start page.
+# The runs of al-run's experiment (its id read from the store), not MLflow's start page; without
+# MLflow's GenAI job runner (8 processes that serve nothing here).
 ui: $(STAMP)
 	@$(BIN)/python -c "import mlflow; e = mlflow.MlflowClient('sqlite:///mlflow.db').get_experiment_by_name('al-experiments'); \
 		print('Runs: http://127.0.0.1:5000/#/experiments/%s/runs?workflowType=machine_learning' % (e.experiment_id if e else '<none yet: run al-run first>'))" 2>/dev/null
-	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db --host 127.0.0.1 --port 5000
+	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false $(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db --host 127.0.0.1 --port 5000
 
 clean:
 	rm -rf $(VENV) $(TFAL) $(SKAL) $(BAAL) outputs multirun mlflow.db mlflow.db.lock mlruns mlartifacts

@@ -244,9 +244,10 @@ start_server() {
   # that); gunicorn terminates TLS itself. Threaded workers keep a connection open between a
   # job's rounds (4.5 s apart in the Gal protocol), so a job pays the TLS handshake once, and a
   # thread checking a password (scrypt, 0.1 s idle, up to 1 s under load, once a minute per
-  # worker with the cache) holds up no other request. TERM lets requests in flight finish (20 s
-  # at most).
-  local options="--timeout 60 --graceful-timeout 20 --log-level warning --certfile $CERT --keyfile $KEY --worker-class gthread --threads 4 --keep-alive 30"
+  # worker with the cache) holds up no other request. TERM lets requests in flight finish, 5 s at
+  # most: a worker holds its idle kept-alive connections for the whole grace while new ones wait
+  # in the listen queue, so every job stalls for as long as the grace lasts.
+  local options="--timeout 60 --graceful-timeout 5 --log-level warning --certfile $CERT --keyfile $KEY --worker-class gthread --threads 4 --keep-alive 30"
   [[ ${TRACKING_ACCESS_LOG:-0} == 1 ]] && options+=" --access-logfile -"
   # secrets reach the server through its environment (readable by its owner alone), never argv;
   # its own session, so that stopping it stops its workers too
@@ -257,6 +258,9 @@ start_server() {
     MLFLOW_SERVER_ALLOWED_HOSTS=$(joined "${hosts[@]}"); export MLFLOW_SERVER_ALLOWED_HOSTS
     MLFLOW_SERVER_CORS_ALLOWED_ORIGINS=$(joined "${origins[@]}"); export MLFLOW_SERVER_CORS_ALLOWED_ORIGINS
     export MLFLOW_SERVER_X_FRAME_OPTIONS=DENY
+    # MLflow's GenAI job runner (judges, prompt optimisation) serves nothing of an experiment
+    # tracker, and its 8 extra processes would double the CPU each start and restart takes
+    export MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false
     exec setsid "$MLFLOW" server --app-name basic-auth --backend-store-uri "$DB_URI" \
       --artifacts-destination "$DIR/artifacts" --host "$HOST" --port "$PORT" --workers "$WORKERS" \
       --gunicorn-opts "$options" </dev/null >>"$DIR/mlflow-server.log" 2>&1

@@ -14,7 +14,7 @@ browser=$(command -v chromium || command -v chromium-browser || true)
 [ -n "$browser" ] || { echo "Error: chromium is not installed (apt-get install chromium)." >&2; exit 1; }
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 mkdir -p "$out"
-"$mlflow" ui --backend-store-uri "sqlite:///$store" --host 127.0.0.1 --port "$port" >"$out/mlflow-ui.log" 2>&1 &
+MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false "$mlflow" ui --backend-store-uri "sqlite:///$store" --host 127.0.0.1 --port "$port" >"$out/mlflow-ui.log" 2>&1 &
 server=$!
 trap 'kill $server 2>/dev/null || true; wait $server 2>/dev/null || true' EXIT
 for _ in $(seq 1 120); do

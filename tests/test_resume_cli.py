@@ -202,7 +202,8 @@ def _start_server(tmp_path: Path, port: int) -> subprocess.Popen:
         [str(mlflow), "server", "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}",
          "--artifacts-destination", str(tmp_path / "server-artifacts"), "--host", "127.0.0.1",
          "--port", str(port), "--workers", "1"],
-        cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"})  # as scripts/tracking_server.sh runs it
     deadline = time.monotonic() + 120  # a hang guard: the server answering is the event waited for
     while time.monotonic() < deadline:
         try:
