@@ -46,8 +46,15 @@ def cli_command(tmp_path: Path, *args: str, tracking: bool = True) -> tuple[list
     return [*AL_RUN, *args, *extra], env
 
 
-def run_cli(tmp_path: Path, *args: str, timeout: float = 300, tracking: bool = True) -> subprocess.CompletedProcess:
+def run_cli(tmp_path: Path, *args: str, timeout: float = 300, tracking: bool = True,
+            preforked: bool = False) -> subprocess.CompletedProcess:
+    """``al-run <args>`` run to its end, its output captured; ``preforked``: a classical job's
+    process forked from one that made al-run's imports once (tests/_preforked.py)."""
     command, env = cli_command(tmp_path, *args, tracking=tracking)
+    if preforked:
+        import _preforked
+
+        return _preforked.run(command, cwd=tmp_path, env=env, timeout=timeout)
     return subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=timeout)
 
 

@@ -1,16 +1,17 @@
 """Fault injection on a real sweep: kill ``al-run -m`` (SIGKILL) at named points of its jobs,
 drawn at random or fixed, re-run the same command until it completes, and compare every MLflow
-run and every CSV with an uninterrupted sweep, row for row."""
+run and every CSV with an uninterrupted sweep, row for row. The sweeps are classical, each run of
+the command a process forked with al-run's imports made (tests/_preforked.py)."""
 
 from __future__ import annotations
 
 import random
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+import _preforked
 from _app_helpers import QUICK_CLASSICAL, cli_command, csv_files, mlflow_runs, run_cli, with_store
 from al_experiments.utils.failpoints import ENV as FAILPOINTS
 from test_resume_cli import csv_rows, run_record
@@ -41,7 +42,7 @@ def sweep_results(tmp_path: Path) -> tuple[dict, dict]:
 @pytest.fixture(scope="module")
 def uninterrupted(tmp_path_factory):
     tmp_path = with_store(tmp_path_factory.mktemp("uninterrupted"), tmp_path_factory)
-    done = run_cli(tmp_path, *SWEEP)
+    done = run_cli(tmp_path, *SWEEP, preforked=True)
     assert done.returncode == 0, done.stderr[-3000:]
     return sweep_results(tmp_path)
 
@@ -53,7 +54,7 @@ def run_until_done(tmp_path: Path, failpoints: Callable[[], str], attempts: int 
         command, env = cli_command(tmp_path, *SWEEP)
         points = failpoints()
         env[FAILPOINTS] = points
-        done = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+        done = _preforked.run(command, cwd=tmp_path, env=env, timeout=600)
         if done.returncode == 0:
             return attempt
         assert done.returncode == -9, (points, done.stderr[-3000:])

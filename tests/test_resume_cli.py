@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
+import _preforked
 from _app_helpers import QUICK_CLASSICAL, cli_command, csv_files, free_port, mlflow_runs, run_cli, store_uri, with_store
 from al_experiments.utils.failpoints import ENV as FAILPOINTS
-from al_experiments.utils.failpoints import wait_until_paused
 
 pytestmark = pytest.mark.slow
 
@@ -24,7 +24,8 @@ pytestmark = pytest.mark.slow
 JOB = ["+experiment=smoke", "loop.max_rounds=3", "seed=3"]
 # The same protocol with a classical model, for the kills at every point: what a kill can tear
 # (checkpoint, CSV, MLflow run) is the job's, not the network's, and such a process starts
-# without TensorFlow. A network's resume is killed once, after a checkpoint, below.
+# without TensorFlow (so it is forked preloaded: tests/_preforked.py). A network's resume is
+# killed once, after a checkpoint, in processes of the real al-run, below.
 CLASSICAL_JOB = [*QUICK_CLASSICAL, "loop.max_rounds=3", "seed=3"]
 TIME_COLUMNS = {"train_time", "query_time", "optim_time", "eval_time"}
 
@@ -57,7 +58,7 @@ def uninterrupted(tmp_path_factory, job: list[str]) -> tuple[Path, list, dict]:
     """An uninterrupted run of ``job``: its folder, CSV rows and run record. Tests may add to the
     folder; the rows and record are read before any does."""
     folder = with_store(tmp_path_factory.mktemp("reference"), tmp_path_factory)
-    done = run_cli(folder, *job)
+    done = run_cli(folder, *job, preforked=job is CLASSICAL_JOB)
     assert done.returncode == 0, done.stderr[-3000:]
     (run,) = mlflow_runs(folder)
     (path,) = csv_files(folder)
@@ -71,8 +72,11 @@ def reference(tmp_path_factory) -> tuple[Path, list, dict]:
 
 
 def killed_at(tmp_path: Path, point: str, job: list[str] = JOB) -> subprocess.CompletedProcess:
+    """``job`` run with the failpoint ``point``; a classical job preforked (tests/_preforked.py)."""
     command, env = cli_command(tmp_path, *job)
     env[FAILPOINTS] = point
+    if job is CLASSICAL_JOB:
+        return _preforked.run(command, cwd=tmp_path, env=env, timeout=300)
     return subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
 
 
@@ -112,7 +116,7 @@ def test_a_job_killed_at_every_point_in_turn_resumes_each_time_to_the_uninterrup
         if point.startswith("after_csv"):
             text = paths[0].read_bytes()
             paths[0].write_bytes(text[: len(text) - 40])  # the last row cut in the middle
-    resumed = run_cli(folder, *CLASSICAL_JOB)
+    resumed = run_cli(folder, *CLASSICAL_JOB, preforked=True)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     (run,) = mlflow_runs(folder)
     (path,) = csv_files(folder)
@@ -221,9 +225,9 @@ def _stop(server: subprocess.Popen) -> None:
         server.wait()
 
 
-def _wait_until_paused(process: subprocess.Popen, log: Path) -> None:
+def _wait_until_paused(process: _preforked.Popen, log: Path) -> None:
     try:
-        wait_until_paused(process.pid)
+        process.wait_until_paused()
     except AssertionError as exc:
         raise AssertionError(f"{exc}: {log.read_text()[-3000:]}") from None
 
@@ -242,7 +246,7 @@ def _job_with_server_gone_after_round_2(tmp_path: Path, tmp_path_factory, wait_s
                                f"mlflow.server_wait_s={wait_s:g}", tracking=False)
     env.update(extra_env or {})
     with log.open("w") as output:
-        process = subprocess.Popen(command, cwd=tmp_path, env={**env, FAILPOINTS: f"after_mlflow@2:pause,{failpoints}"},
+        process = _preforked.Popen(command, cwd=tmp_path, env={**env, FAILPOINTS: f"after_mlflow@2:pause,{failpoints}"},
                                    stdout=output, stderr=subprocess.STDOUT)
     try:
         _wait_until_paused(process, log)
@@ -315,7 +319,7 @@ def test_tracking_server_going_away_mid_run_then_coming_back(tmp_path, tmp_path_
 
     server = _start_server(tmp_path, port)
     try:
-        resumed = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+        resumed = _preforked.run(command, cwd=tmp_path, env=env, timeout=300)
         assert resumed.returncode == 0, resumed.stderr[-3000:]
         client = MlflowClient(uri)
         (run,) = client.search_runs([client.get_experiment_by_name("al-experiments").experiment_id])

@@ -1,5 +1,6 @@
 """Who gets into the shared tracking server (scripts/tracking_server.sh), and that no secret leaves
-its file: the server, its database and the jobs as clients, all real."""
+its file: the server, its database and the jobs as clients, all real (the jobs classical, each a
+process forked with al-run's imports made: tests/_preforked.py)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
+
+import _preforked
 from _app_helpers import AL_RUN, QUICK_CLASSICAL as QUICK
 from conftest import add_tracking_user, read_credentials
 
@@ -107,9 +110,9 @@ def test_a_job_is_told_why_the_server_refuses_it(tracking_server, tmp_path):
         folder = tmp_path / str(number)
         folder.mkdir()
         env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_TRACKING_")}
-        result = subprocess.run([*AL_RUN, *QUICK, f"mlflow.tracking_uri={tracking_server.uri}", experiment,
+        result = _preforked.run([*AL_RUN, *QUICK, f"mlflow.tracking_uri={tracking_server.uri}", experiment,
                                  "mlflow.server_wait_s=60"], cwd=folder, env={**env, **client, "HOME": str(folder)},
-                                capture_output=True, text=True, timeout=300)
+                                timeout=300)
         assert result.returncode == 1, result.stderr[-2000:]
         assert result.stderr.strip().splitlines() == [result.stderr.strip()] and needle in result.stderr, result.stderr
         assert "Waiting" not in result.stdout + result.stderr
@@ -201,8 +204,8 @@ def test_a_canary_password_never_leaves_its_file(tracking_server, tmp_path):
     for number, (name, (env, args)) in enumerate(ways.items()):
         folder = tmp_path / f"job{number}"
         folder.mkdir()
-        result = subprocess.run([*AL_RUN, *args, *QUICK, f"state_dir={folder / 'state'}"], cwd=folder,
-                                env={**base_env, **env}, capture_output=True, text=True, timeout=600)
+        result = _preforked.run([*AL_RUN, *args, *QUICK, f"state_dir={folder / 'state'}"], cwd=folder,
+                                env={**base_env, **env}, timeout=600)
         outputs.append(result.stdout + result.stderr)
         refused = "uri" in name.lower() or name == "interpolation"
         assert result.returncode == (1 if refused else 0), (name, result.stderr[-2000:])
