@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test test-fast install bench bench-round bench-acquisition bench-baal bench-sweep bench-tracking bench-scale ui clean data
+.PHONY: run test test-order test-fast install bench bench-round bench-acquisition bench-baal bench-sweep bench-tracking bench-scale ui clean data
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,12 @@ test: $(STAMP)
 	@[ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && $(MAKE) --no-print-directory data >/dev/null 2>&1 \
 		|| echo "note: dataset-fashion-mnist not installed; its two tests will be skipped"
 	$(BIN)/python -m pytest -q $(PARALLEL)
+
+# make test's order: the seconds each unit took in a run of it (tests/unit_seconds.json; longest
+# first balances the two workers); rerun when test files are added or change much
+test-order: $(STAMP)
+	$(BIN)/python -m pytest -q $(PARALLEL) --junitxml=.test-report.xml
+	$(BIN)/python tests/conftest.py .test-report.xml > tests/unit_seconds.json && rm -f .test-report.xml
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow" $(PARALLEL)

@@ -143,13 +143,17 @@ start_mariadb() {
             GRANT ALL ON slurm_acct_db.* TO 'slurm'@'localhost'; FLUSH PRIVILEGES;"
 }
 
+# stop_pidfile FILE...: stop the daemons together (each takes about 2 s to leave) and wait for all
 stop_pidfile() {
-  local file=$1 pid
-  running "$file" || return 0
-  pid=$(cat "$file")
-  kill "$pid"
-  for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.2; done
-  log "pid $pid ($file) did not stop within 20 s"
+  local file pids=() pid
+  for file in "$@"; do
+    running "$file" || continue
+    pid=$(cat "$file"); kill "$pid"; pids+=("$pid:$file")
+  done
+  for pid in "${pids[@]}"; do
+    for _ in $(seq 1 200); do kill -0 "${pid%%:*}" 2>/dev/null || continue 2; sleep 0.1; done
+    log "pid ${pid%%:*} (${pid#*:}) did not stop within 20 s"
+  done
 }
 
 up() {
@@ -178,7 +182,9 @@ down() {
     squeue -h -o %A | sort -u | xargs -r scancel || true
     until_ok 40 sh -c '[ -z "$(squeue -h)" ]' || true
   fi
-  for file in $DAEMON_PIDS; do stop_pidfile "$file"; done
+  # SLURM's daemons first, then what they use (their accounting database, munge)
+  stop_pidfile "$RUN/slurmd.pid" "$RUN/slurmctld.pid" "$RUN/slurmdbd.pid"
+  stop_pidfile /run/mysqld/mysqld.pid /run/munge/munged.pid
 }
 
 status() {

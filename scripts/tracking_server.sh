@@ -320,7 +320,7 @@ case "${1:-}" in
   up | down | status) "$1" ;;
   restart) stop_server TERM; start_server ;;
   kill) stop_server KILL ;;
-  reset) down; rm -rf "$DIR" ;;
+  reset) stop_server KILL; down; rm -rf "$DIR" ;;  # what is deleted needs no graceful stop
   uri) echo "$URI" ;;
   cert) echo "$CERT" ;;
   add-user | grant) users "$@" ;;

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from al_experiments.acquisition import UnknownQueryError, unregister_query
 # server once, not once per worker.
 SHARED_SERVERS = ("tracking_server", "slurm_cluster")
 SHARED_SERVER_FILES = ("tests/test_launchers.py", "tests/test_tracking_access.py", "tests/test_tracking_server.py")
+UNIT_SECONDS = Path(__file__).with_name("unit_seconds.json")
 
 
 def _work_unit(nodeid: str) -> str:
@@ -39,11 +41,14 @@ def pytest_xdist_make_scheduler(config, log):
 
 
 def pytest_collection_modifyitems(config, items):
-    """The units that run real processes (``slow`` tests) first, the servers' unit before all:
-    xdist hands units out in this order (``--no-loadscope-reorder``), so the long ones do not
-    start last while the other worker idles. A test of a shared server outside the listed files
-    is refused: it would start a second server in another worker."""
+    """The servers' unit first, then the others longest first, by the seconds each took in a
+    measured run (tests/unit_seconds.json; a unit missing there by its count of ``slow`` tests,
+    after those listed): xdist hands units out in this order (``--no-loadscope-reorder``), so no
+    long unit starts last while the other worker idles. The order changes how long ``make test``
+    takes, never what it checks. A test of a shared server outside the listed files is refused:
+    it would start a second server in another worker."""
     units = {item: _work_unit(item.nodeid) for item in items}
+    measured = json.loads(UNIT_SECONDS.read_text()) if UNIT_SECONDS.exists() else {}
     slow: dict[str, int] = {}
     first_seen: dict[str, int] = {}
     for index, (item, unit) in enumerate(units.items()):
@@ -53,7 +58,21 @@ def pytest_collection_modifyitems(config, items):
         slow[unit] = slow.get(unit, 0) + (item.get_closest_marker("slow") is not None)
         first_seen.setdefault(unit, index)
     # stable: a unit keeps its tests' order
-    items.sort(key=lambda item: (units[item] != "servers", -slow[units[item]], first_seen[units[item]]))
+    items.sort(key=lambda item: (units[item] != "servers", -measured.get(units[item], 0.0), -slow[units[item]],
+                                 first_seen[units[item]]))
+
+
+def unit_seconds(junit_xml: str) -> dict[str, float]:
+    """Seconds per work unit from a JUnit report of ``make test`` (``--junitxml``), for
+    tests/unit_seconds.json: ``python tests/conftest.py REPORT.xml > tests/unit_seconds.json``."""
+    import xml.etree.ElementTree as ElementTree
+
+    seconds: dict[str, float] = {}
+    for case in ElementTree.parse(junit_xml).iter("testcase"):
+        path = case.get("classname", "").replace(".", "/") + ".py"
+        unit = _work_unit(path)
+        seconds[unit] = seconds.get(unit, 0.0) + float(case.get("time", 0.0))
+    return {unit: round(value, 1) for unit, value in sorted(seconds.items(), key=lambda kv: -kv[1])}
 
 
 @pytest.fixture
@@ -176,3 +195,9 @@ def as_tracking_user(tracking_server, monkeypatch):
     for name, value in tracking_server.client.items():
         monkeypatch.setenv(name, value)
     return tracking_server
+
+
+if __name__ == "__main__":
+    import sys
+
+    print(json.dumps(unit_seconds(sys.argv[1]), indent=1))

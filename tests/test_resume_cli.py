@@ -71,6 +71,12 @@ def reference(tmp_path_factory) -> tuple[Path, list, dict]:
     return uninterrupted(tmp_path_factory, JOB)
 
 
+@pytest.fixture(scope="module")
+def classical_reference(tmp_path_factory) -> tuple[Path, list, dict]:
+    """The uninterrupted run of CLASSICAL_JOB."""
+    return uninterrupted(tmp_path_factory, CLASSICAL_JOB)
+
+
 def killed_at(tmp_path: Path, point: str, job: list[str] = JOB) -> subprocess.CompletedProcess:
     """``job`` run with the failpoint ``point``; a classical job preforked (tests/_preforked.py)."""
     command, env = cli_command(tmp_path, *job)
@@ -96,13 +102,13 @@ KILLS = [("after_run_created", 0, 0), ("before_checkpoint@1", 0, 0), ("after_mlf
          ("after_checkpoint@2", 1, 1), ("after_csv@3", 3, 2), ("after_run_finished", 3, 3)]
 
 
-def test_a_job_killed_at_every_point_in_turn_resumes_each_time_to_the_uninterrupted_results(folder, tmp_path_factory):
+def test_a_job_killed_at_every_point_in_turn_resumes_each_time_to_the_uninterrupted_results(folder, classical_reference):
     """Every kill but the first lands in the resume of the one before, so each point is followed
     by a resume, and what that resume has left when the next kill lands is the uninterrupted
     run's so far: the same run, the first rows and values, none twice or changed. The last
     resume completes the job. The kill after the last CSV row also leaves that row torn, as a
     kill in mid-write would: the resume rebuilds the CSV from the checkpoint."""
-    _, rows, record = uninterrupted(tmp_path_factory, CLASSICAL_JOB)
+    _, rows, record = classical_reference
     for point, rows_in_csv, rounds_in_mlflow in KILLS:
         killed = killed_at(folder, point, CLASSICAL_JOB)
         assert killed.returncode == -9, (point, killed.stderr[-2000:])
@@ -177,11 +183,12 @@ def tiny_filesystem(tmp_path):
     subprocess.run(["umount", str(folder)], check=False)
 
 
-def test_a_full_disk_fails_clearly_and_the_rerun_resumes_after_space_is_freed(folder, reference, tiny_filesystem):
-    # the checkpoints on the full disk; the compile cache, whose entry would never fit, beside it
+def test_a_full_disk_fails_clearly_and_the_rerun_resumes_after_space_is_freed(folder, classical_reference,
+                                                                              tiny_filesystem):
+    """The job's checkpoints on a full disk (a classical job: the failed write and the resume are
+    the job's; a compile cache entry that cannot be written has its own test in test_compile_cache)."""
     state = f"state_dir={tiny_filesystem / 'state'}"
-    cache = f"compile_cache={folder / 'compile-cache'}"
-    full = run_cli(folder, *JOB, state, cache)
+    full = run_cli(folder, *CLASSICAL_JOB, state, preforked=True)
     assert full.returncode == 1
     lines = [line for line in full.stderr.splitlines() if line.startswith("Error: ")]
     assert len(lines) == 1 and "No space left on device" in lines[0] and "re-run the same command" in lines[0], full.stderr[-2000:]
@@ -190,11 +197,11 @@ def test_a_full_disk_fails_clearly_and_the_rerun_resumes_after_space_is_freed(fo
     assert csv_files(folder) == []  # nothing was written past the last checkpoint
 
     (tiny_filesystem / "filler").unlink()  # space freed
-    resumed = run_cli(folder, *JOB, state, cache)
+    resumed = run_cli(folder, *CLASSICAL_JOB, state, preforked=True)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     (run,) = mlflow_runs(folder)
     (path,) = csv_files(folder)
-    _, rows, record = reference
+    _, rows, record = classical_reference
     assert csv_rows(path) == rows and run_record(folder, run) == record
 
 
