@@ -34,12 +34,14 @@ def results(job) -> list[tuple]:
     return [(step["train"], step["eval"], step["indices_selected"]) for step in job.loop.rounds()]
 
 
-@pytest.mark.parametrize("model", ["mc_dropout_mlp", "ensemble_mlp"])
+# the ensemble with 2 members of its 5: what is taken over is each member's network, however many
+@pytest.mark.parametrize("model", [["model=mc_dropout_mlp"], ["model=ensemble_mlp", "model.wrapper.members=2"]],
+                         ids=["mc_dropout_mlp", "ensemble_mlp"])
 def test_the_next_job_of_the_same_network_takes_it_over_and_computes_what_a_fresh_build_does(model):
-    first = built(f"model={model}", "seed=0")
+    first = built(*model, "seed=0")
     results(first)
     # Another seed, query and training length: the network is the same, its Config is not.
-    second_job = (f"model={model}", "seed=1", "query=max_entropy", "model.fit.epochs=6")
+    second_job = (*model, "seed=1", "query=max_entropy", "model.fit.epochs=6")
     second = built(*second_job)
     assert second.model is first.model
     taken_over = results(second)
