@@ -46,9 +46,16 @@ def _started_server() -> subprocess.Popen:
         # unbuffered: a reply waited for with select must not sit in a buffer already read
         _server = subprocess.Popen([sys.executable, __file__], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                    stderr=subprocess.DEVNULL, cwd=tempfile.gettempdir(), bufsize=0)
-        atexit.register(_server.kill)
+        atexit.register(_shut_down, _server)
         assert _reply(_server, 300) == {"ready": True}
     return _server
+
+
+def _shut_down(server: subprocess.Popen) -> None:
+    """At the test process's exit: no job left behind (one stopped at a pause point included)."""
+    if _current is not None and _current.returncode is None:
+        _current.kill()
+    server.kill()
 
 
 def _reply(server: subprocess.Popen, timeout: float | None) -> dict | None:

@@ -252,10 +252,10 @@ def _job_with_server_gone_after_round_2(tmp_path: Path, tmp_path_factory, wait_s
     command, env = cli_command(tmp_path, *QUICK_CLASSICAL, "seed=3", "loop.max_rounds=4", f"mlflow.tracking_uri={uri}",
                                f"mlflow.server_wait_s={wait_s:g}", tracking=False)
     env.update(extra_env or {})
-    with log.open("w") as output:
-        process = _preforked.Popen(command, cwd=tmp_path, env={**env, FAILPOINTS: f"after_mlflow@2:pause,{failpoints}"},
-                                   stdout=output, stderr=subprocess.STDOUT)
-    try:
+    try:  # the server is stopped whatever happens to the job
+        with log.open("w") as output:
+            process = _preforked.Popen(command, cwd=tmp_path, env={**env, FAILPOINTS: f"after_mlflow@2:pause,{failpoints}"},
+                                       stdout=output, stderr=subprocess.STDOUT)
         _wait_until_paused(process, log)
     finally:
         _stop(server)
