@@ -46,11 +46,13 @@ def cli_command(tmp_path: Path, *args: str, tracking: bool = True) -> tuple[list
     return [*AL_RUN, *args, *extra], env
 
 
-def run_cli(tmp_path: Path, *args: str, timeout: float = 300, tracking: bool = True,
-            preforked: bool = False) -> subprocess.CompletedProcess:
-    """``al-run <args>`` run to its end, its output captured; ``preforked``: a classical job's
-    process forked from one that made al-run's imports once (tests/_preforked.py)."""
-    command, env = cli_command(tmp_path, *args, tracking=tracking)
+def run_cli(tmp_path: Path, *args: str, timeout: float = 300, tracking: bool = True, preforked: bool = False,
+            env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """``al-run <args>`` run to its end, its output captured, with ``env`` added to its
+    environment; ``preforked``: a classical job's process forked from one that made al-run's
+    imports once (tests/_preforked.py)."""
+    command, base_env = cli_command(tmp_path, *args, tracking=tracking)
+    env = {**base_env, **(env or {})}
     if preforked:
         import _preforked
 

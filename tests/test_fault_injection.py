@@ -11,8 +11,7 @@ from pathlib import Path
 
 import pytest
 
-import _preforked
-from _app_helpers import QUICK_CLASSICAL, cli_command, csv_files, mlflow_runs, run_cli, with_store
+from _app_helpers import QUICK_CLASSICAL, csv_files, mlflow_runs, run_cli, with_store
 from al_experiments.utils.failpoints import ENV as FAILPOINTS
 from test_resume_cli import csv_rows, run_record
 
@@ -51,10 +50,8 @@ def run_until_done(tmp_path: Path, failpoints: Callable[[], str], attempts: int 
     """Re-run the same sweep command, each time with the failpoints ``failpoints()`` gives,
     until it exits 0; every run before must have died at one. Returns the number of runs."""
     for attempt in range(1, attempts + 1):
-        command, env = cli_command(tmp_path, *SWEEP)
         points = failpoints()
-        env[FAILPOINTS] = points
-        done = _preforked.run(command, cwd=tmp_path, env=env, timeout=600)
+        done = run_cli(tmp_path, *SWEEP, timeout=600, preforked=True, env={FAILPOINTS: points})
         if done.returncode == 0:
             return attempt
         assert done.returncode == -9, (points, done.stderr[-3000:])

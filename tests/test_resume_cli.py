@@ -79,11 +79,7 @@ def classical_reference(tmp_path_factory) -> tuple[Path, list, dict]:
 
 def killed_at(tmp_path: Path, point: str, job: list[str] = JOB) -> subprocess.CompletedProcess:
     """``job`` run with the failpoint ``point``; a classical job preforked (tests/_preforked.py)."""
-    command, env = cli_command(tmp_path, *job)
-    env[FAILPOINTS] = point
-    if job is CLASSICAL_JOB:
-        return _preforked.run(command, cwd=tmp_path, env=env, timeout=300)
-    return subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    return run_cli(tmp_path, *job, preforked=job is CLASSICAL_JOB, env={FAILPOINTS: point})
 
 
 def assert_part_of(record: dict, reference: dict) -> None:
