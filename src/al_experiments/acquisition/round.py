@@ -264,13 +264,12 @@ class RoundView:
         ``positions`` (into the candidates) asks for those candidates only, and only they pass
         through the network: the draws depend on the round's seed and the sample index alone, so
         their rows are the rows the whole set's samples would have."""
-        if positions is None or "joint" in self._cache:
-            if "joint" not in self._cache:
-                self._cache["joint"] = self._consistent(self.candidate_inputs())
-            whole = self._cache["joint"]
-            return whole if positions is None else whole[positions]
-        positions = np.asarray(positions, dtype=np.int64)
-        return self._consistent(IndexedInputs(self.pool.inputs, self.candidates[positions]))
+        if positions is not None and "joint" not in self._cache:
+            positions = np.asarray(positions, dtype=np.int64)
+            return self._consistent(IndexedInputs(self.pool.inputs, self.candidates[positions]))
+        if "joint" not in self._cache:
+            self._cache["joint"] = self._consistent(self.candidate_inputs())
+        return self._cache["joint"] if positions is None else self._cache["joint"][positions]
 
     def target_samples(self, size: int = 100, source: str = "pool") -> np.ndarray:
         """Consistent samples ``(M, T, C)`` of a target set, drawn with the same parameter draws
