@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+import copy
+import functools
+
 import pytest
 
 from al_experiments.validation import reject_unknown_kwargs, signature_names
@@ -169,19 +172,27 @@ def test_rng_from_is_numpy_default_rng_after_one_check():
 
 
 # ----------------------------------------------------------------------------- the config's values
-def _config_with(key: str):
-    """The default config, or one whose network has ``key`` where the default's has not."""
+@functools.cache
+def _shipped_configs() -> tuple:
+    """The default config and the one of the CNN preset (which has the keys of a convolutional
+    network), composed once."""
     from hydra import compose, initialize_config_module
-    from omegaconf import OmegaConf
 
     from al_experiments.app.schema import register_configs
 
     register_configs()
     with initialize_config_module("al_experiments.conf", version_base=None):
-        for overrides in ([], ["model=mc_dropout_cnn"]):
-            cfg = compose("config", overrides=overrides)
-            if OmegaConf.select(cfg, key, default=KeyError) is not KeyError:
-                return cfg
+        return tuple(compose("config", overrides=overrides) for overrides in ([], ["model=mc_dropout_cnn"]))
+
+
+def _config_with(key: str):
+    """A fresh copy of the default config, or of one whose network has ``key`` where the
+    default's has not."""
+    from omegaconf import OmegaConf
+
+    for cfg in _shipped_configs():
+        if OmegaConf.select(cfg, key, default=KeyError) is not KeyError:
+            return copy.deepcopy(cfg)
     raise AssertionError(f"no shipped config has {key}")
 
 
