@@ -245,7 +245,9 @@ def test_sampled_dropout_keeps_what_keras_dropout_keeps_and_scales_it_alike(rate
     monkeypatch.setattr(sampling, "keep_mask", lambda *args: own_masks.append(args) or keep_mask(*args))
     ours = Sampler(net, stochastic=True).sample(x, 400)  # (5, 400 samples, 400 features)
     assert len(own_masks) == 2  # both layers' masks are the sampler's own, drawn while tracing
-    theirs = np.stack([np.asarray(net(x, training=True)) for _ in range(400)], axis=1)
+    # Keras' own training pass, once over every row repeated 400 times: each row of a batch gets
+    # its own mask, so the batch holds 400 independent samples of each input
+    theirs = np.asarray(net(np.repeat(x, 400, axis=0), training=True)).reshape(5, 400, 400)
     kept = 1 - (1 - (1 - rate) ** 2)
     scale = 1 / (1 - rate) ** 2
     for samples in (ours, theirs):
