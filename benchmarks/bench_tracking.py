@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tracking_server_control import csv_rounds, running_server, server
+from tracking_server_control import csv_rounds, running_server, server, server_status
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -223,10 +223,13 @@ def phase(uri: str, clients: int, rounds: int, round_s: float, folder: Path, tra
                 how = "restart" if number % 2 == 0 else "kill"
                 running = sum(p.is_alive() for p in processes)
                 server(how, env)
+                answer = ""
                 if how == "kill":
+                    # what the script says of a server that crashed: PostgreSQL alone is not one
+                    answer = f" (status while down: exit {server_status(env)})"
                     server("up", env)
                 restarted.append(f"{'SIGTERM' if how == 'restart' else 'SIGKILL'} at {time.time() - began:.1f} s "
-                                 f"with {running} clients running")
+                                 f"with {running} clients running{answer}")
         for process in processes:
             process.join()
         wall = time.time() - began

@@ -16,11 +16,16 @@ def server(command: str, env: dict[str, str] | None = None) -> str:
                           text=True).stdout.strip()
 
 
+def server_status(env: dict[str, str] | None = None) -> int:
+    """``tracking_server.sh status``'s exit code: 0 while the server answers."""
+    return subprocess.run(["bash", str(SCRIPT), "status"], env=env, capture_output=True).returncode
+
+
 @contextlib.contextmanager
 def running_server(env: dict[str, str] | None = None) -> Iterator[str]:
     """The server's URI, started if it is not running, and then stopped again on the way out.
     This process and its children sign in to it (``sign_in``)."""
-    was_running = subprocess.run(["bash", str(SCRIPT), "status"], env=env, capture_output=True).returncode == 0
+    was_running = server_status(env) == 0
     uri = server("up", env).splitlines()[-1]
     try:
         sign_in(env)
