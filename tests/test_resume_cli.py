@@ -54,12 +54,9 @@ def run_record(tmp_path: Path, run) -> dict:
     return {"status": run.info.status, "params": params, "tags": tags, "metrics": metrics}
 
 
-def uninterrupted(tmp_path_factory, job: list[str]) -> tuple[Path, list, dict]:
-    """An uninterrupted run of ``job``: its folder, CSV rows and run record. Tests may add to the
-    folder; the rows and record are read before any does."""
-    folder = with_store(tmp_path_factory.mktemp("reference"), tmp_path_factory)
-    done = run_cli(folder, *job, preforked=job is CLASSICAL_JOB)
-    assert done.returncode == 0, done.stderr[-3000:]
+def uninterrupted_record(folder: Path) -> tuple[Path, list, dict]:
+    """``folder``'s one run, finished: the folder, its CSV rows and its run record. Tests may add
+    to the folder; the rows and record are read before any does."""
     (run,) = mlflow_runs(folder)
     (path,) = csv_files(folder)
     return folder, csv_rows(path), run_record(folder, run)
@@ -67,14 +64,26 @@ def uninterrupted(tmp_path_factory, job: list[str]) -> tuple[Path, list, dict]:
 
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory) -> tuple[Path, list, dict]:
-    """The uninterrupted run of JOB."""
-    return uninterrupted(tmp_path_factory, JOB)
+    """The uninterrupted run of JOB, by ``run_job`` in this process (this test process has
+    TensorFlow loaded already): what the job computes is what al-run's process computes, as the
+    kill test below holds it to, and what only al-run's process shows is in the runs killed."""
+    from conftest import compose_config
+
+    from al_experiments.app.job import JobContext, run_job
+
+    folder = with_store(tmp_path_factory.mktemp("reference"), tmp_path_factory)
+    cfg = compose_config(*JOB, f"mlflow.tracking_uri={store_uri(folder)}", f"state_dir={folder / '.al-state'}")
+    run_job(cfg, JobContext(output_dir=str(folder / "run")))
+    return uninterrupted_record(folder)
 
 
 @pytest.fixture(scope="module")
 def classical_reference(tmp_path_factory) -> tuple[Path, list, dict]:
     """The uninterrupted run of CLASSICAL_JOB."""
-    return uninterrupted(tmp_path_factory, CLASSICAL_JOB)
+    folder = with_store(tmp_path_factory.mktemp("reference"), tmp_path_factory)
+    done = run_cli(folder, *CLASSICAL_JOB, preforked=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return uninterrupted_record(folder)
 
 
 def killed_at(tmp_path: Path, point: str, job: list[str] = JOB) -> subprocess.CompletedProcess:
