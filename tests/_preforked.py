@@ -33,6 +33,10 @@ from _app_helpers import AL_RUN
 
 _server: subprocess.Popen | None = None
 _current: "Popen | None" = None  # the job now running (the server runs one at a time)
+# Where the servers of one test session share the list of what a job imports (set by
+# conftest.py): the first to start runs the warm-up job, the others read its list.
+module_list: Path | None = None
+MODULE_LIST_ENV = "AL_PREFORKED_MODULE_LIST"
 
 
 def _al_run_args(command: list[str]) -> list[str]:
@@ -44,8 +48,9 @@ def _started_server() -> subprocess.Popen:
     global _server
     if _server is None or _server.poll() is not None:
         # unbuffered: a reply waited for with select must not sit in a buffer already read
+        env = {**os.environ, **({MODULE_LIST_ENV: str(module_list)} if module_list else {})}
         _server = subprocess.Popen([sys.executable, __file__], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                   stderr=subprocess.DEVNULL, cwd=tempfile.gettempdir(), bufsize=0)
+                                   stderr=subprocess.DEVNULL, cwd=tempfile.gettempdir(), env=env, bufsize=0)
         atexit.register(_shut_down, _server)
         assert _reply(_server, 300) == {"ready": True}
     return _server
@@ -179,18 +184,24 @@ def _import_what_a_job_imports(devnull: int) -> None:
 
     from al_experiments.app import cli  # noqa: F401
 
-    scratch = tempfile.mkdtemp(prefix="preforked-")
-    listing = Path(scratch) / "modules.txt"
-    pid = os.fork()
-    if pid == 0:
-        atexit.register(lambda: listing.write_text("\n".join(sorted(sys.modules))))
-        argv = ["+experiment=smoke", "model=logistic_regression", "dataset=breast_cancer", "loop.max_rounds=1",
-                f"hydra.run.dir={scratch}/run", f"mlflow.tracking_uri=sqlite:///{scratch}/mlflow.db"]
-        _become_the_job({"argv": [AL_RUN[0], *argv], "cwd": scratch, "env": dict(os.environ)}, [devnull, devnull],
-                        devnull)
-    os.waitpid(pid, 0)
-    names = listing.read_text().split() if listing.exists() else []
-    shutil.rmtree(scratch, ignore_errors=True)
+    shared = Path(os.environ[MODULE_LIST_ENV]) if os.environ.get(MODULE_LIST_ENV) else None
+    if shared is not None and shared.exists():
+        names = shared.read_text().split()
+    else:
+        scratch = tempfile.mkdtemp(prefix="preforked-", dir=shared.parent if shared else None)
+        listing = Path(scratch) / "modules.txt"
+        pid = os.fork()
+        if pid == 0:
+            atexit.register(lambda: listing.write_text("\n".join(sorted(sys.modules))))
+            argv = ["+experiment=smoke", "model=logistic_regression", "dataset=breast_cancer", "loop.max_rounds=1",
+                    f"hydra.run.dir={scratch}/run", f"mlflow.tracking_uri=sqlite:///{scratch}/mlflow.db"]
+            _become_the_job({"argv": [AL_RUN[0], *argv], "cwd": scratch, "env": dict(os.environ)},
+                            [devnull, devnull], devnull)
+        os.waitpid(pid, 0)
+        names = listing.read_text().split() if listing.exists() else []
+        if names and shared is not None:  # whole or not at all: another server may read it now
+            listing.replace(shared)
+        shutil.rmtree(scratch, ignore_errors=True)
     for name in names:
         if name not in sys.modules and not name.startswith(("tensorflow", "keras", "__main__")):
             try:

@@ -132,6 +132,18 @@ def job_config(smoke_config, folder) -> Callable[..., DictConfig]:
     return make
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _preforked_module_list(tmp_path_factory):
+    """One list of a job's imports for every preforked server of this session: in the folder of
+    its xdist workers (their own folders' parent), or of this process alone."""
+    import os
+
+    import _preforked
+
+    folder = tmp_path_factory.getbasetemp()
+    _preforked.module_list = (folder.parent if "PYTEST_XDIST_WORKER" in os.environ else folder) / "preforked-modules.txt"
+
+
 @pytest.fixture(scope="session")
 def tracking_server():
     """A PostgreSQL-backed MLflow server of scripts/tracking_server.sh in a folder and on ports of
