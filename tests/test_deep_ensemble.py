@@ -15,7 +15,7 @@ from al_experiments.acquisition import AcquisitionFunction, available_queries
 from al_experiments.pool import Pool
 from al_experiments.wrapper import DeepEnsemble, Model
 
-CLASSES, FEATURES, MEMBERS = 3, 4, 3
+CLASSES, FEATURES, MEMBERS = 3, 4, 2
 
 
 def blobs(n: int = 60, seed: int = 0):
