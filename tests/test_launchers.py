@@ -21,7 +21,7 @@ CLUSTER = REPO / "scripts" / "slurm_cluster.sh"
 
 
 def test_local_launcher_sweep_with_parallel_writers(tmp_path):
-    """Four jobs in four processes at once write one metrics folder and one SQLite store:
+    """Two jobs in two processes at once write one metrics folder and one SQLite store:
     every round of every job lands once in both, and .meta.json parses at every instant."""
     import json
     import threading
@@ -45,17 +45,17 @@ def test_local_launcher_sweep_with_parallel_writers(tmp_path):
     start = time.perf_counter()
     try:
         result = run_cli(tmp_path, "-m", "hydra/launcher=local", "hydra.launcher.timeout_min=10",
-                         *QUICK, "query=random,bald", "seed=0,1", timeout=600)
+                         *QUICK, "query=random,bald", "seed=0", timeout=600)
     finally:
         done.set()
         reader.join()
     elapsed = time.perf_counter() - start
     assert result.returncode == 0, result.stderr[-3000:]
-    parent, children = check_sweep(tmp_path, jobs=4)
+    parent, children = check_sweep(tmp_path, jobs=2)
     # each job ran in its own process: submitit's folder holds one log per job
-    assert len(list((tmp_path / "sweep" / ".submitit").rglob("*_log.out"))) == 4
+    assert len(list((tmp_path / "sweep" / ".submitit").rglob("*_log.out"))) == 2
     assert failures == [] and reads[0] > 0
-    print(f"local launcher, 4-job sweep: {elapsed:.1f} s, .meta.json read {reads[0]} times")
+    print(f"local launcher, 2-job sweep: {elapsed:.1f} s, .meta.json read {reads[0]} times")
 
 
 @pytest.fixture(scope="session")
@@ -72,6 +72,23 @@ def slurm_cluster():
     yield
     if not running:  # a cluster that ran before (maybe for someone else) is left running
         subprocess.run(["bash", str(CLUSTER), "down"], capture_output=True, text=True, timeout=300)
+
+
+def _start_once_requeued(job_id: str, process: subprocess.Popen, deadline: float) -> None:
+    """SLURM holds a requeued job until its begin time, AuthInfo's cred_expire later (10 s on
+    this cluster); once the job waits for it, it is allowed to start now, as an administrator
+    may (scontrol update StartTime). The requeue and the resume are what is under test."""
+    left_running = False
+    while process.poll() is None and time.monotonic() < deadline:
+        state = subprocess.run(["squeue", "-h", "-j", job_id, "-o", "%T %r"], capture_output=True,
+                               text=True).stdout.split()
+        if state == ["PENDING", "BeginTime"]:
+            subprocess.run(["scontrol", "update", f"JobId={job_id}", "StartTime=now"], check=True)
+            return
+        left_running = left_running or state[:1] != ["RUNNING"]
+        if left_running and state[:1] == ["RUNNING"]:
+            return  # started again already
+        time.sleep(0.2)
 
 
 @pytest.mark.slurm
@@ -98,6 +115,7 @@ def test_slurm_preemption_requeues_and_the_job_resumes(slurm_cluster, tmp_path):
     # submitit names its folder for the job after the SLURM job id: this job, not anyone else's
     (job_id,) = [p.name for p in (tmp_path / "sweep" / ".submitit").iterdir() if p.is_dir()]
     subprocess.run(["scancel", "--signal=USR2", job_id], check=True)
+    _start_once_requeued(job_id, process, deadline)
     _, stderr = process.communicate(timeout=400)
     assert process.returncode == 0, stderr[-3000:]
 
