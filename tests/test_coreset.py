@@ -127,6 +127,24 @@ def test_distance_table_is_never_materialised():
     assert peak < 8 * 2**20
 
 
+def test_a_float32_pool_gives_its_float64_copys_picks_without_being_copied_whole():
+    """A large pool's embeddings come from the network in float32: they are read in float64 a
+    block at a time, so the picks are those of the float64 copy, and no such copy is made."""
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(20_000, 32)).astype(np.float32)
+    labelled = rng.normal(size=(50, 32)).astype(np.float32)
+    expected = k_center_greedy(x.astype(np.float64), labelled.astype(np.float64), 8, chunk_size=512)
+    tracemalloc.start()
+    try:
+        got = k_center_greedy(x, labelled, 8, chunk_size=512)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    np.testing.assert_array_equal(got, expected)
+    # The float64 copy alone would be 5 MB; a block of 512 rows is 0.1 MB, the distances 0.16 MB.
+    assert peak < x.size * 8 / 4, peak
+
+
 def test_batch_size_rules():
     x = np.arange(6.0).reshape(3, 2)
     out = k_center_greedy(x, None, 0, rng=0)

@@ -90,12 +90,18 @@ def check_probs(probs: ArrayLike) -> np.ndarray:
     return arr
 
 
-def check_embeddings(x: ArrayLike, name: str = "embeddings", empty_dim: int | None = None) -> np.ndarray:
+def check_embeddings(x: ArrayLike, name: str = "embeddings", empty_dim: int | None = None,
+                     keep_float32: bool = False) -> np.ndarray:
     """Return ``x`` as a finite float64 matrix ``(rows, D)`` or raise a one-sentence error.
 
-    With ``empty_dim`` set, a 1-D empty input (``[]``) is read as ``(0, empty_dim)``."""
-    arr = numeric_array(x, f"{name} must be a numeric (rows, D) array",
-                        "pass the model's embedding vectors as a float array")
+    With ``empty_dim`` set, a 1-D empty input (``[]``) is read as ``(0, empty_dim)``. With
+    ``keep_float32`` a float32 array is returned as it is, not copied (for callers that compute
+    in float64 block by block: a large pool's float64 copy would double its memory)."""
+    if keep_float32 and isinstance(x, np.ndarray) and x.dtype == np.float32:
+        arr = x
+    else:
+        arr = numeric_array(x, f"{name} must be a numeric (rows, D) array",
+                            "pass the model's embedding vectors as a float array")
     if empty_dim is not None and arr.ndim == 1 and arr.size == 0:
         return np.empty((0, empty_dim))
     if arr.ndim != 2:

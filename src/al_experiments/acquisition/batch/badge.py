@@ -37,6 +37,8 @@ _SUM_TOL = 1e-3
 # summation order. Points that close (relative distance < 1e-6) would have a draw probability
 # of ~1e-12 of a typical point's anyway.
 _CANCEL_TOL = 1e-12
+# Rows of the embeddings taken to float64 at a time (4,096 x D values: 8 MiB at D = 256).
+_BLOCK_ROWS = 4096
 
 
 def gradient_embedding_factors(
@@ -44,7 +46,9 @@ def gradient_embedding_factors(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Validate BADGE's inputs and return the factors ``(a, h)`` of the gradient embeddings
     ``g_i = a_i ⊗ h_i``: ``a = onehot(argmax p) - p`` of shape (N, C) (ties in the argmax go to
-    the lowest class) and ``h`` the embeddings (N, D), both float64."""
+    the lowest class) and ``h`` the embeddings (N, D), float64 (``a``) and float64 or, as given,
+    float32 (``h``: a large pool's float64 copy would double its memory; it is read in float64
+    block by block)."""
     p = numeric_array(probs, "BADGE needs probabilities of shape (N, C)", "pass a numeric array of softmax rows")
     if p.ndim == 3:
         raise ValueError(
@@ -57,7 +61,7 @@ def gradient_embedding_factors(
             "softmax row per pool point."
         )
     p = check_probs(p[:, None, :])[:, 0, :]
-    h = check_embeddings(embeddings)
+    h = check_embeddings(embeddings, keep_float32=True)
     if h.shape[0] != p.shape[0]:
         raise ValueError(
             f"probs has {p.shape[0]} rows but embeddings has {h.shape[0]}: pass both for the "
@@ -78,9 +82,27 @@ def gradient_embedding_factors(
     return a, h
 
 
+def _rows_dot(h: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """``h @ v`` (N,) in float64, ``h`` read a block of rows at a time."""
+    out = np.empty(h.shape[0], dtype=np.float64)
+    v = np.asarray(v, dtype=np.float64)
+    for start in range(0, h.shape[0], _BLOCK_ROWS):
+        np.matmul(np.asarray(h[start : start + _BLOCK_ROWS], dtype=np.float64), v, out=out[start : start + _BLOCK_ROWS])
+    return out
+
+
+def _sq_norms(h: np.ndarray) -> np.ndarray:
+    """``|h_i|^2`` (N,) in float64, a block of rows at a time."""
+    out = np.empty(h.shape[0], dtype=np.float64)
+    for start in range(0, h.shape[0], _BLOCK_ROWS):
+        block = np.asarray(h[start : start + _BLOCK_ROWS], dtype=np.float64)
+        out[start : start + _BLOCK_ROWS] = np.einsum("ij,ij->i", block, block)
+    return out
+
+
 def _sq_dist_to(a: np.ndarray, h: np.ndarray, g_sq: np.ndarray, j: int) -> np.ndarray:
     """Squared distances |g_i - g_j|^2 from the factors, round-off clipped to exactly 0."""
-    cross = (a @ a[j]) * (h @ h[j])
+    cross = (a @ a[j]) * _rows_dot(h, h[j])
     d2 = g_sq + g_sq[j] - 2.0 * cross
     d2[d2 <= _CANCEL_TOL * (g_sq + g_sq[j])] = 0.0  # also clips negative round-off
     d2[j] = 0.0
@@ -98,7 +120,7 @@ def gradient_embedding_sq_distances(
     a, h = gradient_embedding_factors(probs, embeddings)
     n = a.shape[0]
     Interval(Integral, -n, n, closed="left").check("centre_index", centre_index)
-    g_sq = np.einsum("ij,ij->i", a, a) * np.einsum("ij,ij->i", h, h)
+    g_sq = np.einsum("ij,ij->i", a, a) * _sq_norms(h)
     return _sq_dist_to(a, h, g_sq, int(centre_index) % n)
 
 
@@ -131,7 +153,7 @@ def badge(
     if b == 0:
         return np.empty(0, dtype=np.int64)
 
-    g_sq = np.einsum("ij,ij->i", a, a) * np.einsum("ij,ij->i", h, h)
+    g_sq = np.einsum("ij,ij->i", a, a) * _sq_norms(h)
     picks = np.empty(b, dtype=np.int64)
     chosen = np.zeros(n, dtype=bool)
     picks[0] = int(np.argmax(g_sq))

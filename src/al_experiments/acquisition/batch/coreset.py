@@ -4,7 +4,8 @@ The greedy 2-approximation of the k-center problem repeatedly takes the candidat
 from everything chosen so far (the labelled set plus the points already in the batch). Only
 one vector of nearest-centre distances is kept and updated with each new centre, so a batch
 of B costs O(N_U * (N_L + B) * D) time and O(N_U) extra memory, with the candidate-to-labelled
-distances computed block by block.
+distances computed block by block; a float32 pool is read block by block in float64, never
+copied whole.
 
 Differences from the widely copied ``kcenter_greedy.py`` (google/active-learning), on purpose:
 
@@ -30,11 +31,17 @@ __all__ = ["k_center_greedy", "min_sq_dist_to_set", "DEFAULT_CHUNK_SIZE"]
 DEFAULT_CHUNK_SIZE = 2048
 
 
+def _float64(block: np.ndarray) -> np.ndarray:
+    """A block of rows in float64 (a copy only where the pool is kept in float32)."""
+    return np.asarray(block, dtype=np.float64)
+
+
 def _sq_dist_to_point(x: np.ndarray, centre: np.ndarray, chunk_size: int) -> np.ndarray:
     """Exact squared Euclidean distances from every row of ``x`` to ``centre``, by blocks."""
     out = np.empty(x.shape[0], dtype=np.float64)
+    centre = _float64(centre)
     for start in range(0, x.shape[0], chunk_size):
-        diff = x[start : start + chunk_size] - centre
+        diff = _float64(x[start : start + chunk_size]) - centre
         out[start : start + chunk_size] = np.einsum("ij,ij->i", diff, diff)
     return out
 
@@ -46,20 +53,22 @@ def min_sq_dist_to_set(x: np.ndarray, centres: np.ndarray, chunk_size: int) -> n
     expansion ``|u|^2 + |l|^2 - 2 u.l``, which finds each row's nearest centre quickly but
     loses precision when u and l are close (cancellation). The returned distance is then
     recomputed exactly against that nearest centre, so exact duplicates get exactly 0.
+    Rows of a float32 ``x`` are taken to float64 one block at a time.
     """
-    x_sq = np.einsum("ij,ij->i", x, x)
+    centres = _float64(centres)
     c_sq = np.einsum("ij,ij->i", centres, centres)
     best = np.empty(x.shape[0], dtype=np.float64)
     for start in range(0, x.shape[0], chunk_size):
-        block = x[start : start + chunk_size]
+        block = _float64(x[start : start + chunk_size])
         rows = block.shape[0]
+        block_sq = np.einsum("ij,ij->i", block, block)
         best_val = np.full(rows, np.inf)
         best_idx = np.zeros(rows, dtype=np.int64)
         for c_start in range(0, centres.shape[0], chunk_size):
             cb = centres[c_start : c_start + chunk_size]
             d = block @ cb.T
             d *= -2.0
-            d += x_sq[start : start + rows, None]
+            d += block_sq[:, None]
             d += c_sq[None, c_start : c_start + cb.shape[0]]
             idx = d.argmin(axis=1)
             val = d[np.arange(rows), idx]
@@ -95,7 +104,9 @@ def k_center_greedy(
     after every other candidate. ``chunk_size`` bounds the candidate-to-labelled distance
     blocks to ``chunk_size x chunk_size`` values and does not change the result.
     """
-    x, labelled = check_feature_sets(embeddings, labelled_embeddings)
+    # a float32 pool stays float32 (distances are taken in float64 block by block): its float64
+    # copy would add twice its size to the round's memory
+    x, labelled = check_feature_sets(embeddings, labelled_embeddings, keep_float32=True)
     n = x.shape[0]
     chunk = int(chunk_size)
     b = min(int(batch_size), n)

@@ -22,11 +22,12 @@ KMEANS_RESTARTS = 1
 
 def check_feature_sets(features: ArrayLike, labelled_features: ArrayLike | None,
                        names: tuple[str, str] = ("embeddings", "labelled_embeddings"),
-                       ) -> tuple[np.ndarray, np.ndarray]:
+                       keep_float32: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """``(candidates (N, D), labelled (L, D))`` as finite float64 matrices; ``None`` or an empty
-    array means no labelled point. One sentence when either is malformed or their D differ."""
+    array means no labelled point. One sentence when either is malformed or their D differ.
+    ``keep_float32``: float32 candidates are kept as they are (see ``check_embeddings``)."""
     own, other = names
-    x = check_embeddings(features, own)
+    x = check_embeddings(features, own, keep_float32=keep_float32)
     dim = x.shape[1]
     if labelled_features is None:
         return x, np.empty((0, dim))
