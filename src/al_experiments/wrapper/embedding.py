@@ -98,20 +98,21 @@ class Embedder:
         size = int(batch_size) if batch_size is not None else DEFAULT_ROWS_PER_PASS
         fn = self._function(bool(return_probs))
         dtype = self._x_spec.dtype.as_numpy_dtype
-        features, probs = [], []
         n = len(inputs)
+        # Filled in place, chunk by chunk: a list of chunks joined at the end would hold a large
+        # pool's embeddings twice at once.
+        outputs: list[np.ndarray] = []
         for start in range(0, n, size):
-            out = fn(np.asarray(inputs[start:min(n, start + size)], dtype=dtype))
-            if return_probs:
-                features.append(out[0].numpy())
-                probs.append(out[1].numpy())
-            else:
-                features.append(out.numpy())
-        if not features:
+            stop = min(n, start + size)
+            out = fn(np.asarray(inputs[start:stop], dtype=dtype))
+            chunks = [part.numpy() for part in out] if return_probs else [out.numpy()]
+            if not outputs:
+                outputs = [np.empty((n, *chunk.shape[1:]), dtype=chunk.dtype) for chunk in chunks]
+            for whole, chunk in zip(outputs, chunks):
+                whole[start:stop] = chunk
+        if not outputs:
             width = int(np.prod(self.features_model.outputs[0].shape[1:]))
             empty = np.zeros((0, width), dtype=np.float32)
             return (empty, np.zeros((0, max(2, output_width(self._model))), dtype=np.float32)) if return_probs \
                 else empty
-        if return_probs:
-            return np.concatenate(features, axis=0), np.concatenate(probs, axis=0)
-        return np.concatenate(features, axis=0)
+        return tuple(outputs) if return_probs else outputs[0]
