@@ -132,6 +132,19 @@ def job_config(smoke_config, folder) -> Callable[..., DictConfig]:
     return make
 
 
+def traced_peak(call: Callable[[], object]) -> tuple[object, int]:
+    """``call()``'s result and the peak bytes Python and numpy allocated while it ran
+    (tracemalloc), for tests that hold a computation to its memory bound."""
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        result = call()
+        return result, tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _preforked_module_list(tmp_path_factory):
     """One list of a job's imports for every preforked server of this session: in the folder of

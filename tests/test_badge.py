@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import traced_peak
 
 from al_experiments.acquisition.batch.badge import (
     badge,
@@ -37,17 +38,10 @@ def test_factorised_distances_equal_materialised():
 def test_a_float32_pool_gives_its_float64_copys_picks_without_being_copied_whole():
     """Embeddings from the network are float32: read in float64 a block of rows at a time, they
     give the picks of their float64 copy, and no whole float64 copy is made."""
-    import tracemalloc
-
     probs, h = random_inputs(n=20_000, c=5, d=32, seed=4)
     h32 = h.astype(np.float32)
     expected = badge(probs, h32.astype(np.float64), 8, rng=1)
-    tracemalloc.start()
-    try:
-        got = badge(probs, h32, 8, rng=1)
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    got, peak = traced_peak(lambda: badge(probs, h32, 8, rng=1))
     np.testing.assert_array_equal(got, expected)
     # h's float64 copy alone would be 5 MB (the rest: a, blocks of 4,096 rows, per-pick vectors)
     assert peak < h32.size * 8, peak

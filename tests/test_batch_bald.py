@@ -4,10 +4,10 @@ contracts (BALD first pick, no copies, zeros, seeds, prefilter, errors, bounded 
 from __future__ import annotations
 
 import itertools
-import tracemalloc
 
 import numpy as np
 import pytest
+from conftest import traced_peak
 
 import al_experiments.acquisition.batch.batch_bald as bb_module
 from al_experiments.acquisition import bald, top_k
@@ -265,11 +265,6 @@ def test_memory_stays_far_below_the_full_joint_tensor():
     # The (N, num_samples, C) float32 tensor would take 400 MB; chunking keeps the extra
     # memory near the float32 copy of the pool (N*C*(T+1)*4 bytes = 0.8 MB) plus blocks.
     p = _probs(1000, 20, 10, seed=11)
-    tracemalloc.start()
-    try:
-        idx = batch_bald(p, 6, num_samples=10_000, rng=0)
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    idx, peak = traced_peak(lambda: batch_bald(p, 6, num_samples=10_000, rng=0))
     assert len(set(idx.tolist())) == 6
     assert peak < 64 * 2**20

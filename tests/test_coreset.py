@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import tracemalloc
-
 import numpy as np
 import pytest
+from conftest import traced_peak
 
 from al_experiments.acquisition.batch.coreset import k_center_greedy
 
@@ -116,12 +115,7 @@ def test_all_candidates_identical():
 def test_distance_table_is_never_materialised():
     rng = np.random.default_rng(0)
     x, labelled = rng.normal(size=(3000, 4)), rng.normal(size=(3000, 4))
-    tracemalloc.start()
-    try:
-        got = k_center_greedy(x, labelled, 5, chunk_size=256)
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    got, peak = traced_peak(lambda: k_center_greedy(x, labelled, 5, chunk_size=256))
     assert got.shape == (5,)
     # The full 3000 x 3000 float64 table would be 72 MB; 256 x 256 blocks are 0.5 MB.
     assert peak < 8 * 2**20
@@ -134,12 +128,7 @@ def test_a_float32_pool_gives_its_float64_copys_picks_without_being_copied_whole
     x = rng.normal(size=(20_000, 32)).astype(np.float32)
     labelled = rng.normal(size=(50, 32)).astype(np.float32)
     expected = k_center_greedy(x.astype(np.float64), labelled.astype(np.float64), 8, chunk_size=512)
-    tracemalloc.start()
-    try:
-        got = k_center_greedy(x, labelled, 8, chunk_size=512)
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    got, peak = traced_peak(lambda: k_center_greedy(x, labelled, 8, chunk_size=512))
     np.testing.assert_array_equal(got, expected)
     # The float64 copy alone would be 5 MB; a block of 512 rows is 0.1 MB, the distances 0.16 MB.
     assert peak < x.size * 8 / 4, peak

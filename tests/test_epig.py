@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import math
-import tracemalloc
 
 import numpy as np
 import pytest
+from conftest import traced_peak
 
 from al_experiments.acquisition.batch import epig as epig_module
 from al_experiments.acquisition.batch.epig import epig_scores
@@ -102,12 +102,7 @@ def test_default_chunk_bounds_memory(monkeypatch):
     pool, target = samples(2000, 10, 10, seed=10), samples(50, 10, 10, seed=11)
     reference = epig_scores(pool, target, chunk_size=2000)
     monkeypatch.setattr(epig_module, "DEFAULT_MAX_BYTES", 2**20)
-    tracemalloc.start()
-    try:
-        got = epig_scores(pool, target)
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    got, peak = traced_peak(lambda: epig_scores(pool, target))
     np.testing.assert_allclose(got, reference, rtol=1e-12, atol=1e-15)
     # One chunk holding all 2000 joint tables would be 2000 * 10 * 50 * 10 * 8 B = 80 MB.
     assert peak < 10 * 2**20
