@@ -272,3 +272,18 @@ def test_sampled_dropout_follows_the_layer_seed_generators():
     for generator, state in zip(generators, states):
         generator.state.assign(state)
     np.testing.assert_array_equal(sampler.sample(x, 8), first)
+
+
+@pytest.mark.parametrize("layers, shape, widest", [
+    (lambda: [keras.layers.Dense(128, activation="relu"), keras.layers.Dropout(0.5),
+              keras.layers.Dense(10, activation="softmax")], (64,), 128),
+    (lambda: [keras.layers.Conv2D(4, 3, activation="relu"), keras.layers.Flatten(), keras.layers.Dropout(0.5),
+              keras.layers.Dense(10, activation="softmax")], (12, 12, 1), 10 * 10 * 4),
+], ids=["mlp", "cnn"])
+def test_rows_per_pass_is_the_same_whichever_api_built_the_network(layers, shape, widest):
+    """The sampler's rows a pass follow the network's widest activation, read from the layers'
+    outputs or, for a subclassed network (whose layers have none), from a trace of its call."""
+    expected = sampling.PASS_BYTES // (4 * widest)
+    assert expected > sampling.DEFAULT_ROWS_PER_PASS  # so the default cannot pass for it
+    rows = {api: sampling.rows_per_pass(build(api, shape, layers())) for api in APIS}
+    assert rows == {api: min(sampling.MAX_ROWS_PER_PASS, expected) for api in APIS}

@@ -153,11 +153,35 @@ def rows_per_pass(model) -> int:
         try:
             shape = layer.output.shape[1:]
         except (AttributeError, ValueError):
-            return DEFAULT_ROWS_PER_PASS  # a layer without a known output: keep the default
+            # a subclassed network's layers have no symbolic output: read its activations
+            # from a trace of its call instead
+            widths = _traced_widths(model)
+            break
         widths.append(int(np.prod([int(d) for d in shape])) if all(d is not None for d in shape) else 0)
     if not widths or 0 in widths:
         return DEFAULT_ROWS_PER_PASS
     return int(min(MAX_ROWS_PER_PASS, max(DEFAULT_ROWS_PER_PASS, PASS_BYTES // (4 * max(widths)))))
+
+
+def _traced_widths(model) -> list[int]:
+    """Values per input of every tensor of a traced inference call that has the batch axis
+    (a 0 where one of its other axes is not known); [] when the input shape is not known or the
+    call cannot be traced."""
+    signature = input_signature(model)
+    if signature is None:
+        return []
+    spec = tf.TensorSpec([None, *signature[0]], signature[1])
+    try:
+        graph = tf.function(lambda x: model(x, training=False)).get_concrete_function(spec).graph
+    except Exception:  # a call that does not trace on an unknown batch size: keep the default
+        return []
+    widths = []
+    for operation in graph.get_operations():
+        for tensor in operation.outputs:
+            shape = tensor.shape
+            if shape.rank and shape.rank > 1 and shape[0] is None:
+                widths.append(int(np.prod(shape[1:])) if shape[1:].is_fully_defined() else 0)
+    return widths
 
 
 def dropout_rate(layer) -> float | None:
