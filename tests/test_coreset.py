@@ -155,6 +155,10 @@ def test_errors():
         k_center_greedy(x, np.zeros((2, 2)), 1)
     with pytest.raises(ValueError, match="NaN/inf"):
         k_center_greedy(np.array([[0.0, np.nan]]), None, 1)
+    late = np.zeros((10_000, 2), dtype=np.float32)  # checked a block of rows at a time: a later block too
+    late[9_000, 1] = np.inf
+    with pytest.raises(ValueError, match=r"embeddings contains 1 NaN/inf value"):
+        k_center_greedy(late, None, 1)
     with pytest.raises(ValueError, match=r"^chunk_size=0 is invalid: it must be a whole number >= 1\.$"):
         k_center_greedy(x, None, 1, chunk_size=0)
     with pytest.raises(ValueError, match="rng='seed' is invalid: it must be None, a whole number >= 0 or a numpy Generator"):

@@ -109,7 +109,8 @@ def check_embeddings(x: ArrayLike, name: str = "embeddings", empty_dim: int | No
             f"{name} must be a 2-D array of shape (rows, D), one embedding per row; got shape "
             f"{arr.shape}: flatten each point's features (e.g. x.reshape(len(x), -1))."
         )
-    if not np.isfinite(arr).all():
+    # a block of rows at a time: a whole boolean copy of a large pool is a quarter of its size
+    if not all(np.isfinite(arr[start:start + 4096]).all() for start in range(0, len(arr), 4096)):
         raise ValueError(
             f"{name} contains {int(arr.size - np.count_nonzero(np.isfinite(arr)))} NaN/inf "
             "value(s): check the model's embedding layer (a diverged loss gives NaN)."
