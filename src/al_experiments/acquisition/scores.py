@@ -27,6 +27,7 @@ from al_experiments.validation import numeric_array
 __all__ = [
     "check_probs",
     "check_embeddings",
+    "float64_row_blocks",
     "check_value_range",
     "max_entropy",
     "bald",
@@ -90,6 +91,18 @@ def check_probs(probs: ArrayLike) -> np.ndarray:
     return arr
 
 
+# Rows of a pool's embeddings handled at a time where a whole-array temporary would be as large
+# as the pool itself (4,096 x D values: 8 MiB in float64 at D = 256).
+ROW_BLOCK = 4096
+
+
+def float64_row_blocks(x: np.ndarray, rows: int = ROW_BLOCK):
+    """Yield ``(start, block)`` over ``x``'s rows, ``rows`` at a time, each block in float64 (a
+    copy only where ``x`` is kept in float32: see ``check_embeddings``'s ``keep_float32``)."""
+    for start in range(0, x.shape[0], rows):
+        yield start, np.asarray(x[start:start + rows], dtype=np.float64)
+
+
 def check_embeddings(x: ArrayLike, name: str = "embeddings", empty_dim: int | None = None,
                      keep_float32: bool = False) -> np.ndarray:
     """Return ``x`` as a finite float64 matrix ``(rows, D)`` or raise a one-sentence error.
@@ -110,7 +123,7 @@ def check_embeddings(x: ArrayLike, name: str = "embeddings", empty_dim: int | No
             f"{arr.shape}: flatten each point's features (e.g. x.reshape(len(x), -1))."
         )
     # a block of rows at a time: a whole boolean copy of a large pool is a quarter of its size
-    if not all(np.isfinite(arr[start:start + 4096]).all() for start in range(0, len(arr), 4096)):
+    if not all(np.isfinite(arr[start:start + ROW_BLOCK]).all() for start in range(0, len(arr), ROW_BLOCK)):
         raise ValueError(
             f"{name} contains {int(arr.size - np.count_nonzero(np.isfinite(arr)))} NaN/inf "
             "value(s): check the model's embedding layer (a diverged loss gives NaN)."

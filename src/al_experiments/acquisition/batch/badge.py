@@ -25,7 +25,7 @@ from numpy.typing import ArrayLike
 
 from al_experiments.validation import RNG, WHOLE_AT_LEAST_0, Interval, numeric_array, validate_params
 
-from ..scores import check_embeddings, check_probs
+from ..scores import check_embeddings, check_probs, float64_row_blocks
 
 __all__ = ["badge", "gradient_embedding_sq_distances", "gradient_embedding_factors"]
 
@@ -37,8 +37,6 @@ _SUM_TOL = 1e-3
 # summation order. Points that close (relative distance < 1e-6) would have a draw probability
 # of ~1e-12 of a typical point's anyway.
 _CANCEL_TOL = 1e-12
-# Rows of the embeddings taken to float64 at a time (4,096 x D values: 8 MiB at D = 256).
-_BLOCK_ROWS = 4096
 
 
 def gradient_embedding_factors(
@@ -86,17 +84,16 @@ def _rows_dot(h: np.ndarray, v: np.ndarray) -> np.ndarray:
     """``h @ v`` (N,) in float64, ``h`` read a block of rows at a time."""
     out = np.empty(h.shape[0], dtype=np.float64)
     v = np.asarray(v, dtype=np.float64)
-    for start in range(0, h.shape[0], _BLOCK_ROWS):
-        np.matmul(np.asarray(h[start : start + _BLOCK_ROWS], dtype=np.float64), v, out=out[start : start + _BLOCK_ROWS])
+    for start, block in float64_row_blocks(h):
+        np.matmul(block, v, out=out[start : start + len(block)])
     return out
 
 
 def _sq_norms(h: np.ndarray) -> np.ndarray:
     """``|h_i|^2`` (N,) in float64, a block of rows at a time."""
     out = np.empty(h.shape[0], dtype=np.float64)
-    for start in range(0, h.shape[0], _BLOCK_ROWS):
-        block = np.asarray(h[start : start + _BLOCK_ROWS], dtype=np.float64)
-        out[start : start + _BLOCK_ROWS] = np.einsum("ij,ij->i", block, block)
+    for start, block in float64_row_blocks(h):
+        out[start : start + len(block)] = np.einsum("ij,ij->i", block, block)
     return out
 
 

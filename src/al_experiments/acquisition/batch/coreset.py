@@ -22,6 +22,7 @@ from numpy.typing import ArrayLike
 
 from al_experiments.validation import RNG, WHOLE_AT_LEAST_0, WHOLE_AT_LEAST_1, validate_params
 
+from ..scores import float64_row_blocks
 from .features import check_feature_sets
 
 __all__ = ["k_center_greedy", "min_sq_dist_to_set", "DEFAULT_CHUNK_SIZE"]
@@ -31,18 +32,13 @@ __all__ = ["k_center_greedy", "min_sq_dist_to_set", "DEFAULT_CHUNK_SIZE"]
 DEFAULT_CHUNK_SIZE = 2048
 
 
-def _float64(block: np.ndarray) -> np.ndarray:
-    """A block of rows in float64 (a copy only where the pool is kept in float32)."""
-    return np.asarray(block, dtype=np.float64)
-
-
 def _sq_dist_to_point(x: np.ndarray, centre: np.ndarray, chunk_size: int) -> np.ndarray:
     """Exact squared Euclidean distances from every row of ``x`` to ``centre``, by blocks."""
     out = np.empty(x.shape[0], dtype=np.float64)
-    centre = _float64(centre)
-    for start in range(0, x.shape[0], chunk_size):
-        diff = _float64(x[start : start + chunk_size]) - centre
-        out[start : start + chunk_size] = np.einsum("ij,ij->i", diff, diff)
+    centre = np.asarray(centre, dtype=np.float64)
+    for start, block in float64_row_blocks(x, chunk_size):
+        diff = block - centre
+        out[start : start + len(block)] = np.einsum("ij,ij->i", diff, diff)
     return out
 
 
@@ -55,11 +51,10 @@ def min_sq_dist_to_set(x: np.ndarray, centres: np.ndarray, chunk_size: int) -> n
     recomputed exactly against that nearest centre, so exact duplicates get exactly 0.
     Rows of a float32 ``x`` are taken to float64 one block at a time.
     """
-    centres = _float64(centres)
+    centres = np.asarray(centres, dtype=np.float64)
     c_sq = np.einsum("ij,ij->i", centres, centres)
     best = np.empty(x.shape[0], dtype=np.float64)
-    for start in range(0, x.shape[0], chunk_size):
-        block = _float64(x[start : start + chunk_size])
+    for start, block in float64_row_blocks(x, chunk_size):
         rows = block.shape[0]
         block_sq = np.einsum("ij,ij->i", block, block)
         best_val = np.full(rows, np.inf)
