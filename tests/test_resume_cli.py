@@ -62,17 +62,22 @@ def uninterrupted_record(folder: Path) -> tuple[Path, list, dict]:
     return folder, csv_rows(path), run_record(folder, run)
 
 
+def job_config(folder: Path):
+    """JOB's config as al-run started in ``folder`` composes it: its store and checkpoints there."""
+    from conftest import compose_config
+
+    return compose_config(*JOB, f"mlflow.tracking_uri={store_uri(folder)}", f"state_dir={folder / '.al-state'}")
+
+
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory) -> tuple[Path, list, dict]:
     """The uninterrupted run of JOB, by ``run_job`` in this process (this test process has
     TensorFlow loaded already): what the job computes is what al-run's process computes, as the
     kill test below holds it to, and what only al-run's process shows is in the runs killed."""
-    from conftest import compose_config
-
     from al_experiments.app.job import JobContext, run_job
 
     folder = with_store(tmp_path_factory.mktemp("reference"), tmp_path_factory)
-    cfg = compose_config(*JOB, f"mlflow.tracking_uri={store_uri(folder)}", f"state_dir={folder / '.al-state'}")
+    cfg = job_config(folder)
     run_job(cfg, JobContext(output_dir=str(folder / "run")))
     return uninterrupted_record(folder)
 
@@ -151,14 +156,12 @@ def test_a_network_killed_after_a_checkpoint_resumes_in_a_new_process_to_the_uni
 
 def test_a_finished_job_is_skipped_and_resume_false_runs_it_afresh_apart(reference):
     """The same job, ``run_job`` in this process on the reference's store and checkpoints."""
-    from conftest import compose_config
-
     from al_experiments.app.job import JobContext, run_job
 
     folder, rows, _ = reference
     (path,) = csv_files(folder)
     before = path.read_bytes()
-    cfg = compose_config(*JOB, f"mlflow.tracking_uri={store_uri(folder)}", f"state_dir={folder / '.al-state'}")
+    cfg = job_config(folder)
     again = run_job(cfg, JobContext())
     assert again["skipped"] and again["csv"] == str(path)
     assert len(mlflow_runs(folder)) == 1 and path.read_bytes() == before
