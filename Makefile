@@ -97,10 +97,12 @@ bench-tracking: $(STAMP)
 	$(BIN)/python benchmarks/slurm_sweep_restart.py
 
 # Seconds a round and peak memory of every strategy at 10,000, 100,000 and 1,000,000 candidates
-# (the largest holds a 3 GiB pool); what BatchBALD's cull changes in its batches on repeated digits.
+# (the largest holds a 3 GiB pool); what BatchBALD's cull changes in its batches on repeated digits;
+# what ProbCover's sample and TypiClust's mini-batch k-means change in their picks.
 bench-scale: $(STAMP)
 	$(BIN)/python benchmarks/bench_scale.py --json bench-scale.json
 	$(BIN)/python benchmarks/cull_picks.py
+	$(BIN)/python benchmarks/cold_start_picks.py
 
 # BatchBALD against scikit-activeml and the GEMM floor (and on each family of arrays), the other
 # selectors, and independent against consistent MC sampling.

@@ -14,9 +14,10 @@ from al_experiments import AcquisitionFunction, ActiveLearningLoop, Dataset, Poo
 from al_experiments.acquisition import RoundView, probcover, typiclust
 from al_experiments.acquisition.batch.features import l2_normalise
 from al_experiments.acquisition.batch.probcover import ball_graph, greedy_cover, purity_delta
-from al_experiments.acquisition.batch.typiclust import typicality
+from al_experiments.acquisition.batch.typiclust import typicality, typiclust_stacked
 from al_experiments.pool import INIT_STRATEGIES
 from al_experiments.utils.seeding import round_rng
+from conftest import traced_peak
 from test_dataset import RandomOnly
 
 # ---------------------------------------------------------------------- hand-made data
@@ -103,6 +104,43 @@ def test_typiclust_normalises_rows_so_only_directions_count():
     assert typiclust(points * scale, None, 3, rng=0).tolist() == centres.tolist()
 
 
+def test_above_fifty_clusters_the_mini_batch_clustering_still_finds_every_blob():
+    """Above 50 clusters k-means runs on mini-batches, as the authors' code does: sixty blobs far
+    apart still give one pick at each blob's centre."""
+    count, size = 60, 8
+    centres = 100.0 * np.eye(15 + count)[15:]  # the star offsets use the first 15 axes
+    points = np.vstack([star(centre, size) for centre in centres])
+    for seed in range(2):
+        picks = typiclust(points, None, count, rng=seed, normalise=False)
+        assert sorted(picks.tolist()) == list(range(0, count * size, size))
+
+
+def test_a_float32_pool_is_clustered_without_a_float64_copy():
+    """Embeddings come from the network in float32; a million of them are 1 GiB, and a float64
+    copy of the stacked, normalised points would add 2 GiB."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(20_000, 64)).astype(np.float32)
+    typiclust(x[:100], x[100:110], 3, rng=0)  # scikit-learn's first use imports and allocates more
+    picks, peak = traced_peak(lambda: typiclust(x[50:], x[:50], 10, rng=0))
+    assert len(set(picks.tolist())) == 10 and picks.max() < 19_950
+    # A float64 copy is 10 MB: the float64 points, their normalised copy and k-means' work took 41
+    # MB; the float32 points are 5 MB, with k-means' work 15 MB.
+    assert peak < 2 * x.size * 8, peak
+
+
+def test_typiclust_on_one_stacked_array_picks_as_on_the_two_sets():
+    x = load_digits().data[:400]
+    expected = typiclust(x[20:], x[:20], 10, rng=3)
+    stacked = np.vstack([x[20:], x[:20]])
+    kept = stacked.copy()
+    assert typiclust_stacked(stacked, 380, 10, rng=3).tolist() == expected.tolist()
+    np.testing.assert_array_equal(stacked, kept)  # normalised in a copy
+    assert typiclust_stacked(stacked, 380, 10, rng=3, overwrite=True).tolist() == expected.tolist()
+    np.testing.assert_allclose(np.linalg.norm(stacked, axis=1), 1.0)  # normalised in place
+    with pytest.raises(ValueError, match=r"n_candidates=401 is invalid: it must be a whole number in \[0, 400\]"):
+        typiclust_stacked(stacked, 401, 10)
+
+
 # ---------------------------------------------------------------------- ProbCover
 
 
@@ -161,6 +199,26 @@ def test_probcover_default_delta_needs_the_class_count_and_options_are_checked()
         probcover(LINE, None, 2, num_classes=2, purity=1.5)
     with pytest.raises(ValueError, match="labelled_features have D=2 features but features have D=1"):
         probcover(LINE, np.zeros((1, 2)), 2, delta=1.0)
+
+
+def test_beyond_subsample_candidates_probcover_covers_a_uniform_sample_of_them():
+    x = load_digits().data
+    candidates, labelled = x[20:], x[:20]
+    got = probcover(candidates, labelled, 10, rng=np.random.default_rng(3), num_classes=10, subsample=500)
+    # The sample is drawn first from the generator; the rest runs on it as on a pool of that size.
+    gen = np.random.default_rng(3)
+    kept = np.sort(gen.choice(len(candidates), 500, replace=False))
+    expected = kept[probcover(candidates[kept], labelled, 10, rng=gen, num_classes=10, subsample=None)]
+    assert got.tolist() == expected.tolist()
+    # A pool within the limit is not sampled (nothing is drawn for it).
+    whole = probcover(candidates, labelled, 10, rng=1, num_classes=10, subsample=None)
+    assert probcover(candidates, labelled, 10, rng=1, num_classes=10, subsample=len(candidates)).tolist() == \
+        whole.tolist()
+    with pytest.raises(ValueError, match=r"^subsample=5 keeps fewer candidates than the batch of 10: set "
+                                         r"query.options.subsample to at least the batch size, or null"):
+        probcover(candidates, labelled, 10, num_classes=10, subsample=5)
+    with pytest.raises(ValueError, match="subsample=0 is invalid"):
+        AcquisitionFunction("probcover", subsample=0)
 
 
 def test_probcover_normalises_rows_so_only_directions_count():
@@ -230,18 +288,27 @@ def test_the_strategy_selects_in_the_feature_space_it_is_told(name, features):
     assert indices[::-1].tolist() == candidates[expected].tolist()  # tf_al's order: best last
 
 
-def test_round_view_gives_flattened_inputs_once():
-    pool = small_pool()
-    view = RoundView(None, pool, pool.get_unlabeled_indices(), np.random.default_rng(0))
-    assert view.input_features().shape == (110, 64) and view.labelled_input_features().shape == (10, 64)
-    assert view.input_features() is view.input_features()
+def test_round_view_stacks_the_features_candidates_first_in_an_array_of_the_callers_own():
+    pool, model = small_pool(), CubedEmbeddings()
+    view = RoundView(model, pool, pool.get_unlabeled_indices(), np.random.default_rng(0))
+    flat = pool.inputs.reshape(len(pool), -1).astype(np.float64)
+    order = np.concatenate([pool.get_unlabeled_indices(), pool.get_labeled_indices()])
+    np.testing.assert_array_equal(view.stacked_features("input"), flat[order])
+    np.testing.assert_array_equal(view.stacked_features("embedding"), flat[order] ** 3)
+    some = np.array([3, 50, 7])
+    np.testing.assert_array_equal(view.stacked_features("input", some),
+                                  flat[np.concatenate([pool.get_unlabeled_indices()[some], pool.get_labeled_indices()])])
+    first = view.stacked_features("embedding")
+    first[:] = 0.0  # the caller's to scale in place: the next request is unchanged
+    assert view.stacked_features("embedding").any()
 
 
 def test_options_defaults_checks_and_what_the_choice_rests_on():
     from al_experiments.acquisition import get_query
 
     assert get_query("typiclust").options() == {"features": "embedding", "min_cluster_size": 5}
-    assert get_query("probcover").options() == {"features": "embedding", "delta": None, "purity": 0.95}
+    assert get_query("probcover").options() == {"features": "embedding", "delta": None, "purity": 0.95,
+                                                 "subsample": 20_000}
     assert AcquisitionFunction("typiclust").samples_used() == "deterministic"
     assert AcquisitionFunction("probcover", features="input").samples_used() == "none"
     with pytest.raises(ValueError, match="features='pixels' is invalid: it must be one of 'embedding', 'input'"):
@@ -392,6 +459,6 @@ def test_a_config_with_a_cold_start_query_and_initial_set_composes_and_builds(hy
     assert build_dataset(cfg)[0].init_strategy == "probcover"
     cfg = compose("config", overrides=["query=probcover", "loop.init_strategy=typiclust"])
     validate(cfg)
-    assert build_query(cfg).settings == {"features": "embedding", "delta": None, "purity": 0.95}
+    assert build_query(cfg).settings == {"features": "embedding", "delta": None, "purity": 0.95, "subsample": 20_000}
     with pytest.raises(Exception, match="features='pixels' is invalid: it must be one of 'embedding', 'input'"):
         validate(compose("config", overrides=["query=probcover", "query.options.features=pixels"]))

@@ -21,10 +21,10 @@ from .batch import batch_bald as _batch_bald
 from .batch.badge import badge as _badge
 from .batch.coreset import k_center_greedy
 from .batch.epig import TARGET_SOURCES, epig_scores
-from .batch.probcover import DEFAULT_PURITY, DELTA, PURITY
+from .batch.probcover import DEFAULT_PURITY, DEFAULT_SUBSAMPLE, DELTA, PURITY, sampled_candidates
 from .batch.probcover import probcover as _probcover
 from .batch.stochastic import STOCHASTIC_CONSTRAINTS, take_batch
-from .batch.typiclust import typiclust as _typiclust
+from .batch.typiclust import typiclust_stacked
 from .ranking import top_k
 
 __all__ = ["BUILTINS", "FIXED_SAMPLES", "samples_used"]
@@ -119,25 +119,27 @@ def epig(view: Any, batch_size: int, rng: np.random.Generator, target_size: int 
 def typiclust(view: Any, batch_size: int, rng: np.random.Generator, features: str = "embedding",
               min_cluster_size: int = 5) -> np.ndarray:
     """TypiClust (Hacohen et al. 2022): the most typical point of each largest cluster without a label."""
-    candidates, labelled = _feature_sets(view, features)
-    return _typiclust(candidates, labelled, batch_size, rng=rng, min_cluster_size=min_cluster_size)
+    # One array of candidates and labelled points, owned here: normalised in place, so a large
+    # pool's features exist once (a million embeddings of 256 floats are 1 GiB).
+    return typiclust_stacked(view.stacked_features(features), len(view), batch_size, rng=rng,
+                             min_cluster_size=min_cluster_size, overwrite=True)
 
 
-@validate_params({"features": Options(FEATURE_SOURCES), "delta": DELTA, "purity": PURITY})
+@validate_params({"features": Options(FEATURE_SOURCES), "delta": DELTA, "purity": PURITY,
+                  "subsample": optional(WHOLE_AT_LEAST_1)})
 def probcover(view: Any, batch_size: int, rng: np.random.Generator, features: str = "embedding",
-              delta: float | None = None, purity: float = DEFAULT_PURITY) -> np.ndarray:
-    """ProbCover (Yehuda et al. 2022): greedy coverage of the points by balls of radius delta."""
-    candidates, labelled = _feature_sets(view, features)
+              delta: float | None = None, purity: float = DEFAULT_PURITY,
+              subsample: int | None = DEFAULT_SUBSAMPLE) -> np.ndarray:
+    """ProbCover (Yehuda et al. 2022): greedy coverage of the points by balls of radius delta,
+    over a uniform sample of ``subsample`` candidates where there are more (None: all)."""
+    # The sample is drawn as the array function draws it, first, so only its features are computed.
+    kept = sampled_candidates(len(view), subsample, batch_size, rng)
+    points = view.stacked_features(features, kept)
+    n = len(view) if kept is None else len(kept)
     num_classes = _num_classes(view) if delta is None else None
-    return _probcover(candidates, labelled, batch_size, rng=rng, delta=delta, num_classes=num_classes,
-                      purity=purity)
-
-
-def _feature_sets(view: Any, features: str) -> tuple[np.ndarray, np.ndarray]:
-    """``(candidates, labelled)`` feature rows of the round in the ``features`` space."""
-    if features == "input":
-        return view.input_features(), view.labelled_input_features()
-    return view.embeddings(), view.labelled_embeddings()
+    picks = _probcover(points[:n], points[n:], batch_size, rng=rng, delta=delta, num_classes=num_classes,
+                       purity=purity, subsample=None)
+    return picks if kept is None else kept[picks]
 
 
 def _num_classes(view: Any) -> int:

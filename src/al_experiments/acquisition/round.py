@@ -310,23 +310,6 @@ class RoundView:
             )
         return np.asarray(self.model.consistent_samples(inputs, self.sample_size, self._joint_seed, self.chunk_size))
 
-    # ------------------------------------------------------------------ raw inputs
-    def input_features(self) -> np.ndarray:
-        """The candidates' inputs, each flattened to one float64 row ``(N, D)``: the feature
-        space of a strategy that needs no model (e.g. TypiClust with ``features=input``)."""
-        return self._flat_inputs("candidates")
-
-    def labelled_input_features(self) -> np.ndarray:
-        """The labelled points' inputs, each flattened to one float64 row ``(L, D)``."""
-        return self._flat_inputs("labelled")
-
-    def _flat_inputs(self, which: str) -> np.ndarray:
-        key = ("inputs", which)
-        if key not in self._cache:
-            inputs = self.candidate_inputs() if which == "candidates" else self.labelled_inputs()
-            self._cache[key] = flat_features(inputs)
-        return self._cache[key]
-
     # ------------------------------------------------------------------ embeddings
     def embeddings(self) -> np.ndarray:
         """Deterministic embeddings ``(N, D)`` of the candidates."""
@@ -344,16 +327,32 @@ class RoundView:
     def _embedded(self, which: str) -> tuple[np.ndarray, np.ndarray]:
         key = ("embedded", which)
         if key not in self._cache:
-            if not model_interface.supports(self.model, model_interface.EMBEDDINGS) and \
-                    not model_interface.declares(self.model):
-                raise ValueError(
-                    f"This strategy needs embeddings, which {type(self.model).__name__} does not "
-                    "give: use an al_experiments wrapper (Model, McDropout, DeepEnsemble)."
-                )
+            self._require_embeddings()
             inputs = self.candidate_inputs() if which == "candidates" else self.labelled_inputs()
             embeddings, probs = self.model.embeddings(inputs, self.chunk_size, return_probs=True)
             self._cache[key] = (np.asarray(embeddings), np.asarray(probs))
         return self._cache[key]
+
+    def _require_embeddings(self) -> None:
+        if not model_interface.supports(self.model, model_interface.EMBEDDINGS) and \
+                not model_interface.declares(self.model):
+            raise ValueError(
+                f"This strategy needs embeddings, which {type(self.model).__name__} does not "
+                "give: use an al_experiments wrapper (Model, McDropout, DeepEnsemble)."
+            )
+
+    def stacked_features(self, features: str, positions: np.ndarray | None = None) -> np.ndarray:
+        """The candidates' feature rows (those at ``positions`` among them, or all) followed by
+        the labelled points', in one new array that the caller owns: not kept for the round, so
+        a strategy may scale it in place and a large pool's features exist once. ``features``:
+        ``embedding`` (the deterministic embeddings, one pass) or ``input`` (flattened inputs)."""
+        candidates = self.candidates if positions is None else self.candidates[positions]
+        inputs = IndexedInputs(self.pool.inputs, np.concatenate([candidates, self.labelled]))
+        if features == "input":
+            return flat_features(inputs)
+        self._require_embeddings()
+        # A model that hands out an array it keeps (or cannot write) gets it copied.
+        return np.require(self.model.embeddings(inputs, self.chunk_size), requirements=["W", "O"])
 
 
 def _child(rng: np.random.Generator) -> np.random.Generator:

@@ -21,6 +21,13 @@ instead of being searched on a grid. That costs one k-means and O(N^2 D) distanc
 
 Neighbourhoods are a sparse graph (scikit-learn's radius neighbours), and the greedy loop
 updates every candidate's gain only for the points a pick newly covers: O(edges) in all.
+
+The graph costs O(N^2 D), which the authors paid on a GPU for pools of up to 100,000 points.
+Beyond ``subsample`` candidates (``DEFAULT_SUBSAMPLE``), a uniform sample of that many stands for
+the pool, both as the points to cover and as the picks; every labelled point stays. The paper's
+objective is the probability mass the balls cover, which the pool itself only estimates, and a
+uniform sample of it estimates the same mass. How much coverage the sample costs, measured on
+Fashion-MNIST, is in the README.
 """
 
 from __future__ import annotations
@@ -45,9 +52,11 @@ from .coreset import DEFAULT_CHUNK_SIZE, min_sq_dist_to_set
 from .features import check_feature_sets, kmeans_labels, stacked_points
 
 __all__ = ["probcover", "purity_delta", "ball_graph", "greedy_cover", "PURITY", "DELTA",
-           "DEFAULT_PURITY"]
+           "DEFAULT_PURITY", "DEFAULT_SUBSAMPLE", "sampled_candidates"]
 
 DEFAULT_PURITY = 0.95  # the paper's alpha
+# The most candidates the graph is built over; larger pools are sampled (module docstring).
+DEFAULT_SUBSAMPLE = 20_000
 
 
 # The declared ranges of ProbCover's settings: a purity fraction, a ball radius (L2-normalised
@@ -143,8 +152,25 @@ def greedy_cover(balls: sparse.spmatrix, n_candidates: int, batch_size: int, *,
     return picks, gains
 
 
+def sampled_candidates(n: int, subsample: int | None, batch_size: int,
+                       rng: np.random.Generator) -> np.ndarray | None:
+    """Positions (ascending) of a uniform sample of ``subsample`` of ``n`` candidates, drawn
+    from ``rng``; None where all stay (``subsample`` None or at least ``n``, or an empty batch).
+    A sample smaller than the batch is refused."""
+    b = min(int(batch_size), n)
+    if subsample is None or n <= subsample or b == 0:
+        return None
+    if subsample < b:
+        raise ValueError(
+            f"subsample={subsample} keeps fewer candidates than the batch of {b}: set "
+            "query.options.subsample to at least the batch size, or null to keep every candidate."
+        )
+    return np.sort(rng.choice(n, subsample, replace=False))
+
+
 @validate_params({"batch_size": WHOLE_AT_LEAST_0, "rng": RNG, "delta": DELTA,
-                  "num_classes": optional(WHOLE_AT_LEAST_1), "purity": PURITY})
+                  "num_classes": optional(WHOLE_AT_LEAST_1), "purity": PURITY,
+                  "subsample": optional(WHOLE_AT_LEAST_1)})
 def probcover(
     features: ArrayLike,
     labelled_features: ArrayLike | None,
@@ -155,6 +181,7 @@ def probcover(
     num_classes: int | None = None,
     purity: float = DEFAULT_PURITY,
     normalise: bool = True,
+    subsample: int | None = DEFAULT_SUBSAMPLE,
 ) -> np.ndarray:
     """Positions of a ProbCover batch among the candidates, in pick order.
 
@@ -163,11 +190,13 @@ def probcover(
     ``None`` for :func:`purity_delta` with ``num_classes`` k-means clusters and ``purity``
     (then ``num_classes`` is required). ``normalise`` scales rows to unit length first, as the
     paper does. ``rng`` (Generator, int seed or ``None``) seeds k-means, ties and the uniform
-    fill once everything is covered.
+    fill once everything is covered. With more than ``subsample`` candidates (``None``: no
+    limit), a uniform sample of that many, drawn first from ``rng``, stands for them.
 
     Returns an int64 array of ``min(batch_size, N)`` distinct positions.
     """
-    x, labelled = check_feature_sets(features, labelled_features, names=("features", "labelled_features"))
+    x, labelled = check_feature_sets(features, labelled_features, names=("features", "labelled_features"),
+                                     keep_float32=True)
     n = len(x)
     b = min(int(batch_size), n)
     if delta is None and num_classes is None:
@@ -176,12 +205,16 @@ def probcover(
             "for the purity-based default radius."
         )
     gen = np.random.default_rng(rng)
+    kept = sampled_candidates(n, subsample, b, gen)
     if b == 0:
         return np.empty(0, dtype=np.int64)
-
-    points = stacked_points(x, labelled, normalise)
+    if kept is not None:
+        x, n = x[kept], len(kept)
+    # The graph's distances in float64, as for a pool given in float64 (the sample is small).
+    points = stacked_points(x.astype(np.float64, copy=False), labelled, normalise)
     radius = purity_delta(points, num_classes, purity, gen) if delta is None else float(delta)
     balls = ball_graph(points, radius)
     covered = np.zeros(len(points), dtype=bool)
     covered[balls[n:].indices] = True  # what the labelled points' balls hold
-    return greedy_cover(balls, n, b, covered=covered, rng=gen)[0]
+    picks = greedy_cover(balls, n, b, covered=covered, rng=gen)[0]
+    return picks if kept is None else kept[picks]

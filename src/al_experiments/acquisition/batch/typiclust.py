@@ -16,9 +16,13 @@ Where this differs from the authors' code (avihu111/TypiClust, ``deep-al/pycls/a
 * Once every cluster holds a labelled point or pick, the next pick comes from the cluster with
   the fewest, largest first; that code cycles through its initial order, the same order while
   no cluster runs out of candidates.
-* k-means is scikit-learn's ``KMeans`` with a fixed number of restarts, seeded from ``rng``, for
-  every cluster count (that code switches to ``MiniBatchKMeans`` above 50 clusters); the count is
-  capped at 500 clusters as there.
+* k-means has one restart, seeded from ``rng``. As there, it is scikit-learn's ``KMeans`` up to
+  50 clusters and ``MiniBatchKMeans`` on batches of 5,000 points above, and the count is capped
+  at 500 clusters: 500 clusters of 1,000,000 points take about 13 s on 2 cores, where full
+  Lloyd iterations took 54 s for 100,000. What mini-batches cost in the picks is measured in the
+  README (``benchmarks/cold_start_picks.py``).
+* Typicality uses the Euclidean distance, as the paper defines it; that code's nearest-neighbour
+  search returns squared distances, so it ranks by the inverse mean squared distance.
 * A cluster's neighbourhoods include its labelled points (density does not change when a point
   gets a label); that code counts only unlabelled points and uses k = min(20, size // 2).
 """
@@ -32,9 +36,10 @@ from numpy.typing import ArrayLike
 
 from al_experiments.validation import RNG, WHOLE_AT_LEAST_0, WHOLE_AT_LEAST_1, Interval, optional, validate_params
 
-from .features import check_feature_sets, kmeans_labels, stacked_points
+from ..scores import check_embeddings
+from .features import check_feature_sets, kmeans_labels, l2_normalise, stacked_points
 
-__all__ = ["typiclust", "typicality", "MAX_CLUSTERS", "MAX_NEIGHBOURS"]
+__all__ = ["typiclust", "typiclust_stacked", "typicality", "MAX_CLUSTERS", "MAX_NEIGHBOURS"]
 
 MAX_CLUSTERS = 500  # the authors' cap on the cluster count (k-means time grows with it)
 MAX_NEIGHBOURS = 20  # the paper's k for typicality
@@ -84,15 +89,47 @@ def typiclust(
 
     Returns an int64 array of ``min(batch_size, N)`` distinct positions.
     """
-    x, labelled = check_feature_sets(features, labelled_features, names=("features", "labelled_features"))
-    n = len(x)
+    # Float32 features stay float32 (half the memory of a large pool), as the authors' code runs.
+    x, labelled = check_feature_sets(features, labelled_features, names=("features", "labelled_features"),
+                                     keep_float32=True)
+    return _select(stacked_points(x, labelled, normalise), len(x), batch_size, np.random.default_rng(rng),
+                   min_cluster_size, max_clusters)
+
+
+@validate_params({"n_candidates": WHOLE_AT_LEAST_0, "batch_size": WHOLE_AT_LEAST_0, "rng": RNG,
+                  "min_cluster_size": WHOLE_AT_LEAST_1, "max_clusters": WHOLE_AT_LEAST_1})
+def typiclust_stacked(
+    points: ArrayLike,
+    n_candidates: int,
+    batch_size: int,
+    *,
+    rng: np.random.Generator | int | None = None,
+    min_cluster_size: int = 5,
+    max_clusters: int = MAX_CLUSTERS,
+    normalise: bool = True,
+    overwrite: bool = False,
+) -> np.ndarray:
+    """:func:`typiclust` on one array ``points`` (M, D): the first ``n_candidates`` rows are the
+    candidates, the rest the labelled points. ``overwrite`` lets ``normalise`` scale ``points``
+    itself instead of a copy (a large pool's features then exist once); it gives the same batch.
+    """
+    x = check_embeddings(points, "points", keep_float32=True)
+    Interval(Integral, 0, len(x)).check("n_candidates", n_candidates)  # at most the rows
+    if normalise:
+        copied = not (isinstance(points, np.ndarray) and np.may_share_memory(x, points))
+        x = l2_normalise(x, in_place=overwrite or copied)
+    return _select(x, int(n_candidates), batch_size, np.random.default_rng(rng), min_cluster_size, max_clusters)
+
+
+def _select(points: np.ndarray, n: int, batch_size: int, gen: np.random.Generator, min_cluster_size: int,
+            max_clusters: int) -> np.ndarray:
+    """The batch among the first ``n`` rows of ``points`` (candidates, then labelled points),
+    as :func:`typiclust` describes it."""
+    labelled_count = len(points) - n
     b = min(int(batch_size), n)
-    gen = np.random.default_rng(rng)
     if b == 0:
         return np.empty(0, dtype=np.int64)
-
-    points = stacked_points(x, labelled, normalise)
-    n_clusters = min(len(labelled) + b, max_clusters, len(points))
+    n_clusters = min(labelled_count + b, max_clusters, len(points))
     cluster = kmeans_labels(points, n_clusters, gen)
     size = np.bincount(cluster, minlength=n_clusters)
     occupied = np.bincount(cluster[n:], minlength=n_clusters)  # labelled points, then picks too
