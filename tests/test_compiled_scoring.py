@@ -88,6 +88,40 @@ def test_deterministic_prefix_stops_at_the_first_layer_it_cannot_vouch_for():
     inputs = keras.Input((4,))
     functional = keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(keras.layers.Dropout(0.5)(inputs)))
     assert deterministic_prefix(functional) == 0
+    # A functional graph that is a chain has the Sequential network's prefix; one that branches
+    # (a residual addition) has none, and neither has a subclassed network.
+    assert deterministic_prefix(functional_chain(gal_cnn())) == 3
+    inputs = keras.Input((4,))
+    hidden = keras.layers.Dense(4, activation="relu")(inputs)
+    residual = keras.layers.Add()([inputs, keras.layers.Dropout(0.5)(hidden)])
+    assert deterministic_prefix(keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(residual))) == 0
+    assert sampling.chain_layers(build("subclassed", (4,), [keras.layers.Dense(3, activation="softmax")])) is None
+
+
+def functional_chain(net: keras.Sequential) -> keras.Model:
+    """The layers of ``net`` (the same objects, so the same weights and seed generators) called
+    one after the other in a functional graph."""
+    inputs = keras.Input(net.inputs[0].shape[1:])
+    x = inputs
+    for layer in net.layers:
+        x = layer(x)
+    return keras.Model(inputs, x)
+
+
+def test_a_functional_chain_samples_exactly_as_its_sequential_network():
+    """Same layers, same dropout generators: the chain runs the Sequential path, shared prefix
+    and one pass of masks over it, so it draws the very same samples."""
+    net = gal_cnn()
+    chain = functional_chain(net)
+    x = np.random.default_rng(1).random((30, 12, 12, 1), dtype=np.float32)
+    generators = [layer.seed_generator for layer in net.layers if isinstance(layer, keras.layers.Dropout)]
+    states = [np.array(g.state) for g in generators]
+    sequential = Sampler(net, stochastic=True).sample(x, 6)
+    for generator, state in zip(generators, states):
+        generator.state.assign(state)
+    functional = Sampler(chain, stochastic=True)
+    assert functional.prefix_layers == 3
+    np.testing.assert_array_equal(functional.sample(x, 6), sequential)
 
 
 def test_shared_prefix_without_dropout_gives_the_deterministic_prediction():
@@ -287,3 +321,11 @@ def test_rows_per_pass_is_the_same_whichever_api_built_the_network(layers, shape
     assert expected > sampling.DEFAULT_ROWS_PER_PASS  # so the default cannot pass for it
     rows = {api: sampling.rows_per_pass(build(api, shape, layers())) for api in APIS}
     assert rows == {api: min(sampling.MAX_ROWS_PER_PASS, expected) for api in APIS}
+    # The consistent sampler's chunks hold as many rows: T = 20 samples of the points of two passes.
+    from al_experiments.wrapper.consistent import ConsistentSampler
+
+    per_pass = min(sampling.MAX_ROWS_PER_PASS, expected) // 20
+    x = np.zeros((2 * per_pass, *shape), dtype=np.float32)
+    chunks = [(start, stop) for start, stop, _ in ConsistentSampler(build("functional", shape, layers())).chunks(
+        x, 20, seed=0)]
+    assert chunks == [(0, per_pass), (per_pass, 2 * per_pass)]

@@ -31,13 +31,13 @@ from al_experiments.validation import WHOLE_AT_LEAST_1, optional
 tf = import_tensorflow()
 import keras  # noqa: E402  (after TensorFlow's quiet import, which Keras would otherwise do loudly)
 from al_experiments.wrapper.sampling import (  # noqa: E402
-    DEFAULT_ROWS_PER_PASS,
     DETERMINISTIC_LAYERS,
     compiled_function,
     functional_view,
     nested_layers,
     input_signature,
     output_width,
+    rows_per_pass,
 )
 
 # Keras layers outside ``DETERMINISTIC_LAYERS`` that are deterministic too (merge layers): they
@@ -344,6 +344,7 @@ class ConsistentSampler:
         self._forward_fn = compiled_function(self._forward, input_signature=[
             self._x_spec, tf.TensorSpec([], tf.int32), noise_specs])
         self._score_fns: dict[Any, Any] = {}
+        self._rows_per_pass = rows_per_pass(model)
         self.forward_seconds = 0.0
 
     def _draw_noise(self, key, samples):
@@ -404,7 +405,7 @@ class ConsistentSampler:
         chunks."""
         WHOLE_AT_LEAST_1.check("sample_size", samples)
         optional(WHOLE_AT_LEAST_1).check("batch_size", batch_size)
-        size = int(batch_size) if batch_size is not None else max(1, DEFAULT_ROWS_PER_PASS // samples)
+        size = int(batch_size) if batch_size is not None else max(1, self._rows_per_pass // samples)
         noise = self.noise(samples, seed)
         t = tf.constant(int(samples), tf.int32)
         dtype = self._x_spec.dtype.as_numpy_dtype

@@ -3,9 +3,10 @@ shares; training's compiled loop is ``training.Trainer``.
 
 * ``Sampler``: T stochastic forward passes over a chunk of inputs in one graph call, by tiling the
   chunk T times along the batch axis (dropout masks are drawn per element, so the copies are
-  independent samples); BatchNormalization stays in inference mode. In a Sequential network the
-  layers before the first stochastic one give the same output in every pass, so they run once per
-  input and only their output is tiled (for Gal et al.'s CNN that skips T-1 of the T passes
+  independent samples); BatchNormalization stays in inference mode. In a chain of layers (a
+  Sequential network, or a functional one without branches: ``chain_layers``) the layers before
+  the first stochastic one give the same output in every pass, so they run once per input and
+  only their output is tiled (for Gal et al.'s CNN that skips T-1 of the T passes
   through both convolutions).
 * ``ConsistentSampler``: jointly consistent samples (sample t of every input is one set of
   dropout masks, fixed by (seed, t)) through a twin of the network that shares its layers and
@@ -19,6 +20,7 @@ set or a shrinking pool does not retrace.
 from __future__ import annotations
 
 import contextlib
+import functools
 import time
 from typing import Any, Callable, Iterator
 
@@ -104,19 +106,61 @@ DETERMINISTIC_LAYERS = (
 ).split()
 
 
-def deterministic_prefix(model) -> int:
-    """How many leading layers of a Sequential model run the same in every stochastic pass.
+def chain_layers(model) -> list | None:
+    """The layers of a network whose layers each feed the next alone, in call order: a
+    Sequential model's, or a functional graph's that is such a chain (one input, every layer
+    called once, on the previous layer's output only, the last one's output the model's);
+    None for any other network (a branching graph, a subclassed ``call``)."""
+    if type(model) is keras.Sequential:
+        return list(model.layers)
+    if type(model) is not _functional_type():  # a subclass may override call
+        return None
+    try:
+        config = model.get_config()
+    except Exception:  # a layer whose config cannot be written: the graph is not read
+        return None
+    inputs, outputs = config.get("input_layers"), config.get("output_layers")
+    if not inputs or not outputs or len(config["layers"]) != len(model.layers):
+        return None
+    inputs = [inputs] if isinstance(inputs[0], str) else inputs  # one input is written unnested
+    outputs = [outputs] if isinstance(outputs[0], str) else outputs
+    if len(inputs) != 1 or len(outputs) != 1 or config["layers"][0]["name"] != inputs[0][0]:
+        return None
+    previous = inputs[0][0]
+    for entry in config["layers"][1:]:
+        nodes = entry.get("inbound_nodes") or []
+        if len(nodes) != 1 or len(nodes[0].get("args", [])) != 1 or set(nodes[0].get("kwargs", {})) - {"training"}:
+            return None
+        argument = nodes[0]["args"][0]
+        history = argument.get("config", {}).get("keras_history") if isinstance(argument, dict) else None
+        if history is None or list(history) != [previous, 0, 0]:
+            return None
+        previous = entry["name"]
+    return list(model.layers[1:]) if list(outputs[0]) == [previous, 0, 0] else None
 
-    0 for any other model (functional graphs may branch around a dropout layer), and at the
+
+@functools.cache
+def _functional_type() -> type:
+    """The class ``keras.Model(inputs, outputs)`` makes (Keras names it only privately)."""
+    inputs = keras.Input((1,))
+    return type(keras.Model(inputs, inputs))
+
+
+def deterministic_prefix(model) -> int:
+    """How many leading layers of a chain (``chain_layers``: a Sequential model, or a functional
+    graph without branches) run the same in every stochastic pass.
+
+    0 for any other model (a branching graph may route around a dropout layer), and at the
     first layer that is not a known deterministic Keras layer (dropout, noise, augmentation,
     nested models, user layers).
     """
 
-    if type(model) is not keras.Sequential:
+    layers = chain_layers(model)
+    if layers is None:
         return 0
     deterministic = tuple(getattr(keras.layers, name) for name in DETERMINISTIC_LAYERS)
     count = 0
-    for layer in model.layers:
+    for layer in layers:
         if type(layer) not in deterministic:
             break
         count += 1
@@ -294,10 +338,9 @@ class Sampler:
 
         model, stochastic, softmax = self._model, self._stochastic, self._softmax
         bn_layers = _batch_norm_layers(model)
-        prefix = model.layers[:self.prefix_layers]
-        suffix = model.layers[self.prefix_layers:]
-
-        sequential = type(model) is keras.Sequential
+        chain = chain_layers(model) if stochastic else None
+        prefix = chain[:self.prefix_layers] if chain is not None else []
+        suffix = chain[self.prefix_layers:] if chain is not None else []
 
         def copies(x):  # T copies along the batch axis, sample-major
             return tf.tile(x, tf.concat([[samples], tf.ones(tf.rank(x) - 1, tf.int32)], 0))
@@ -305,7 +348,7 @@ class Sampler:
         def stochastic_passes(x):
             for layer in prefix:
                 x = layer(x, training=False)
-            if not sequential:  # any other network: its plain dropout is the same masks' too
+            if chain is None:  # any other network: its plain dropout is the same masks' too
                 with swapped_calls(model, own_dropout_call):
                     return model(copies(x), training=True)
             rest = list(suffix)
