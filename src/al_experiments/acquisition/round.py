@@ -3,7 +3,8 @@
 The view holds the round's candidates (unlabelled pool indices, after any ``pool_subset``), the
 labelled set, the sample count and a seeded generator. Everything that costs a model call is
 computed on first request and kept for the round, so strategies that share a building block
-(BALD scores, joint samples, embeddings) pay for it once.
+(BALD scores, joint samples, embeddings) pay for it once; ``stacked_features`` alone hands its
+caller a new array each time, for a strategy that scales a large pool's features in place.
 
 The model supplies building blocks only (see ``wrapper.Model``): predictive samples
 (independent or consistent), scores reduced inside its compiled sampler, embeddings. Choosing

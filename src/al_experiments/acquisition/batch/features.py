@@ -57,7 +57,7 @@ def l2_normalise(x: np.ndarray, in_place: bool = False) -> np.ndarray:
     """Rows scaled to unit Euclidean length; an all-zero row stays zero (it has no direction).
     ``in_place`` scales ``x`` itself (a float array the caller owns) instead of a copy."""
     # Row blocks: the squares of a whole large pool would be one more copy of it.
-    norms = np.empty((len(x), 1), dtype=x.dtype)
+    norms = np.empty((len(x), 1), dtype=x.dtype if np.issubdtype(x.dtype, np.floating) else np.float64)
     for start in range(0, len(x), ROW_BLOCK):
         norms[start:start + ROW_BLOCK, 0] = np.linalg.norm(x[start:start + ROW_BLOCK], axis=1)
     norms[norms == 0.0] = 1.0
