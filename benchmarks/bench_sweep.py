@@ -16,6 +16,11 @@ On the basic launcher (the default) every job runs in al-run's process. The over
 The first job builds and traces the network; the others take it over (al_experiments.app.reuse),
 so the medians over jobs 2..N are the steady state and job 1 is reported apart.
 
+With ``--launcher pool`` (``hydra/launcher=pool``: joblib's reusable workers, one per core) a
+worker's first job pays the process start and TensorFlow's import; its later jobs take the
+network over as on the basic launcher, and what they pay is the gap after the worker's previous
+job (dispatch, Hydra's composition of the job's config in the worker, its set-up) and ours.
+
 With ``--launcher local`` (``hydra/launcher=local``: a process per job, all started at once, as
 SLURM runs an array's tasks) every job pays a process's start: Python and the imports until
 Hydra starts the job, TensorFlow's import and the network's build inside it, and in its first
@@ -24,7 +29,7 @@ second round's), which the compile cache (``compile_cache``) turns into a load. 
 runs the sweep three ways, one after the other: with an empty cache (every job compiles), with
 the cache the first sweep filled (the next sweep, a re-run, the later tasks of an array), and
 with ``compile_cache=null``; the last two take turns, ``--repeats`` times each.
-Usage: python benchmarks/bench_sweep.py [--launcher basic|local] [--seeds 0,1,2] [--cache]
+Usage: python benchmarks/bench_sweep.py [--launcher basic|local|pool] [--seeds 0,1,2] [--cache]
        [--repeats K] [--json FILE] [overrides...]
 """
 
@@ -90,7 +95,7 @@ def one_sweep(sweep: list[str], overrides: list[str]) -> dict:
         start_event = next(e for e in reversed([e for e in events if e["event"] == "job_start"])
                            if e["pid"] == finish["pid"] and e["t"] < finish["t"])
         process_start = start_event.get("process_start")
-        jobs.append({"start": start_event["t"], "end": finish["t"], "rounds": rounds_seconds(rows),
+        jobs.append({"start": start_event["t"], "end": finish["t"], "rounds": rounds_seconds(rows), "pid": finish["pid"],
                      "first_round_excess": first_round_excess(rows),
                      "before_job": None if process_start is None else start_event["t"] - process_start})
     assert len(jobs) == len(tables), (len(jobs), len(tables))
@@ -148,6 +153,38 @@ def local_figures(sweeps: list[dict], jobs: int) -> list[tuple[str, float]]:
     ]
 
 
+def pool_figures(sweeps: list[dict], jobs: int) -> list[tuple[str, float]]:
+    firsts, laters, gaps, workers = [], [], [], []
+    for sweep in sweeps:
+        by_worker: dict[int, list[dict]] = {}
+        for job in sweep["jobs"]:  # in the order they started
+            by_worker.setdefault(job["pid"], []).append(job)
+        workers.append(len(by_worker))
+        for runs in by_worker.values():
+            firsts.append(runs[0])
+            laters.extend(runs[1:])
+            gaps.extend(b["start"] - a["end"] for a, b in zip(runs, runs[1:]))
+    ours, gap = median([job["ours_beyond_rounds"] for job in laters]), median(gaps)
+    return [
+        ("worker processes", median(workers)),
+        ("rounds of a job (train + query + evaluation, median of the jobs)",
+         median([job["rounds"] for s in sweeps for job in s["jobs"]])),
+        ("sweep start to the first job's start (the sweeper's checks, the workers' start)",
+         median([s["sweep_start"] for s in sweeps])),
+        ("a worker's first job: process start to the job's start",
+         median([job["before_job"] for job in firsts])),
+        ("a worker's first job: beyond its rounds, ours (TensorFlow's import, build)",
+         median([job["ours_beyond_rounds"] for job in firsts])),
+        ("later jobs of a worker: beyond their rounds, ours (take the network over)", ours),
+        ("later jobs of a worker: gap after the worker's previous job (dispatch, Hydra's compose and set-up)", gap),
+        ("overhead per later job of a worker (the two above)", ours + gap),
+        (f"worker time beyond the rounds, whole sweep: (workers x sweep time - rounds) / {jobs}",
+         median([(len({j["pid"] for j in s["jobs"]}) * s["sweep_seconds"] - sum(j["rounds"] for j in s["jobs"]))
+                 / len(s["jobs"]) for s in sweeps])),
+        ("the whole command", median([s["command_seconds"] for s in sweeps])),
+    ]
+
+
 def tensorflow_import_seconds() -> float:
     """TensorFlow's and Keras' import in a fresh process, as a job's process pays it."""
     code = ("import time; t = time.perf_counter()\n"
@@ -158,7 +195,7 @@ def tensorflow_import_seconds() -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--launcher", choices=("basic", "local"), default="basic")
+    parser.add_argument("--launcher", choices=("basic", "local", "pool"), default="basic")
     parser.add_argument("--seeds", default="0,1,2", help="the sweep's seeds (each runs the three queries)")
     parser.add_argument("--cache", action="store_true",
                         help="compare an empty, a filled and no compile cache (see the module's docstring)")
@@ -169,7 +206,7 @@ def main() -> None:
     sweep = [f"query={','.join(QUERIES)}", f"seed={args.seeds}", *SETTINGS]
     overrides = list(args.overrides) + ([] if args.launcher == "basic" else [f"hydra/launcher={args.launcher}"])
     jobs = len(QUERIES) * len(args.seeds.split(","))
-    figures_of = basic_figures if args.launcher == "basic" else local_figures
+    figures_of = {"basic": basic_figures, "local": local_figures, "pool": pool_figures}[args.launcher]
     with tempfile.TemporaryDirectory() as cache:
         if args.cache:  # a sweep fills the cache, then filled and no cache take turns
             cache_on = [*overrides, f"compile_cache={cache}"]
@@ -180,7 +217,7 @@ def main() -> None:
         else:
             runs = {"seconds": [one_sweep(sweep, overrides) for _ in range(args.repeats)]}
     columns = {name: dict(figures_of(sweeps, jobs)) for name, sweeps in runs.items()}
-    if args.launcher != "basic":
+    if args.launcher == "local":
         seconds = median([tensorflow_import_seconds() for _ in range(3)])
         for column in columns.values():
             column["of which TensorFlow's and Keras' import (a fresh process, median of 3)"] = seconds

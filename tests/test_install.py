@@ -87,6 +87,9 @@ def test_wheel_and_sdist_carry_the_config_tree(installed):
     assert "al_experiments/conf/config.yaml" in expected and "al_experiments/conf/query/bald.yaml" in expected
     with zipfile.ZipFile(installed.wheel) as wheel:
         assert expected <= set(wheel.namelist())
+        # Hydra finds al-run's sweeper and pool launcher only in the hydra_plugins namespace
+        assert {f"hydra_plugins/{name}/__init__.py" for name in ("al_experiments_sweeper", "al_experiments_pool")} \
+            <= set(wheel.namelist())
     with tarfile.open(installed.sdist) as sdist:
         members = {name.split("/src/", 1)[-1] for name in sdist.getnames() if "/src/" in name}
     assert expected <= members

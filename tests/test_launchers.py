@@ -1,5 +1,6 @@
-"""Real sweeps through hydra/launcher=local (submitit_local: one process per job) and
-hydra/launcher=slurm (a real single-node SLURM cluster started by scripts/slurm_cluster.sh)."""
+"""Real sweeps through hydra/launcher=local (submitit_local: one process per job),
+hydra/launcher=pool (joblib's reusable worker processes) and hydra/launcher=slurm (a real
+single-node SLURM cluster started by scripts/slurm_cluster.sh)."""
 
 from __future__ import annotations
 
@@ -56,6 +57,83 @@ def test_local_launcher_sweep_with_parallel_writers(tmp_path):
     assert len(list((tmp_path / "sweep" / ".submitit").rglob("*_log.out"))) == 2
     assert failures == [] and reads[0] > 0
     print(f"local launcher, 2-job sweep: {elapsed:.1f} s, .meta.json read {reads[0]} times")
+
+
+def test_pool_launcher_runs_the_jobs_in_reused_worker_processes(tmp_path):
+    """Four jobs in two worker processes: each worker runs job after job (the run's ``process``
+    tag names where it ran), and the sweep's results land as the other launchers' do."""
+    result = run_cli(tmp_path, "-m", "hydra/launcher=pool", "hydra.launcher.workers=2", *QUICK,
+                     "query=random,bald", "seed=0,1", timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    _, children = check_sweep(tmp_path, jobs=4)
+    processes = [run.data.tags["process"] for run in children]
+    assert len(set(processes)) < 4, processes  # some worker ran more than one job
+
+
+def test_pool_launcher_refuses_a_worker_count_before_anything_is_made(tmp_path):
+    result = run_cli(tmp_path, "-m", "hydra/launcher=pool", "hydra.launcher.workers=0", *QUICK)
+    assert result.returncode == 1
+    assert result.stderr.strip() == ("Error: hydra.launcher.workers=0 is invalid: give a whole number >= 1, "
+                                     "or null for one worker per core.")
+    assert list(tmp_path.iterdir()) == []  # no sweep folder, store or run
+
+
+def _round_of(checkpoint: Path) -> int:
+    """The round a job's checkpoint file holds (0 while it is being replaced)."""
+    import json
+
+    try:
+        return int(json.loads(checkpoint.read_text())["loop"]["round"])
+    except (OSError, ValueError, KeyError):
+        return 0
+
+
+def _children(pid: int) -> list[int]:
+    """The processes whose parent is ``pid`` (from /proc)."""
+    children = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # ended while read
+            continue
+        if int(fields[1]) == pid:
+            children.append(int(stat.parent.name))
+    return children
+
+
+def test_pool_workers_stop_their_job_and_exit_when_the_sweep_process_dies(tmp_path):
+    """SIGKILL to al-run, which nothing can clean up after: each worker stops the job it holds
+    as a SIGTERM stops one (the run recorded KILLED, not left RUNNING) and exits, and the re-run
+    of the command resumes the jobs after their last checkpointed round."""
+    from _app_helpers import cli_command, mlflow_runs
+
+    sweep = ["-m", "hydra/launcher=pool", "hydra.launcher.workers=2", *QUICK, "loop.max_rounds=3", "seed=4",
+             "query=random,bald"]
+    command, env = cli_command(tmp_path, *sweep)
+    env[FAILPOINTS] = "after_checkpoint@2:wait"  # the job holds there until a signal ends it
+    process = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                               text=True)
+    deadline = time.monotonic() + 240  # a hang guard only
+    while sorted(_round_of(path) for path in (tmp_path / ".al-state").glob("*/checkpoint.json")) != [2, 2]:
+        # both jobs hold at their point
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            raise AssertionError(f"the job never reached round 2: {process.communicate()[1][-3000:]}")
+        time.sleep(0.2)
+    workers = _children(process.pid)
+    assert workers
+    process.kill()
+    process.communicate()
+    while any(Path(f"/proc/{pid}").exists() for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not any(Path(f"/proc/{pid}").exists() for pid in workers), "a worker outlived the sweep"
+    jobs = [run for run in mlflow_runs(tmp_path) if run.data.tags.get("run_kind") != "sweep"]
+    assert [run.info.status for run in jobs] == ["KILLED", "KILLED"]
+
+    result = run_cli(tmp_path, *sweep, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stderr.count("Resuming job") + result.stdout.count("Resuming job") == 2
+    check_sweep(tmp_path, jobs=2, rounds=3)
 
 
 @pytest.fixture(scope="session")

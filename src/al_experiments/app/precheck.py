@@ -66,6 +66,26 @@ def check_command(argv: Sequence[str]) -> None:
     for job_overrides in _jobs_to_check(overrides):
         cfg = _compose(job_overrides, args.config_dir, args.config_name or "config")
         validate(cfg)
+    _check_pool_workers(overrides)
+
+
+def _check_pool_workers(overrides: list[str]) -> None:
+    """The pool launcher's ``workers``, refused before the sweep opens its run and folder (the
+    composed job config does not hold the launcher's settings)."""
+    import yaml
+
+    from hydra_plugins.al_experiments_pool import workers_problem
+
+    for override in overrides:
+        key, _, value = override.lstrip("+").partition("=")
+        if key == "hydra.launcher.workers":
+            try:
+                workers = yaml.safe_load(value)
+            except yaml.YAMLError:
+                workers = value
+            problem = workers_problem(workers)
+            if problem:
+                raise ConfigError(problem)
 
 
 def _jobs_to_check(overrides: list[str]) -> Iterator[list[str]]:

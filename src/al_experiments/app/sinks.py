@@ -21,6 +21,7 @@ import errno
 import functools
 import logging
 import os
+import socket
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -207,6 +208,8 @@ class JobSinks:
             "model": cfg.model.name, "dataset": cfg.dataset.name,
             "seed": str(cfg.seed), "sweep": os.path.abspath(ctx.sweep_dir) if ctx.sweep_dir else "",
             "experiment_file": self.experiment, "job_identity": self.identity,
+            # where the job ran: a pool launcher's worker runs several jobs, SLURM spreads them
+            "process": f"{socket.gethostname()}:{os.getpid()}",
             **{str(k): str(v) for k, v in cfg.tags.items()}, **_source_tags(),
         }
         varying = set()
