@@ -96,7 +96,7 @@ def test_help_describes_the_app_and_hides_internal_groups(tmp_path):
     assert out.startswith("al-run: one deep active-learning job per configuration")
     assert "al-run -m query=random,bald,batch_bald seed=0,1,2,3,4" in out
     assert re.search(r"^  query: .*\bbald\b.*\brandom\b", out, re.M)
-    assert "hydra/launcher: basic, local, slurm" in out
+    assert "hydra/launcher: basic, local, pool, slurm" in out
     assert "schema/" not in out
 
 
