@@ -154,8 +154,11 @@ def deterministic_prefix(model) -> int:
     first layer that is not a known deterministic Keras layer (dropout, noise, augmentation,
     nested models, user layers).
     """
+    return _deterministic_count(chain_layers(model))
 
-    layers = chain_layers(model)
+
+def _deterministic_count(layers: list | None) -> int:
+    """``deterministic_prefix`` of a chain's layers (None: not a chain)."""
     if layers is None:
         return 0
     deterministic = tuple(getattr(keras.layers, name) for name in DETERMINISTIC_LAYERS)
@@ -319,7 +322,9 @@ class Sampler:
         self._stochastic = stochastic
         self._softmax = softmax_outputs
         # Leading layers run once per input rather than once per sample (see module docstring).
-        self.prefix_layers = deterministic_prefix(model) if stochastic and share_prefix else 0
+        # The chain is read once (a functional model's config is written out to read it).
+        self._chain = chain_layers(model) if stochastic else None
+        self.prefix_layers = _deterministic_count(self._chain) if share_prefix else 0
         signature = input_signature(model)
         self._spec = tf.TensorSpec([None, *signature[0]], signature[1]) if signature is not None else None
         self._fns: dict[tuple, Callable] = {}
@@ -338,7 +343,7 @@ class Sampler:
 
         model, stochastic, softmax = self._model, self._stochastic, self._softmax
         bn_layers = _batch_norm_layers(model)
-        chain = chain_layers(model) if stochastic else None
+        chain = self._chain
         prefix = chain[:self.prefix_layers] if chain is not None else []
         suffix = chain[self.prefix_layers:] if chain is not None else []
 
