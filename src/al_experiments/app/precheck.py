@@ -71,18 +71,12 @@ def check_command(argv: Sequence[str]) -> None:
 
 def _check_pool_workers(overrides: list[str]) -> None:
     """The pool launcher's ``workers``, refused before the sweep opens its run and folder (the
-    composed job config does not hold the launcher's settings)."""
-    import yaml
-
+    composed job config does not hold the launcher's settings). ``overrides`` parsed already."""
     from hydra_plugins.al_experiments_pool import workers_problem
 
-    for override in overrides:
-        key, _, value = override.lstrip("+").partition("=")
-        if key == "hydra.launcher.workers":
-            try:
-                workers = yaml.safe_load(value)
-            except yaml.YAMLError:
-                workers = value
+    for override in OverridesParser.create().parse_overrides(overrides):
+        if override.get_key_element() == "hydra.launcher.workers":
+            workers = override.input_line.split("=", 1)[1] if override.is_sweep_override() else override.value()
             problem = workers_problem(workers)
             if problem:
                 raise ConfigError(problem)
