@@ -117,14 +117,19 @@ def csv_files(tmp_path: Path) -> list[Path]:
 def rounds_checkpointed(state_dir: Path) -> int:
     """The last round any job under ``state_dir`` has checkpointed (0 before the first): what a
     test can watch while a job runs without touching the MLflow store the job may be creating."""
+    return max(checkpointed_rounds(state_dir), default=0)
+
+
+def checkpointed_rounds(state_dir: Path) -> list[int]:
+    """The round each job under ``state_dir`` has checkpointed (0 while its file is replaced)."""
     import json
 
-    rounds = 0
+    rounds = []
     for path in state_dir.glob("*/checkpoint.json"):
         try:
-            rounds = max(rounds, int(json.loads(path.read_text())["loop"]["round"]))
+            rounds.append(int(json.loads(path.read_text())["loop"]["round"]))
         except (OSError, ValueError, KeyError):
-            pass
+            rounds.append(0)
     return rounds
 
 

@@ -78,16 +78,6 @@ def test_pool_launcher_refuses_a_worker_count_before_anything_is_made(tmp_path):
     assert list(tmp_path.iterdir()) == []  # no sweep folder, store or run
 
 
-def _round_of(checkpoint: Path) -> int:
-    """The round a job's checkpoint file holds (0 while it is being replaced)."""
-    import json
-
-    try:
-        return int(json.loads(checkpoint.read_text())["loop"]["round"])
-    except (OSError, ValueError, KeyError):
-        return 0
-
-
 def _children(pid: int) -> list[int]:
     """The processes whose parent is ``pid`` (from /proc)."""
     children = []
@@ -105,7 +95,7 @@ def test_pool_workers_stop_their_job_and_exit_when_the_sweep_process_dies(tmp_pa
     """SIGKILL to al-run, which nothing can clean up after: each worker stops the job it holds
     as a SIGTERM stops one (the run recorded KILLED, not left RUNNING) and exits, and the re-run
     of the command resumes the jobs after their last checkpointed round."""
-    from _app_helpers import cli_command, mlflow_runs
+    from _app_helpers import checkpointed_rounds, cli_command, mlflow_runs
 
     sweep = ["-m", "hydra/launcher=pool", "hydra.launcher.workers=2", *QUICK, "loop.max_rounds=3", "seed=4",
              "query=random,bald"]
@@ -114,8 +104,7 @@ def test_pool_workers_stop_their_job_and_exit_when_the_sweep_process_dies(tmp_pa
     process = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                text=True)
     deadline = time.monotonic() + 240  # a hang guard only
-    while sorted(_round_of(path) for path in (tmp_path / ".al-state").glob("*/checkpoint.json")) != [2, 2]:
-        # both jobs hold at their point
+    while sorted(checkpointed_rounds(tmp_path / ".al-state")) != [2, 2]:  # both jobs hold at their point
         if process.poll() is not None or time.monotonic() > deadline:
             process.kill()
             raise AssertionError(f"the job never reached round 2: {process.communicate()[1][-3000:]}")
