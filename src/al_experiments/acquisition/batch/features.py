@@ -21,7 +21,7 @@ __all__ = ["check_feature_sets", "flat_features", "l2_normalise", "kmeans_labels
 KMEANS_RESTARTS = 1
 # Above this many clusters k-means runs on mini-batches of MINIBATCH_ROWS points, as TypiClust's
 # authors cluster (avihu111/TypiClust, pycls/al/typiclust.py): full Lloyd passes cost clusters x
-# points per iteration, 54 s for 500 clusters of 100,000 points here against 8 s in mini-batches.
+# points per iteration (benchmarks/cold_start_picks.py times both).
 MINIBATCH_ABOVE_CLUSTERS = 50
 MINIBATCH_ROWS = 5000
 

@@ -18,9 +18,10 @@ Where this differs from the authors' code (avihu111/TypiClust, ``deep-al/pycls/a
   no cluster runs out of candidates.
 * k-means has one restart, seeded from ``rng``. As there, it is scikit-learn's ``KMeans`` up to
   50 clusters and ``MiniBatchKMeans`` on batches of 5,000 points above, and the count is capped
-  at 500 clusters: 500 clusters of 1,000,000 points take about 13 s on 2 cores, where full
-  Lloyd iterations took 54 s for 100,000. What mini-batches cost in the picks is measured in the
-  README (``benchmarks/cold_start_picks.py``).
+  at 500 clusters: a round at 1,000,000 candidates takes 30 s (``benchmarks/bench_scale.py``),
+  where with full k-means it had not ended after 150 s. What
+  mini-batches save and cost in the picks is measured in the README
+  (``benchmarks/cold_start_picks.py``).
 * Typicality uses the Euclidean distance, as the paper defines it; that code's nearest-neighbour
   search returns squared distances, so it ranks by the inverse mean squared distance.
 * A cluster's neighbourhoods include its labelled points (density does not change when a point
